@@ -1,0 +1,1 @@
+//! etcd v2 client (being written).

@@ -1,0 +1,11 @@
+//! reconfig keeps config files on a host converged to data in etcd.
+//!
+//! See ARCHITECTURE.md for the map of modules and the data flow.
+
+pub mod apply;
+pub mod etcd;
+pub mod resource;
+pub mod srv;
+pub mod stop;
+pub mod template;
+pub mod tls;

@@ -1,0 +1,1 @@
+//! conf.d JSON → validated resources (to be written: see the helper brief).

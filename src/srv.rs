@@ -1,0 +1,1 @@
+//! DNS SRV discovery of etcd endpoints (to be written).

@@ -1,0 +1,1 @@
+//! MiniJinja environment for resource templates (to be written: see the helper brief).

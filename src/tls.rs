@@ -1,0 +1,1 @@
+//! rustls client configuration from CA, certificate and key files (to be written).
