@@ -1,0 +1,346 @@
+//! One HTTP exchange with one endpoint: building the request, bounding it in time, reading
+//! the whole answer, and sorting failures into [`TransportKind`]s.
+
+use super::error::{Error, ErrorCode, EtcdError, TransportError, TransportKind};
+use super::node::ErrorBody;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Answers larger than this are refused rather than buffered (values of 10 MB are fine).
+const MAX_ANSWER_BYTES: u64 = 1 << 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    /// A GET long-poll, bounded by the watch timeout instead of the request timeout.
+    Watch,
+    Put,
+    Delete,
+}
+
+/// Whether a failure of this kind may be retried on another endpoint. A write whose
+/// request may have reached etcd is not resent: it could be applied twice.
+pub fn may_try_next(method: Method, kind: TransportKind) -> bool {
+    match kind {
+        TransportKind::Connect | TransportKind::Tls => true,
+        TransportKind::Unauthorized => false,
+        _ => matches!(method, Method::Get | Method::Watch),
+    }
+}
+
+pub struct Transport {
+    agent: ureq::Agent,
+    authorization: Option<String>,
+    user: Option<String>,
+    request_timeout: Duration,
+    watch_timeout: Duration,
+    shut_down: AtomicBool,
+}
+
+/// A complete answer: status, the store index and the body.
+pub struct Answer {
+    pub status: u16,
+    pub etcd_index: u64,
+    pub body: Vec<u8>,
+}
+
+impl Transport {
+    pub fn new(
+        tls: &Option<ureq::tls::TlsConfig>,
+        credentials: Option<super::Credentials>,
+        connect_timeout: Duration,
+        request_timeout: Duration,
+        watch_timeout: Duration,
+    ) -> Transport {
+        let mut config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(None)
+            .timeout_connect(Some(connect_timeout))
+            .max_idle_connections(512)
+            .max_idle_connections_per_host(512)
+            .user_agent(concat!("reconfig/", env!("CARGO_PKG_VERSION")));
+        if let Some(tls) = tls {
+            config = config.tls_config(tls.clone());
+        }
+        let user = credentials.as_ref().map(|c| c.user.clone());
+        let authorization = credentials.map(|c| {
+            format!(
+                "Basic {}",
+                base64(format!("{}:{}", c.user, c.password).as_bytes())
+            )
+        });
+        Transport {
+            agent: config.build().into(),
+            authorization,
+            user,
+            request_timeout,
+            watch_timeout,
+            shut_down: AtomicBool::new(false),
+        }
+    }
+
+    pub fn shutdown(&self) {
+        self.shut_down.store(true, Ordering::SeqCst);
+        self.agent.clone().shutdown();
+    }
+
+    pub fn send(
+        &self,
+        endpoint: &str,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        form: &[(&str, String)],
+    ) -> Result<Answer, Error> {
+        if self.shut_down.load(Ordering::SeqCst) {
+            return Err(Error::Shutdown);
+        }
+        let url = format!("{endpoint}{path}");
+        let timeout = match method {
+            Method::Watch => self.watch_timeout,
+            _ => self.request_timeout,
+        };
+        let result = self.exchange(&url, method, query, form, timeout);
+        match result {
+            Ok(answer) => self.check_status(endpoint, answer),
+            Err(_) if self.shut_down.load(Ordering::SeqCst) => Err(Error::Shutdown),
+            Err(e) => Err(Error::Transport(classify(endpoint, &e))),
+        }
+    }
+
+    fn exchange(
+        &self,
+        url: &str,
+        method: Method,
+        query: &[(&str, String)],
+        form: &[(&str, String)],
+        timeout: Duration,
+    ) -> Result<Answer, ureq::Error> {
+        let query = query.iter().map(|(k, v)| (*k, v.as_str()));
+        let mut response = match method {
+            Method::Get | Method::Watch => {
+                let mut request = self.agent.get(url).query_pairs(query);
+                if let Some(auth) = &self.authorization {
+                    request = request.header("Authorization", auth);
+                }
+                request
+                    .config()
+                    .timeout_global(Some(timeout))
+                    .build()
+                    .call()?
+            }
+            Method::Delete => {
+                let mut request = self.agent.delete(url).query_pairs(query);
+                if let Some(auth) = &self.authorization {
+                    request = request.header("Authorization", auth);
+                }
+                request
+                    .config()
+                    .timeout_global(Some(timeout))
+                    .build()
+                    .call()?
+            }
+            Method::Put => {
+                let mut request = self.agent.put(url).query_pairs(query);
+                if let Some(auth) = &self.authorization {
+                    request = request.header("Authorization", auth);
+                }
+                let form = form.iter().map(|(k, v)| (*k, v.as_str()));
+                request
+                    .config()
+                    .timeout_global(Some(timeout))
+                    .build()
+                    .send_form(form)?
+            }
+        };
+        let status = response.status().as_u16();
+        let etcd_index = response
+            .headers()
+            .get("X-Etcd-Index")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
+            .read_to_vec()?;
+        Ok(Answer {
+            status,
+            etcd_index,
+            body,
+        })
+    }
+
+    /// Turns 4xx/5xx answers into etcd errors (when the body is etcd's error JSON) or
+    /// transport errors (an auth refusal, a proxy's error page).
+    fn check_status(&self, endpoint: &str, answer: Answer) -> Result<Answer, Error> {
+        if answer.status < 400 {
+            return Ok(answer);
+        }
+        if let Ok(body) = serde_json::from_slice::<ErrorBody>(&answer.body) {
+            return Err(Error::Etcd(EtcdError {
+                code: ErrorCode::from_number(body.error_code),
+                number: body.error_code,
+                message: body.message,
+                cause: body.cause,
+                index: if answer.etcd_index > 0 {
+                    answer.etcd_index
+                } else {
+                    body.index
+                },
+                endpoint: endpoint.to_string(),
+                key: String::new(),
+            }));
+        }
+        let (kind, detail) = match answer.status {
+            401 | 403 => (
+                TransportKind::Unauthorized,
+                match &self.user {
+                    Some(user) => format!(
+                        "HTTP {}: etcd refused user {user:?}; check --username and --password",
+                        answer.status
+                    ),
+                    None => format!(
+                        "HTTP {}: etcd requires authentication; pass --username and --password",
+                        answer.status
+                    ),
+                },
+            ),
+            404 if answer.body.starts_with(b"404 page not found") => (
+                TransportKind::BadResponse,
+                "HTTP 404 \"page not found\": is etcd's v2 API enabled (--enable-v2=true)?"
+                    .to_string(),
+            ),
+            status => (
+                TransportKind::BadResponse,
+                format!(
+                    "HTTP {status} with a body that is not etcd's: {}",
+                    excerpt(&answer.body)
+                ),
+            ),
+        };
+        Err(Error::Transport(TransportError {
+            kind,
+            endpoint: endpoint.to_string(),
+            detail,
+        }))
+    }
+}
+
+impl Answer {
+    /// Decodes the body; anything that is not the expected JSON is a bad response.
+    pub fn json<T: serde::de::DeserializeOwned>(&self, endpoint: &str) -> Result<T, Error> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            Error::Transport(TransportError {
+                kind: TransportKind::BadResponse,
+                endpoint: endpoint.to_string(),
+                detail: format!(
+                    "HTTP {} with invalid JSON ({e}): {}",
+                    self.status,
+                    excerpt(&self.body)
+                ),
+            })
+        })
+    }
+}
+
+/// The start of a body for an error message, on one line.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(120)]);
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if body.len() > 120 {
+        format!("{one_line:?}…")
+    } else {
+        format!("{one_line:?}")
+    }
+}
+
+fn classify(endpoint: &str, error: &ureq::Error) -> TransportError {
+    use ureq::Timeout;
+    let kind = match error {
+        ureq::Error::Timeout(Timeout::Connect | Timeout::Resolve) => TransportKind::Connect,
+        ureq::Error::Timeout(_) => TransportKind::Timeout,
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => TransportKind::Connect,
+        ureq::Error::Tls(_) | ureq::Error::Pem(_) | ureq::Error::Rustls(_) => TransportKind::Tls,
+        ureq::Error::Protocol(_) => TransportKind::BadResponse,
+        ureq::Error::Io(e) => match e.kind() {
+            io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::AddrNotAvailable
+            | io::ErrorKind::NetworkUnreachable
+            | io::ErrorKind::HostUnreachable => TransportKind::Connect,
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => TransportKind::Timeout,
+            // rustls reports alerts and certificate failures as InvalidData.
+            io::ErrorKind::InvalidData if endpoint.starts_with("https:") => TransportKind::Tls,
+            io::ErrorKind::InvalidData => TransportKind::BadResponse,
+            _ => TransportKind::Disconnected,
+        },
+        _ => TransportKind::Other,
+    };
+    TransportError {
+        kind,
+        endpoint: endpoint.to_string(),
+        detail: describe(error),
+    }
+}
+
+fn describe(error: &ureq::Error) -> String {
+    match error {
+        ureq::Error::Io(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            "connection refused".to_string()
+        }
+        ureq::Error::Timeout(kind) => format!("no answer in time ({kind})"),
+        ureq::Error::HostNotFound => "host not found".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Standard base64 with padding, for the Basic authorization header.
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("root:pa ss", "cm9vdDpwYSBzcw=="),
+        ] {
+            assert_eq!(base64(input.as_bytes()), expected);
+        }
+    }
+
+    #[test]
+    fn writes_are_not_resent_after_they_may_have_arrived() {
+        assert!(may_try_next(Method::Put, TransportKind::Connect));
+        assert!(!may_try_next(Method::Put, TransportKind::Timeout));
+        assert!(may_try_next(Method::Get, TransportKind::Timeout));
+        assert!(!may_try_next(Method::Get, TransportKind::Unauthorized));
+    }
+}

@@ -1,0 +1,295 @@
+//! The v2 client against a real etcd: requests, typed errors, watches, failover.
+
+mod support;
+
+use reconfig::etcd::{Client, ClientOptions, Error, ErrorCode, SetOptions, WaitOutcome};
+use std::time::{Duration, Instant};
+use support::{free_port, Etcd};
+
+#[test]
+fn keys_with_spaces_unicode_and_reserved_characters_round_trip() {
+    let etcd = Etcd::start();
+    let client = etcd.client();
+    for key in [
+        "/e/sp ace",
+        "/e/q?x=1#frag",
+        "/e/100%",
+        "/e/ключ/ü",
+        "/e/plus+amp&",
+    ] {
+        client
+            .set(key, Some("v a l"), &SetOptions::default())
+            .unwrap_or_else(|e| panic!("set {key}: {e}"));
+        let got = client.get(key, false).expect("get");
+        assert_eq!(got.node.key(), key);
+        assert_eq!(got.node.value.as_deref(), Some("v a l"));
+    }
+    let all = client.get("/e", true).expect("recursive get").node.leaves();
+    assert_eq!(all.len(), 5);
+    assert!(all.contains_key("/e/ключ/ü"));
+}
+
+#[test]
+fn typed_errors_carry_etcd_message_cause_and_index() {
+    let etcd = Etcd::start();
+    let client = etcd.client();
+    let missing = client.get("/nope/x", false).expect_err("missing key");
+    assert!(missing.is_key_not_found());
+    assert_eq!(missing.to_string(), "key not found: /nope/x");
+
+    client
+        .set("/d/f", Some("1"), &SetOptions::default())
+        .expect("set");
+    let not_file = client
+        .set("/d", Some("x"), &SetOptions::default())
+        .expect_err("dir");
+    assert_eq!(not_file.code(), Some(ErrorCode::NotAFile));
+    let not_dir = client
+        .set("/d/f/g", Some("x"), &SetOptions::default())
+        .expect_err("under file");
+    assert_eq!(not_dir.code(), Some(ErrorCode::NotADirectory));
+    let exists = client
+        .set(
+            "/d/f",
+            Some("2"),
+            &SetOptions {
+                prev_exist: Some(false),
+                ..Default::default()
+            },
+        )
+        .expect_err("exists");
+    assert_eq!(exists.code(), Some(ErrorCode::KeyExists));
+    let cas = client
+        .set(
+            "/d/f",
+            Some("2"),
+            &SetOptions {
+                prev_value: Some("wrong".into()),
+                ..Default::default()
+            },
+        )
+        .expect_err("compare");
+    assert_eq!(cas.code(), Some(ErrorCode::CompareFailed));
+    let not_empty = client.delete("/d", false, true).expect_err("non-empty dir");
+    assert_eq!(not_empty.code(), Some(ErrorCode::DirectoryNotEmpty));
+    match not_empty {
+        Error::Etcd(e) => {
+            assert_eq!(e.number, 108);
+            assert_eq!(e.cause, "/d");
+            assert!(e.index > 0);
+            assert_eq!(e.endpoint, etcd.url());
+        }
+        other => panic!("expected an etcd error, got {other}"),
+    }
+    // prevIndex and refresh work as etcd documents them.
+    let current = client.get("/d/f", false).expect("get").node.modified_index;
+    client
+        .set(
+            "/d/f",
+            Some("3"),
+            &SetOptions {
+                prev_index: Some(current),
+                ..Default::default()
+            },
+        )
+        .expect("CAS by index");
+    client
+        .set(
+            "/d/t",
+            Some("x"),
+            &SetOptions {
+                ttl: Some(60),
+                ..Default::default()
+            },
+        )
+        .expect("ttl");
+    let refreshed = client
+        .set(
+            "/d/t",
+            None,
+            &SetOptions {
+                ttl: Some(120),
+                refresh: true,
+                prev_exist: Some(true),
+                ..Default::default()
+            },
+        )
+        .expect("refresh");
+    assert_eq!(refreshed.node.value.as_deref(), Some("x"));
+    assert!(refreshed.node.ttl.unwrap_or(0) > 60);
+}
+
+#[test]
+fn snapshot_gives_leaves_and_an_index_to_watch_from() {
+    let etcd = Etcd::start();
+    let client = etcd.client();
+    etcd.put("/app/b", "2");
+    etcd.put("/app/a/x", "1");
+    let snap = client.snapshot("/app", true).expect("snapshot");
+    let data = snap.data.expect("exists");
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["/app/a/x", "/app/b"]);
+    let missing = client
+        .snapshot("/none", true)
+        .expect("snapshot of missing key");
+    assert_eq!(missing.data, None);
+    assert_eq!(missing.index, snap.index);
+
+    // A write after the snapshot is seen by a wait from the snapshot's index, even though
+    // it happened before the wait started: nothing is lost between read and watch.
+    etcd.put("/app/c", "3");
+    match client.wait("/app", true, snap.index).expect("wait") {
+        WaitOutcome::Changed(index) => assert_eq!(index, snap.index + 1),
+        WaitOutcome::Resync => panic!("expected a change"),
+    }
+}
+
+#[test]
+fn watch_blocks_until_a_change_and_reports_the_event() {
+    let etcd = Etcd::start();
+    let client = etcd.client();
+    etcd.put("/w/a", "1");
+    let start = client.get("/w", true).expect("get").etcd_index;
+    let writer = {
+        let client = etcd.client();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            client
+                .set("/w/sub/b", Some("2"), &SetOptions::default())
+                .expect("set");
+        })
+    };
+    let began = Instant::now();
+    let event = client
+        .watch("/w", true, Some(start + 1))
+        .expect("watch")
+        .expect("event");
+    assert!(began.elapsed() >= Duration::from_millis(250));
+    assert_eq!(event.action, "set");
+    assert_eq!(event.node.key(), "/w/sub/b");
+    assert_eq!(event.node.value.as_deref(), Some("2"));
+    writer.join().expect("writer");
+
+    etcd.delete("/w/sub", true);
+    let event = client
+        .watch("/w", true, Some(event.node.modified_index + 1))
+        .expect("watch")
+        .expect("event");
+    assert_eq!(event.action, "delete");
+    assert!(event.node.dir);
+    assert!(event.prev_node.is_some());
+}
+
+#[test]
+fn watch_from_an_index_older_than_history_asks_for_a_resync() {
+    let etcd = Etcd::start();
+    let client = etcd.client();
+    let start = client.snapshot("/hist", true).expect("snapshot").index;
+    for i in 0..1005 {
+        client
+            .set("/other/k", Some(&i.to_string()), &SetOptions::default())
+            .expect("set");
+    }
+    let err = client
+        .watch("/hist", true, Some(start + 1))
+        .expect_err("cleared");
+    assert!(err.is_index_cleared(), "got {err}");
+    assert_eq!(
+        client.wait("/hist", true, start).expect("wait"),
+        WaitOutcome::Resync
+    );
+}
+
+#[test]
+fn watch_returns_none_when_its_bound_passes() {
+    let etcd = Etcd::start();
+    let client = Client::new(ClientOptions {
+        endpoints: vec![etcd.url()],
+        watch_timeout: Duration::from_millis(400),
+        ..ClientOptions::default()
+    })
+    .expect("client");
+    let began = Instant::now();
+    assert_eq!(client.watch("/quiet", true, None).expect("watch"), None);
+    let took = began.elapsed();
+    assert!(
+        took >= Duration::from_millis(350) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn failover_moves_to_a_live_endpoint_and_remembers_it() {
+    let etcd = Etcd::start();
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let client = Client::new(ClientOptions {
+        endpoints: vec![dead.clone(), etcd.url()],
+        ..ClientOptions::default()
+    })
+    .expect("client");
+    client
+        .set("/f/k", Some("v"), &SetOptions::default())
+        .expect("set through failover");
+    assert_eq!(client.endpoints()[0], etcd.url());
+    assert_eq!(
+        client
+            .get("/f/k", false)
+            .expect("get")
+            .node
+            .value
+            .as_deref(),
+        Some("v")
+    );
+}
+
+#[test]
+fn all_endpoints_down_is_one_error_naming_each() {
+    let a = format!("http://127.0.0.1:{}", free_port());
+    let b = format!("http://127.0.0.1:{}", free_port());
+    let client = Client::new(ClientOptions {
+        endpoints: vec![a.clone(), b.clone()],
+        ..ClientOptions::default()
+    })
+    .expect("client");
+    let began = Instant::now();
+    let err = client.get("/k", false).expect_err("down");
+    assert!(began.elapsed() < Duration::from_secs(5));
+    let text = err.to_string();
+    assert!(
+        matches!(err, Error::Unavailable(ref v) if v.len() == 2),
+        "{text}"
+    );
+    assert!(
+        text.contains(&a) && text.contains(&b) && text.contains("connection refused"),
+        "{text}"
+    );
+}
+
+#[test]
+fn cluster_information_for_version() {
+    let etcd = Etcd::start();
+    let client = etcd.client();
+    let (endpoint, version) = client.version().expect("version");
+    assert_eq!(endpoint, etcd.url());
+    assert!(version.etcdserver.starts_with("3."), "{version:?}");
+    let (_, members) = client.members().expect("members");
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].name, etcd.name);
+    let leader = client.leader().expect("leader");
+    assert_eq!(leader, members[0].id);
+}
+
+#[test]
+fn shutdown_interrupts_a_pending_watch() {
+    let etcd = Etcd::start();
+    let client = etcd.client();
+    let watcher = {
+        let client = client.clone();
+        std::thread::spawn(move || client.watch("/never", true, None))
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let began = Instant::now();
+    client.shutdown();
+    let result = watcher.join().expect("watcher thread");
+    assert!(began.elapsed() < Duration::from_secs(1));
+    assert!(matches!(result, Err(Error::Shutdown)), "{result:?}");
+}
