@@ -3,7 +3,9 @@
 //! See ARCHITECTURE.md for the map of modules and the data flow.
 
 pub mod apply;
+pub mod cli;
 pub mod etcd;
+pub mod logging;
 pub mod resource;
 pub mod srv;
 pub mod stop;

@@ -1,0 +1,42 @@
+# reconfig — see README.md.
+# `make` builds release binaries; `make test` installs what the tests need and runs them.
+
+CARGO ?= cargo
+APT_PACKAGES := etcd-server dnsmasq-base haproxy nginx-light openssl
+MUSL_TARGET := x86_64-unknown-linux-musl
+
+.PHONY: all build test deps lint demo static bench clean
+
+all: build
+
+build:
+	$(CARGO) build --release --locked
+
+# Installs Debian's etcd-server (and the DNS/TLS/haproxy/nginx tools the tests use)
+# when missing; needs root, as on the CI and developer machines.
+deps:
+	@missing=""; \
+	command -v etcd >/dev/null || missing="$$missing etcd-server"; \
+	command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || missing="$$missing dnsmasq-base"; \
+	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+test: deps
+	PATH="$$PATH:/usr/sbin" $(CARGO) test --locked -- --test-threads=4
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+# The main job on an embedded default: a throwaway etcd on 127.0.0.1, the example data,
+# reconfig --onetime on conf-example/templates-example, then the rendered files.
+demo: build deps
+	./scripts/demo.sh
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,269 @@
+//! Flags that say how to reach etcd, shared by both binaries, and the client they build.
+
+use super::{seconds, value, CliError};
+use crate::etcd::{self, Client, ClientOptions, Credentials};
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const HELP: &str = "\
+Connection:
+      --endpoints URL[,URL...]  etcd endpoints, tried in order with failover
+                                [default: http://127.0.0.1:2379,http://127.0.0.1:4001]
+      --host HOST               etcd host (original flag); ports 2379 then 4001 unless --port
+      --port PORT               etcd port (original flag)
+      --srv RECORD              find endpoints by DNS SRV record, e.g. _etcd-client._tcp.example.com
+      --srv-domain DOMAIN       same as --srv _etcd-client._tcp.DOMAIN (_etcd-client-ssl with --ssl)
+  -s, --ssl                     use https for endpoints given without a scheme
+      --ssl_cafile FILE         PEM bundle of CAs to trust (also --ssl-cafile)
+      --ssl_cert FILE           client certificate chain, PEM (also --ssl-cert)
+      --ssl_key FILE            client key: PKCS#8, PKCS#1, SEC1, encrypted PKCS#8 or
+                                legacy encrypted PEM (also --ssl-key)
+      --ssl_passphrase PASS     passphrase of an encrypted key (also --ssl-passphrase)
+      --username USER           etcd v2 auth user
+      --password PASS           its password (prefer --password-file)
+      --password-file FILE      read the password from FILE (first line)
+      --timeout SECS            connect and request timeout [default: 3 connect, 10 request]
+      --watch-timeout SECS      bound of one watch long-poll before re-reading [default: 300]
+";
+
+#[derive(Debug, Clone)]
+pub struct ConnectionArgs {
+    pub endpoints: Vec<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub srv: Option<String>,
+    pub srv_domain: Option<String>,
+    pub ssl: bool,
+    pub ssl_cafile: Option<PathBuf>,
+    pub ssl_cert: Option<PathBuf>,
+    pub ssl_key: Option<PathBuf>,
+    pub ssl_passphrase: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub watch_timeout: Duration,
+}
+
+impl Default for ConnectionArgs {
+    fn default() -> ConnectionArgs {
+        let defaults = ClientOptions::default();
+        ConnectionArgs {
+            endpoints: Vec::new(),
+            host: None,
+            port: None,
+            srv: None,
+            srv_domain: None,
+            ssl: false,
+            ssl_cafile: None,
+            ssl_cert: None,
+            ssl_key: None,
+            ssl_passphrase: None,
+            username: None,
+            password: None,
+            password_file: None,
+            connect_timeout: defaults.connect_timeout,
+            request_timeout: defaults.request_timeout,
+            watch_timeout: defaults.watch_timeout,
+        }
+    }
+}
+
+impl ConnectionArgs {
+    /// Reads the value of a connection flag found by [`flag`] and stores it.
+    pub fn apply(&mut self, flag: Flag, parser: &mut lexopt::Parser) -> Result<(), CliError> {
+        match flag {
+            Flag::Endpoints => {
+                let list = value(parser, "--endpoints")?;
+                for raw in list.split(',').filter(|s| !s.trim().is_empty()) {
+                    self.endpoints.push(raw.trim().to_string());
+                }
+                if self.endpoints.is_empty() {
+                    return Err(CliError::usage("--endpoints: give at least one URL"));
+                }
+            }
+            Flag::Host => {
+                let host = value(parser, "--host")?;
+                if host.is_empty() || host.contains(['/', ' ']) {
+                    return Err(CliError::usage(format!(
+                        "--host: {host:?} is not a host name or address"
+                    )));
+                }
+                self.host = Some(host);
+            }
+            Flag::Port => {
+                let text = value(parser, "--port")?;
+                let port = text.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                    CliError::usage(format!("--port: {text:?} is not a port number (1-65535)"))
+                })?;
+                self.port = Some(port);
+            }
+            Flag::Srv => self.srv = Some(non_empty(parser, "--srv")?),
+            Flag::SrvDomain => self.srv_domain = Some(non_empty(parser, "--srv-domain")?),
+            Flag::Ssl => self.ssl = true,
+            Flag::SslCafile => self.ssl_cafile = Some(non_empty(parser, "--ssl_cafile")?.into()),
+            Flag::SslCert => self.ssl_cert = Some(non_empty(parser, "--ssl_cert")?.into()),
+            Flag::SslKey => self.ssl_key = Some(non_empty(parser, "--ssl_key")?.into()),
+            Flag::SslPassphrase => self.ssl_passphrase = Some(value(parser, "--ssl_passphrase")?),
+            Flag::Username => self.username = Some(non_empty(parser, "--username")?),
+            Flag::Password => self.password = Some(value(parser, "--password")?),
+            Flag::PasswordFile => {
+                self.password_file = Some(non_empty(parser, "--password-file")?.into())
+            }
+            Flag::Timeout => {
+                let d = seconds(&value(parser, "--timeout")?, "--timeout")?;
+                self.connect_timeout = d;
+                self.request_timeout = d;
+            }
+            Flag::WatchTimeout => {
+                self.watch_timeout = seconds(&value(parser, "--watch-timeout")?, "--watch-timeout")?
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether https is the scheme for endpoints without one.
+    fn wants_tls(&self) -> bool {
+        self.ssl
+            || self.ssl_cafile.is_some()
+            || self.ssl_cert.is_some()
+            || self.endpoints.iter().any(|e| e.starts_with("https://"))
+    }
+
+    /// The static endpoint list from --endpoints, --host/--port, or the defaults.
+    fn static_endpoints(&self) -> Result<Vec<String>, CliError> {
+        let scheme = if self.wants_tls() { "https" } else { "http" };
+        if !self.endpoints.is_empty() {
+            if self.host.is_some() || self.port.is_some() {
+                return Err(CliError::usage(
+                    "--endpoints cannot be combined with --host/--port; use one or the other",
+                ));
+            }
+            return self
+                .endpoints
+                .iter()
+                .map(|e| {
+                    etcd::normalize_endpoint(e, scheme)
+                        .map_err(|m| CliError::usage(format!("--endpoints: {m}")))
+                })
+                .collect();
+        }
+        let host = self.host.as_deref().unwrap_or("127.0.0.1");
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        Ok(match self.port {
+            Some(port) => vec![format!("{scheme}://{host}:{port}")],
+            None => etcd::DEFAULT_ENDPOINTS
+                .iter()
+                .map(|e| {
+                    let port = e.rsplit(':').next().unwrap_or("2379");
+                    format!("{scheme}://{host}:{port}")
+                })
+                .collect(),
+        })
+    }
+
+    fn credentials(&self) -> Result<Option<Credentials>, CliError> {
+        let password = match (&self.password, &self.password_file) {
+            (Some(_), Some(_)) => {
+                return Err(CliError::usage(
+                    "--password and --password-file: give only one",
+                ))
+            }
+            (Some(p), None) => Some(p.clone()),
+            (None, Some(file)) => {
+                let text = std::fs::read_to_string(file).map_err(|e| {
+                    CliError::usage(format!(
+                        "--password-file {}: cannot read: {e}",
+                        file.display()
+                    ))
+                })?;
+                Some(text.lines().next().unwrap_or("").to_string())
+            }
+            (None, None) => None,
+        };
+        match (&self.username, password) {
+            (Some(user), password) => Ok(Some(Credentials {
+                user: user.clone(),
+                password: password.unwrap_or_default(),
+            })),
+            (None, Some(_)) => Err(CliError::usage("--password needs --username")),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Builds the client; every file named by a flag is read and checked here, at startup.
+    pub fn client(&self) -> Result<Client, CliError> {
+        let options = ClientOptions {
+            endpoints: self.static_endpoints()?,
+            discover: None,
+            rediscover_every: None,
+            tls: None,
+            credentials: self.credentials()?,
+            connect_timeout: self.connect_timeout,
+            request_timeout: self.request_timeout,
+            watch_timeout: self.watch_timeout,
+        };
+        Client::new(options).map_err(CliError::from)
+    }
+}
+
+/// A connection flag, recognised before its value is read (lexopt's `Arg` borrows the
+/// parser, so the value is read in a second step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flag {
+    Endpoints,
+    Host,
+    Port,
+    Srv,
+    SrvDomain,
+    Ssl,
+    SslCafile,
+    SslCert,
+    SslKey,
+    SslPassphrase,
+    Username,
+    Password,
+    PasswordFile,
+    Timeout,
+    WatchTimeout,
+}
+
+/// Which connection flag `arg` is, if any. Underscore and hyphen spellings both work.
+pub fn flag(arg: &lexopt::Arg) -> Option<Flag> {
+    use lexopt::Arg::{Long, Short};
+    Some(match arg {
+        Short('s') => Flag::Ssl,
+        Long(name) => match name.replace('-', "_").as_str() {
+            "endpoints" => Flag::Endpoints,
+            "host" => Flag::Host,
+            "port" => Flag::Port,
+            "srv" => Flag::Srv,
+            "srv_domain" => Flag::SrvDomain,
+            "ssl" => Flag::Ssl,
+            "ssl_cafile" => Flag::SslCafile,
+            "ssl_cert" => Flag::SslCert,
+            "ssl_key" => Flag::SslKey,
+            "ssl_passphrase" => Flag::SslPassphrase,
+            "username" => Flag::Username,
+            "password" => Flag::Password,
+            "password_file" => Flag::PasswordFile,
+            "timeout" => Flag::Timeout,
+            "watch_timeout" => Flag::WatchTimeout,
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+fn non_empty(parser: &mut lexopt::Parser, flag: &str) -> Result<String, CliError> {
+    let text = value(parser, flag)?;
+    if text.trim().is_empty() {
+        return Err(CliError::usage(format!("{flag} needs a non-empty value")));
+    }
+    Ok(text)
+}

@@ -1,0 +1,282 @@
+//! `etcd-util`: get, set, delete and watch etcd keys from the shell (etcd-util.rb's flags).
+
+use super::connection::{self, ConnectionArgs};
+use super::{exit, value, CliError};
+use crate::etcd::{Client, Error, Response, SetOptions};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+const USAGE: &str = "\
+Usage: etcd-util -k KEY [-o GET|SET|DEL|WATCH] [-v VALUE] [-t TTL] [-r] [connection flags]
+
+Get, set, delete or watch keys in etcd (v2 API).
+
+  -o, --operation OP      GET (default), SET, DEL or WATCH; any letter case
+  -k, --key KEY           the key, starting with '/'; required
+  -v, --value VALUE       the value to SET; required with SET
+  -t, --ttl SECS          SET only: the key expires after SECS seconds
+  -r, --recursive         GET: every leaf under the key as one JSON object;
+                          DEL: a directory and everything under it;
+                          WATCH: changes anywhere under the key
+  -d, --debug             log requests on stderr
+      --version           print this tool's version and the cluster's version,
+                          members and leader
+  -h, --help              this help
+";
+
+const EXIT_CODES: &str = "\
+Exit codes: 0 ok, 1 etcd refused the operation, 2 bad command line or flag file,
+3 no etcd endpoint answered, 4 key not found.
+";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Get,
+    Set,
+    Delete,
+    Watch,
+}
+
+#[derive(Debug)]
+pub struct Args {
+    pub operation: Operation,
+    pub key: Option<String>,
+    pub value: Option<String>,
+    pub ttl: Option<u64>,
+    pub recursive: bool,
+    pub debug: bool,
+    pub version: bool,
+    pub help: bool,
+    pub connection: ConnectionArgs,
+}
+
+pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args, CliError> {
+    use lexopt::Arg::{Long, Short, Value as Positional};
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut out = Args {
+        operation: Operation::Get,
+        key: None,
+        value: None,
+        ttl: None,
+        recursive: false,
+        debug: false,
+        version: false,
+        help: false,
+        connection: ConnectionArgs::default(),
+    };
+    while let Some(arg) = parser.next()? {
+        if let Some(flag) = connection::flag(&arg) {
+            out.connection.apply(flag, &mut parser)?;
+            continue;
+        }
+        match arg {
+            Short('o') | Long("operation") => {
+                let op = value(&mut parser, "--operation")?;
+                out.operation = match op.to_ascii_uppercase().as_str() {
+                    "GET" => Operation::Get,
+                    "SET" | "PUT" => Operation::Set,
+                    "DEL" | "DELETE" => Operation::Delete,
+                    "WATCH" => Operation::Watch,
+                    _ => {
+                        return Err(CliError::usage(format!(
+                            "--operation: unknown operation {op:?}; use GET, SET, DEL or WATCH"
+                        )))
+                    }
+                }
+            }
+            Short('k') | Long("key") => out.key = Some(value(&mut parser, "--key")?),
+            Short('v') | Long("value") => out.value = Some(value(&mut parser, "--value")?),
+            Short('t') | Long("ttl") => {
+                let text = value(&mut parser, "--ttl")?;
+                let ttl = text.parse::<u64>().ok().filter(|t| *t > 0).ok_or_else(|| {
+                    CliError::usage(format!(
+                        "--ttl: {text:?} is not a positive whole number of seconds"
+                    ))
+                })?;
+                out.ttl = Some(ttl);
+            }
+            Short('r') | Long("recursive") => out.recursive = true,
+            Short('d') | Long("debug") => out.debug = true,
+            Long("version") => out.version = true,
+            Short('h') | Long("help") => out.help = true,
+            Positional(v) => {
+                return Err(CliError::usage(format!(
+                    "unexpected argument {:?}; give the key with -k",
+                    v.to_string_lossy()
+                )))
+            }
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    if out.help || out.version {
+        return Ok(out);
+    }
+    let key = out
+        .key
+        .as_deref()
+        .ok_or_else(|| CliError::usage("--key is required, e.g. etcd-util -k /app/config"))?;
+    if !key.starts_with('/') {
+        return Err(CliError::usage(format!(
+            "--key: {key:?} must start with '/'"
+        )));
+    }
+    match out.operation {
+        Operation::Set if out.value.is_none() => {
+            return Err(CliError::usage("SET needs a value: -v VALUE"));
+        }
+        Operation::Set => {}
+        _ if out.value.is_some() => {
+            return Err(CliError::usage("-v/--value is only for SET"));
+        }
+        _ if out.ttl.is_some() => {
+            return Err(CliError::usage("-t/--ttl is only for SET"));
+        }
+        _ => {}
+    }
+    Ok(out)
+}
+
+/// Runs the tool; returns the exit code after printing results and errors.
+pub fn main() -> i32 {
+    let args = match parse(std::env::args_os().skip(1)) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("etcd-util: {e}");
+            return e.code;
+        }
+    };
+    if args.help {
+        print!("{USAGE}\n{}\n{EXIT_CODES}", connection::HELP);
+        return exit::OK;
+    }
+    crate::logging::init(args.debug);
+    match run(&args) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("etcd-util: {e}");
+            e.code
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), CliError> {
+    if args.version {
+        println!("etcd-util {}", env!("CARGO_PKG_VERSION"));
+    }
+    let client = args.connection.client()?;
+    if args.version {
+        return print_cluster(&client);
+    }
+    let key = args.key.as_deref().unwrap_or("/");
+    match args.operation {
+        Operation::Get => get(&client, key, args.recursive),
+        Operation::Set => {
+            let value = args.value.as_deref().unwrap_or_default();
+            let options = SetOptions {
+                ttl: args.ttl,
+                ..SetOptions::default()
+            };
+            client.set(key, Some(value), &options)?;
+            match args.ttl {
+                Some(ttl) => eprintln!("set {key} (expires in {ttl}s)"),
+                None => eprintln!("set {key}"),
+            }
+            Ok(())
+        }
+        Operation::Delete => {
+            client.delete(key, args.recursive, false)?;
+            eprintln!("deleted {key}");
+            Ok(())
+        }
+        Operation::Watch => watch(&client, key, args.recursive),
+    }
+}
+
+fn get(client: &Client, key: &str, recursive: bool) -> Result<(), CliError> {
+    let response = client.get(key, recursive)?;
+    let node = &response.node;
+    let output = if !node.dir {
+        let mut one = Map::new();
+        one.insert(
+            node.key().to_string(),
+            json!(node.value.clone().unwrap_or_default()),
+        );
+        Value::Object(one)
+    } else if recursive {
+        let leaves: BTreeMap<String, String> = node.leaves();
+        json!(leaves)
+    } else {
+        let mut children: Vec<&str> = node.nodes.iter().map(|n| n.key()).collect();
+        children.sort_unstable();
+        json!(children)
+    };
+    println!("{}", pretty(&output));
+    Ok(())
+}
+
+/// Blocks until the next change under `key`, then prints it. Re-issues the long-poll
+/// when its bound passes, from the same index, so nothing in between is missed.
+fn watch(client: &Client, key: &str, recursive: bool) -> Result<(), CliError> {
+    let mut from = client.snapshot(key, recursive)?.index + 1;
+    loop {
+        match client.watch(key, recursive, Some(from)) {
+            Ok(Some(event)) => {
+                println!("{}", pretty(&event_json(&event)));
+                return Ok(());
+            }
+            Ok(None) => continue,
+            Err(e) if e.is_index_cleared() => {
+                from = client.snapshot(key, recursive)?.index + 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn event_json(event: &Response) -> Value {
+    let mut out = Map::new();
+    out.insert("action".into(), json!(event.action));
+    out.insert("key".into(), json!(event.node.key()));
+    if event.node.dir {
+        out.insert("dir".into(), json!(true));
+    }
+    if let Some(value) = &event.node.value {
+        out.insert("value".into(), json!(value));
+    }
+    if let Some(prev) = event.prev_node.as_ref().and_then(|p| p.value.as_ref()) {
+        out.insert("prevValue".into(), json!(prev));
+    }
+    out.insert("index".into(), json!(event.node.modified_index));
+    Value::Object(out)
+}
+
+fn print_cluster(client: &Client) -> Result<(), CliError> {
+    let (endpoint, version) = client.version()?;
+    println!("endpoint: {endpoint}");
+    println!(
+        "etcd server: {}, cluster: {}",
+        version.etcdserver, version.etcdcluster
+    );
+    let (_, members) = client.members()?;
+    let leader = match client.leader() {
+        Ok(leader) => leader,
+        Err(Error::Etcd(e)) => return Err(Error::Etcd(e).into()),
+        Err(e) => {
+            log::debug!("leader unknown: {e}");
+            String::new()
+        }
+    };
+    println!("members:");
+    for m in &members {
+        let mark = if m.id == leader { " (leader)" } else { "" };
+        println!("  {} {}{mark}: {}", m.id, m.name, m.client_urls.join(", "));
+    }
+    if leader.is_empty() {
+        println!("leader: unknown");
+    }
+    Ok(())
+}
+
+fn pretty(value: &Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+}

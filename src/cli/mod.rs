@@ -1,0 +1,90 @@
+//! Command lines of both binaries (lexopt), with flag names of the original
+//! reconfig.rb / etcd-util.rb, and their exit codes.
+
+pub mod connection;
+pub mod etcd_util;
+
+use std::fmt;
+
+/// Exit codes shared by both binaries; the README documents them.
+pub mod exit {
+    /// Success.
+    pub const OK: i32 = 0;
+    /// etcd-util: etcd refused the operation (e.g. a directory without -r).
+    /// reconfig: at least one resource did not converge, or no valid resource.
+    pub const FAILED: i32 = 1;
+    /// Bad command line, or a flag's file (TLS, password) that cannot be used.
+    pub const USAGE: i32 = 2;
+    /// No etcd endpoint answered (refused, timeout, TLS, auth).
+    pub const UNAVAILABLE: i32 = 3;
+    /// etcd-util: the key does not exist.
+    pub const NOT_FOUND: i32 = 4;
+}
+
+/// An error that ends the program with a message on stderr and an exit code.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: i32,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn usage(message: impl Into<String>) -> CliError {
+        CliError {
+            code: exit::USAGE,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<lexopt::Error> for CliError {
+    fn from(e: lexopt::Error) -> CliError {
+        CliError::usage(format!("{e} (see --help)"))
+    }
+}
+
+impl From<crate::etcd::Error> for CliError {
+    fn from(e: crate::etcd::Error) -> CliError {
+        use crate::etcd::Error;
+        let code = match &e {
+            Error::Etcd(etcd) if etcd.code == crate::etcd::ErrorCode::KeyNotFound => {
+                exit::NOT_FOUND
+            }
+            Error::Etcd(_) => exit::FAILED,
+            Error::InvalidArgument(_) => exit::USAGE,
+            Error::Transport(_) | Error::Unavailable(_) | Error::Shutdown => exit::UNAVAILABLE,
+        };
+        CliError {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Reads a flag's value as UTF-8 text.
+pub(crate) fn value(parser: &mut lexopt::Parser, flag: &str) -> Result<String, CliError> {
+    let raw = parser
+        .value()
+        .map_err(|_| CliError::usage(format!("{flag} needs a value (see --help)")))?;
+    raw.into_string()
+        .map_err(|raw| CliError::usage(format!("{flag}: value {raw:?} is not valid UTF-8")))
+}
+
+/// Seconds as a whole or decimal number, e.g. `5` or `0.5`.
+pub(crate) fn seconds(text: &str, flag: &str) -> Result<std::time::Duration, CliError> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or_else(|| {
+            CliError::usage(format!(
+                "{flag}: {text:?} is not a positive number of seconds"
+            ))
+        })
+}

@@ -1,0 +1,238 @@
+//! `etcd-util` as a user runs it, against a real etcd.
+
+mod support;
+
+use std::process::Output;
+use std::time::{Duration, Instant};
+use support::{free_port, run_bin, Etcd};
+
+const BIN: &str = env!("CARGO_BIN_EXE_etcd-util");
+
+fn util(etcd: &Etcd, args: &[&str]) -> Output {
+    let url = etcd.url();
+    let mut all = vec!["--endpoints", url.as_str()];
+    all.extend_from_slice(args);
+    run_bin(BIN, &all, Duration::from_secs(20))
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn set_then_get_a_leaf_prints_pretty_json() {
+    let etcd = Etcd::start();
+    let set = util(&etcd, &["-o", "set", "-k", "/abc/test2", "-v", "hello"]);
+    assert_eq!(set.status.code(), Some(0), "{}", stderr(&set));
+    assert_eq!(stdout(&set), "");
+    assert!(stderr(&set).contains("/abc/test2"));
+    let get = util(&etcd, &["-k", "/abc/test2"]);
+    assert_eq!(get.status.code(), Some(0));
+    assert_eq!(stdout(&get), "{\n  \"/abc/test2\": \"hello\"\n}\n");
+}
+
+#[test]
+fn keys_with_spaces_and_unicode_round_trip_through_the_cli() {
+    let etcd = Etcd::start();
+    for key in ["/sp/a key with spaces", "/sp/ключ ü", "/sp/q?#%"] {
+        let set = util(&etcd, &["-o", "SET", "-k", key, "-v", "välue 1"]);
+        assert_eq!(set.status.code(), Some(0), "{}", stderr(&set));
+        let get = util(&etcd, &["-k", key]);
+        let parsed: serde_json::Value = serde_json::from_slice(&get.stdout).expect("json");
+        assert_eq!(parsed[key], "välue 1");
+    }
+}
+
+#[test]
+fn directory_listing_and_recursive_flattening() {
+    let etcd = Etcd::start();
+    etcd.put("/abc/test1/789", "hello");
+    etcd.put("/abc/test1/123", "hello");
+    etcd.put("/abc/test2", "hello");
+    etcd.put("/test1/999", "helloworld");
+    let list = util(&etcd, &["-k", "/abc"]);
+    assert_eq!(stdout(&list), "[\n  \"/abc/test1\",\n  \"/abc/test2\"\n]\n");
+    let tree = util(&etcd, &["-k", "/", "-r"]);
+    assert_eq!(
+        stdout(&tree),
+        "{\n  \"/abc/test1/123\": \"hello\",\n  \"/abc/test1/789\": \"hello\",\n  \"/abc/test2\": \"hello\",\n  \"/test1/999\": \"helloworld\"\n}\n"
+    );
+}
+
+#[test]
+fn missing_key_is_an_error_with_its_own_exit_code() {
+    let etcd = Etcd::start();
+    let out = util(&etcd, &["-k", "/abc/missing"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(stdout(&out), "");
+    assert!(
+        stderr(&out).contains("key not found: /abc/missing"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn delete_needs_recursive_for_a_directory() {
+    let etcd = Etcd::start();
+    etcd.put("/del/a/b", "1");
+    let refused = util(&etcd, &["-o", "del", "-k", "/del/a"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("/del/a is a directory"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(stderr(&refused).contains("-r"));
+    assert_eq!(
+        util(&etcd, &["-k", "/del/a/b"]).status.code(),
+        Some(0),
+        "nothing deleted"
+    );
+    let done = util(&etcd, &["-o", "del", "-k", "/del/a", "-r"]);
+    assert_eq!(done.status.code(), Some(0), "{}", stderr(&done));
+    assert_eq!(util(&etcd, &["-k", "/del/a/b"]).status.code(), Some(4));
+    let leaf = util(&etcd, &["-o", "del", "-k", "/del/none"]);
+    assert_eq!(leaf.status.code(), Some(4));
+}
+
+#[test]
+fn ttl_makes_the_key_expire() {
+    let etcd = Etcd::start();
+    let set = util(&etcd, &["-o", "set", "-k", "/ttl/k", "-v", "x", "-t", "1"]);
+    assert_eq!(set.status.code(), Some(0), "{}", stderr(&set));
+    assert_eq!(util(&etcd, &["-k", "/ttl/k"]).status.code(), Some(0));
+    // etcd expires keys on a 500 ms tick after the TTL.
+    assert!(support::eventually(Duration::from_secs(5), || util(
+        &etcd,
+        &["-k", "/ttl/k"]
+    )
+    .status
+    .code()
+        == Some(4)));
+}
+
+#[test]
+fn watch_prints_the_next_change_and_exits() {
+    let etcd = Etcd::start();
+    etcd.put("/wt/a", "1");
+    let url = etcd.url();
+    let child = std::process::Command::new(BIN)
+        .args(["--endpoints", &url, "-o", "watch", "-k", "/wt", "-r"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(500));
+    etcd.put("/wt/sub/b", "2");
+    let out = support::wait_output(child, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let event: serde_json::Value = serde_json::from_slice(&out.stdout).expect("event json");
+    assert_eq!(event["action"], "set");
+    assert_eq!(event["key"], "/wt/sub/b");
+    assert_eq!(event["value"], "2");
+}
+
+#[test]
+fn version_shows_tool_cluster_members_and_leader() {
+    let etcd = Etcd::start();
+    let out = util(&etcd, &["--version"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(&format!("etcd-util {}\n", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    assert!(text.contains("etcd server: 3."), "{text}");
+    assert!(text.contains(&format!("{} (leader)", etcd.name)), "{text}");
+}
+
+#[test]
+fn all_endpoints_down_fails_fast_naming_them() {
+    let a = format!("http://127.0.0.1:{}", free_port());
+    let b = format!("127.0.0.1:{}", free_port());
+    let list = format!("{a},{b}");
+    let began = Instant::now();
+    let out = run_bin(
+        BIN,
+        &["--endpoints", &list, "-k", "/x"],
+        Duration::from_secs(20),
+    );
+    assert!(began.elapsed() < Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(3));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&a) && err.contains(&format!("http://{b}")),
+        "{err}"
+    );
+    assert!(err.contains("connection refused"), "{err}");
+}
+
+#[test]
+fn bad_command_lines_are_refused_before_any_request() {
+    // No etcd runs: each of these must fail on the command line itself (exit 2).
+    let cases: &[(&[&str], &str)] = &[
+        (&["-o", "set", "-k", "/x"], "SET needs a value"),
+        (
+            &["-o", "set", "-k", "/x", "-v", "1", "-t", "abc"],
+            "--ttl: \"abc\"",
+        ),
+        (
+            &["-o", "set", "-k", "/x", "-v", "1", "-t", "-5"],
+            "--ttl: \"-5\"",
+        ),
+        (
+            &["-o", "frobnicate", "-k", "/x"],
+            "unknown operation \"frobnicate\"",
+        ),
+        (&["-k", "relative/key"], "must start with '/'"),
+        (&["-o", "get"], "--key is required"),
+        (&["-k", "/x", "--port", "99999"], "--port: \"99999\""),
+        (
+            &["-k", "/x", "--endpoints", "ftp://h:1"],
+            "use http:// or https://",
+        ),
+        (&["-k", "/x", "--bogus"], "--bogus"),
+        (&["-k", "/x", "-v", "1"], "only for SET"),
+        (
+            &["-k", "/x", "--password", "p"],
+            "--password needs --username",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = run_bin(BIN, args, Duration::from_secs(10));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(expected),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn help_lists_the_original_flags() {
+    let out = run_bin(BIN, &["-h"], Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    for flag in [
+        "--operation",
+        "--key",
+        "--value",
+        "--ttl",
+        "--recursive",
+        "--host",
+        "--port",
+        "--srv",
+        "--ssl_cafile",
+        "--ssl_passphrase",
+        "--endpoints",
+        "Exit codes",
+    ] {
+        assert!(text.contains(flag), "help lacks {flag}");
+    }
+}
