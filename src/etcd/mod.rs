@@ -148,7 +148,7 @@ impl Client {
         if recursive {
             query.push(("recursive", "true".to_string()));
         }
-        self.keys_request(Method::Get, key, query, Vec::new())
+        self.keys_request(Method::Get, key, query, Vec::new(), None)
     }
 
     pub fn set(
@@ -179,7 +179,7 @@ impl Client {
         if options.refresh {
             form.push(("refresh", "true".to_string()));
         }
-        self.keys_request(Method::Put, key, Vec::new(), form)
+        self.keys_request(Method::Put, key, Vec::new(), form, None)
     }
 
     /// DELETE a key; `recursive` deletes a directory and everything under it, `dir` an
@@ -192,7 +192,7 @@ impl Client {
         if dir {
             query.push(("dir", "true".to_string()));
         }
-        self.keys_request(Method::Delete, key, query, Vec::new())
+        self.keys_request(Method::Delete, key, query, Vec::new(), None)
     }
 
     /// Long-polls for the first change at or after `wait_index` (the next one when `None`).
@@ -203,6 +203,17 @@ impl Client {
         recursive: bool,
         wait_index: Option<u64>,
     ) -> Result<Option<Response>, Error> {
+        self.watch_within(key, recursive, wait_index, None)
+    }
+
+    /// [`Client::watch`] with its own bound instead of the client's watch timeout.
+    pub fn watch_within(
+        &self,
+        key: &str,
+        recursive: bool,
+        wait_index: Option<u64>,
+        within: Option<Duration>,
+    ) -> Result<Option<Response>, Error> {
         let mut query = vec![("wait", "true".to_string())];
         if recursive {
             query.push(("recursive", "true".to_string()));
@@ -210,7 +221,7 @@ impl Client {
         if let Some(index) = wait_index {
             query.push(("waitIndex", index.to_string()));
         }
-        match self.keys_request(Method::Watch, key, query, Vec::new()) {
+        match self.keys_request(Method::Watch, key, query, Vec::new(), within) {
             Ok(response) => Ok(Some(response)),
             Err(Error::Transport(e)) if e.kind == TransportKind::Timeout => Ok(None),
             Err(e) => Err(e),
@@ -280,6 +291,7 @@ impl Client {
         key: &str,
         query: Vec<(&'static str, String)>,
         form: Vec<(&'static str, String)>,
+        timeout: Option<Duration>,
     ) -> Result<Response, Error> {
         if !key.starts_with('/') {
             return Err(Error::InvalidArgument(format!(
@@ -291,7 +303,7 @@ impl Client {
             let answer = self
                 .inner
                 .transport
-                .send(endpoint, method, &path, &query, &form)
+                .send(endpoint, method, &path, &query, &form, timeout)
                 .map_err(|e| match e {
                     Error::Etcd(etcd) => Error::Etcd(EtcdError {
                         key: key.to_string(),
@@ -313,7 +325,7 @@ impl Client {
             let answer = self
                 .inner
                 .transport
-                .send(endpoint, Method::Get, path, &[], &[])?;
+                .send(endpoint, Method::Get, path, &[], &[], None)?;
             Ok((endpoint.to_string(), answer.json(endpoint)?))
         })
     }

@@ -92,15 +92,16 @@ impl Transport {
         path: &str,
         query: &[(&str, String)],
         form: &[(&str, String)],
+        timeout: Option<Duration>,
     ) -> Result<Answer, Error> {
         if self.shut_down.load(Ordering::SeqCst) {
             return Err(Error::Shutdown);
         }
         let url = format!("{endpoint}{path}");
-        let timeout = match method {
+        let timeout = timeout.unwrap_or(match method {
             Method::Watch => self.watch_timeout,
             _ => self.request_timeout,
-        };
+        });
         let result = self.exchange(&url, method, query, form, timeout);
         match result {
             Ok(answer) => self.check_status(endpoint, answer),
