@@ -69,13 +69,11 @@ fn reason_of(err: &minijinja::Error) -> String {
     let mut source = err.source();
     while let Some(inner) = source {
         reason.push_str(": ");
-        match inner.downcast_ref::<minijinja::Error>() {
-            Some(inner_jinja) => reason.push_str(&reason_of(inner_jinja)),
-            None => reason.push_str(&inner.to_string()),
-        }
-        if inner.downcast_ref::<minijinja::Error>().is_some() {
+        if let Some(inner_jinja) = inner.downcast_ref::<minijinja::Error>() {
+            reason.push_str(&reason_of(inner_jinja));
             break;
         }
+        reason.push_str(&inner.to_string());
         source = inner.source();
     }
     reason
