@@ -1,1 +1,0 @@
-//! conf.d JSON → validated resources (to be written: see the helper brief).

@@ -1,1 +1,0 @@
-//! MiniJinja environment for resource templates (to be written: see the helper brief).

@@ -1,0 +1,124 @@
+//! MiniJinja environment for resource templates.
+//!
+//! A [`Template`] is compiled once (when conf.d is loaded) and rendered many times, once per
+//! etcd snapshot. The template sees the original tool's variables, `reconfig.data`,
+//! `reconfig.altdata` and `reconfig.watched`, plus the top-level shortcuts `data`, `altdata`
+//! and `watched`. The data maps are handed to MiniJinja as shared objects (no copy per render)
+//! and always iterate in key order, so the same data gives byte-identical output.
+
+mod error;
+mod helpers;
+mod syntax;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use minijinja::value::Value;
+use minijinja::{context, AutoEscape, Environment, UndefinedBehavior};
+
+pub use error::TemplateError;
+
+/// A compiled template: immutable, cheap to share between threads (`Arc<Template>`).
+pub struct Template {
+    env: Environment<'static>,
+    name: String,
+}
+
+/// What one render sees: the data of the resource's snapshot.
+pub struct Context<'a> {
+    /// Full etcd key → value of every leaf under the watched key.
+    pub data: &'a Arc<BTreeMap<String, String>>,
+    /// Alias (from `altkeys`) → (full key → value).
+    pub altdata: &'a BTreeMap<String, Arc<BTreeMap<String, String>>>,
+    /// The watched key with the prefix applied.
+    pub watched: &'a str,
+}
+
+impl Template {
+    /// Reads and compiles the file once. `name` in errors is the file path as given.
+    pub fn load(
+        path: &Path,
+        pattern: Option<&str>,
+        strict: bool,
+    ) -> Result<Template, TemplateError> {
+        let name = path.display().to_string();
+        let source = std::fs::read_to_string(path).map_err(|err| {
+            TemplateError::without_line(&name, format!("cannot read the template file: {err}"))
+        })?;
+        Template::from_source(&name, source, pattern, strict)
+    }
+
+    /// Compiles `source`; `name` is what errors call the template (normally its path).
+    pub fn from_source(
+        name: &str,
+        source: String,
+        pattern: Option<&str>,
+        strict: bool,
+    ) -> Result<Template, TemplateError> {
+        let syntax = syntax::syntax_for(pattern)
+            .map_err(|reason| TemplateError::without_line(name, reason))?;
+        let mut env = Environment::new();
+        env.set_syntax(syntax);
+        env.set_undefined_behavior(if strict {
+            UndefinedBehavior::Strict
+        } else {
+            UndefinedBehavior::Lenient
+        });
+        // Runtime errors then carry a source excerpt and name the undefined variable.
+        env.set_debug(true);
+        // Config files are not HTML: a template named `*.html` or `*.json` must not escape.
+        env.set_auto_escape_callback(|_| AutoEscape::None);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        minijinja_contrib::add_to_environment(&mut env);
+        helpers::register(&mut env);
+        env.add_template_owned(name.to_string(), source)
+            .map_err(|err| TemplateError::from_minijinja(name, &err))?;
+        Ok(Template {
+            env,
+            name: name.to_string(),
+        })
+    }
+
+    /// Renders the template with one snapshot's data.
+    pub fn render(&self, ctx: &Context) -> Result<String, TemplateError> {
+        let template = self
+            .env
+            .get_template(&self.name)
+            .map_err(|err| TemplateError::from_minijinja(&self.name, &err))?;
+        template
+            .render(context_value(ctx))
+            .map_err(|err| TemplateError::from_minijinja(&self.name, &err))
+    }
+}
+
+impl fmt::Debug for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Template")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the render context. The maps are shared, not copied: only the small altdata
+/// index map is built per render.
+fn context_value(ctx: &Context) -> Value {
+    let data = Value::from_dyn_object(Arc::clone(ctx.data));
+    let altdata: BTreeMap<String, Value> = ctx
+        .altdata
+        .iter()
+        .map(|(alias, map)| (alias.clone(), Value::from_dyn_object(Arc::clone(map))))
+        .collect();
+    let altdata = Value::from(altdata);
+    let watched = Value::from(ctx.watched);
+    context! {
+        reconfig => context! { data => data.clone(), altdata => altdata.clone(), watched => watched.clone() },
+        data => data,
+        altdata => altdata,
+        watched => watched,
+    }
+}
+
+#[cfg(test)]
+mod tests;
