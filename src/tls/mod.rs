@@ -24,7 +24,7 @@ const KEY_FLAG: &str = "--ssl_key";
 const PASSPHRASE_FLAG: &str = "--ssl_passphrase";
 
 /// The TLS-related command-line settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct TlsOptions {
     /// CA certificates (PEM) to trust instead of the built-in web PKI roots.
     pub ca_file: Option<PathBuf>,
@@ -34,6 +34,18 @@ pub struct TlsOptions {
     pub key_file: Option<PathBuf>,
     /// Passphrase of an encrypted private key.
     pub passphrase: Option<String>,
+}
+
+/// Debug output hides the passphrase, so settings can be logged.
+impl fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsOptions")
+            .field("ca_file", &self.ca_file)
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
+            .field("passphrase", &self.passphrase.as_ref().map(|_| "<hidden>"))
+            .finish()
+    }
 }
 
 /// A TLS setting that cannot be used. The message names the flag and, when there is one, the file.
@@ -328,6 +340,19 @@ mod tests {
         let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         assert_eq!(explain(&ureq::Error::Io(refused)), None);
         assert_eq!(explain(&ureq::Error::StatusCode(404)), None);
+    }
+
+    #[test]
+    fn debug_output_hides_the_passphrase() {
+        let opts = TlsOptions {
+            passphrase: Some("hunter2".to_string()),
+            ..TlsOptions::default()
+        };
+        let shown = format!("{opts:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("<hidden>"),
+            "{shown}"
+        );
     }
 
     #[test]
