@@ -1,1 +1,0 @@
-//! rustls client configuration from CA, certificate and key files (to be written).
