@@ -1,1 +1,0 @@
-//! Staging, check, atomic install and reload of a target file (to be written).

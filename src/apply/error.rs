@@ -1,0 +1,170 @@
+//! The error apply returns: which resource and target, which step, the cause, what became of
+//! the target, and what the operator can do.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use super::command::CommandError;
+
+#[derive(Debug)]
+pub struct ApplyError {
+    /// The resource id.
+    pub id: String,
+    /// The target as configured (before following symlinks).
+    pub target: PathBuf,
+    /// Boxed to keep `Result<_, ApplyError>` small.
+    pub kind: Box<ApplyErrorKind>,
+}
+
+#[derive(Debug)]
+pub enum ApplyErrorKind {
+    /// A file-system operation on `path` failed; the target was left unchanged.
+    Io {
+        step: Step,
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// The target exists but is a directory, device, FIFO or socket.
+    NotARegularFile { path: PathBuf, what: &'static str },
+    /// The target's directory does not exist and `mkdirs` is off.
+    DirectoryMissing { dir: PathBuf },
+    /// `owner` or `group` names no user/group (or the lookup itself failed).
+    UnknownId {
+        field: &'static str,
+        name: String,
+        lookup_error: Option<io::Error>,
+    },
+    /// The check command rejected the new content.
+    CheckFailed {
+        error: CommandError,
+        target_state: TargetState,
+    },
+}
+
+/// Where a failed check left the target.
+#[derive(Debug)]
+pub enum TargetState {
+    /// Checked before install (`{{src}}`): the target was never touched.
+    Untouched,
+    /// Checked after install: the previous content (mode, owner) was put back.
+    Restored,
+    /// Checked after install: there was no previous file, so the new one was removed.
+    RemovedNewFile,
+    /// Checked after install and putting the previous state back failed: the target holds
+    /// the new, rejected content.
+    RestoreFailed(io::Error),
+}
+
+/// The step of an install that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    ResolveSymlinks,
+    ReadCurrent,
+    CreateDirectory,
+    CreateTemp,
+    WriteTemp,
+    ChownTemp,
+    ChmodTemp,
+    SyncTemp,
+    Rename,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Step::ResolveSymlinks => "looking up",
+            Step::ReadCurrent => "reading the current",
+            Step::CreateDirectory => "creating directory",
+            Step::CreateTemp => "creating temporary file",
+            Step::WriteTemp => "writing temporary file",
+            Step::ChownTemp => "setting owner/group of temporary file",
+            Step::ChmodTemp => "setting mode of temporary file",
+            Step::SyncTemp => "syncing temporary file",
+            Step::Rename => "renaming the temporary file over",
+        })
+    }
+}
+
+impl fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let target = self.target.display();
+        write!(f, "resource {}: cannot install {target}: ", self.id)?;
+        match self.kind.as_ref() {
+            ApplyErrorKind::Io { step, path, source } => {
+                write!(f, "{step} {} failed: {source}. ", path.display())?;
+                write!(f, "{}{target} was left unchanged", advice(*step, source))
+            }
+            ApplyErrorKind::NotARegularFile { path, what } => write!(
+                f,
+                "{} is {what}, not a regular file. Point \"target\" at a file; {target} was left unchanged",
+                path.display()
+            ),
+            ApplyErrorKind::DirectoryMissing { dir } => write!(
+                f,
+                "directory {} of target does not exist; create it or set \"mkdirs\": true",
+                dir.display()
+            ),
+            ApplyErrorKind::UnknownId { field, name, lookup_error: None } => write!(
+                f,
+                "\"{field}\": no {} named {name:?} on this host. Create it or fix \"{field}\"; {target} was left unchanged",
+                if *field == "owner" { "user" } else { "group" }
+            ),
+            ApplyErrorKind::UnknownId { field, name, lookup_error: Some(error) } => write!(
+                f,
+                "\"{field}\": looking up {name:?} failed: {error}. Check /etc/passwd, /etc/group and NSS; {target} was left unchanged"
+            ),
+            ApplyErrorKind::CheckFailed { error, target_state } => {
+                write!(f, "the check of the new content failed: {error}\n{}", describe(target_state, &target))
+            }
+        }
+    }
+}
+
+fn describe(state: &TargetState, target: &dyn fmt::Display) -> String {
+    match state {
+        TargetState::Untouched => format!("{target} was left unchanged; fix the template or the data so the check passes"),
+        TargetState::Restored => format!("the previous {target} was restored; fix the template or the data so the check passes"),
+        TargetState::RemovedNewFile => format!("{target} did not exist before and was removed again; fix the template or the data so the check passes"),
+        TargetState::RestoreFailed(error) => format!(
+            "RESTORING THE PREVIOUS CONTENT FAILED ({error}): {target} now holds the rejected new content. Fix it by hand before reloading the service"
+        ),
+    }
+}
+
+/// A hint for the usual causes, by error kind.
+fn advice(step: Step, error: &io::Error) -> &'static str {
+    match error.kind() {
+        io::ErrorKind::PermissionDenied if step == Step::ReadCurrent => {
+            "Check that reconfig's user may read it. "
+        }
+        io::ErrorKind::PermissionDenied => {
+            "Check that reconfig's user may write the target's directory. "
+        }
+        io::ErrorKind::ReadOnlyFilesystem => {
+            "The file system is mounted read-only; remount it read-write or choose another target. "
+        }
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+            "Free space on that file system. "
+        }
+        io::ErrorKind::NotADirectory => {
+            "A component of the path is not a directory; fix \"target\". "
+        }
+        _ if error.raw_os_error() == Some(libc::ELOOP) => "Fix the symlink loop. ",
+        _ => "",
+    }
+}
+
+impl std::error::Error for ApplyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self.kind.as_ref() {
+            ApplyErrorKind::Io { source, .. } => Some(source),
+            ApplyErrorKind::UnknownId {
+                lookup_error: Some(error),
+                ..
+            } => Some(error),
+            ApplyErrorKind::CheckFailed { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}

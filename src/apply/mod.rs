@@ -1,0 +1,420 @@
+//! Staging, check, atomic install and reload of a target file.
+//!
+//! Guarantees: the target is never left partial (a complete, fsync'd temp file in the same
+//! directory is renamed over it); a failed check never leaves the new content in place; bytes
+//! equal to the file on disk mean no write and no command.
+//!
+//! Order of [`apply`]: follow symlinks → read current → (equal: done) → (dry run: diff) →
+//! directory → owner lookup → stage → check with `{{src}}` → rename → check without
+//! `{{src}}` (restore on failure) → splay → reload.
+
+mod command;
+mod diff;
+mod error;
+mod install;
+mod owner;
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::stop::Stop;
+
+pub use command::{CommandError, CommandFailure};
+pub use diff::FileSummary;
+pub use error::{ApplyError, ApplyErrorKind, Step, TargetState};
+
+use command::human_duration;
+use install::{Attributes, Current, ReadError, RealTarget, StageError, StageStep};
+use owner::{NotPreserved, Ownership, WantedId};
+
+/// Placeholder in `checkcmd` for the staged file: the check then runs before install.
+const SRC_PLACEHOLDER: &str = "{{src}}";
+/// Placeholder in `checkcmd` / `reloadcmd` for the target path.
+const TARGET_PLACEHOLDER: &str = "{{target}}";
+/// Mode of a new file when the resource sets none.
+const DEFAULT_MODE: u32 = 0o644;
+
+/// How one resource's target is installed.
+#[derive(Clone, Debug)]
+pub struct InstallSpec {
+    /// Resource id, for messages.
+    pub id: String,
+    pub target: PathBuf,
+    pub mode: Option<u32>,
+    /// User name or numeric uid.
+    pub owner: Option<String>,
+    /// Group name or numeric gid.
+    pub group: Option<String>,
+    /// Create the target's missing directories (mode 0755).
+    pub mkdirs: bool,
+    pub checkcmd: Option<String>,
+    pub reloadcmd: Option<String>,
+    /// Pause between install and reload.
+    pub splay: Duration,
+    /// Limit for each check/reload command (callers default to 30 s).
+    pub command_timeout: Duration,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    /// The rendered text equals the bytes on disk: nothing written, no command run.
+    Unchanged,
+    /// The new content is installed (even if the reload failed).
+    Installed {
+        old: Option<FileSummary>,
+        new: FileSummary,
+        reload: ReloadResult,
+    },
+    /// Dry run: the unified diff; nothing written, no command run.
+    WouldChange { diff: String },
+}
+
+#[derive(Debug)]
+pub enum ReloadResult {
+    NotConfigured,
+    Reloaded,
+    Failed(CommandError),
+    /// Stopped during the splay or while the command ran (its process group was killed).
+    Stopped,
+}
+
+/// Brings `spec.target` to `content`: see the module doc for the order and guarantees.
+pub fn apply(
+    spec: &InstallSpec,
+    content: &str,
+    dry_run: bool,
+    stop: &Stop,
+) -> Result<Outcome, ApplyError> {
+    let target = RealTarget::resolve(&spec.target)
+        .map_err(|e| io_error(spec, Step::ResolveSymlinks, &spec.target, e))?;
+    let current = read_current(spec, &target)?;
+    let current_bytes = current.as_ref().map(|current| current.bytes.as_slice());
+    if current_bytes == Some(content.as_bytes()) {
+        return Ok(Outcome::Unchanged);
+    }
+    if dry_run {
+        let diff = diff::unified(&spec.target, &spec.id, current_bytes, content);
+        return Ok(Outcome::WouldChange { diff });
+    }
+    let attributes = wanted_attributes(spec, current.as_ref())?;
+    ensure_directory(spec, &target)?;
+    install_checked(spec, &target, current.as_ref(), content, &attributes, stop)?;
+    let old = current_bytes.map(FileSummary::of);
+    let new = FileSummary::of(content.as_bytes());
+    log::info!(target: &spec.id, "changed {}: {} -> {new}", spec.target.display(), summary_text(old.as_ref()));
+    let reload = reload(spec, stop);
+    Ok(Outcome::Installed { old, new, reload })
+}
+
+/// Waits `spec.splay` then runs `reloadcmd`. Public so a failed reload can be retried.
+pub fn reload(spec: &InstallSpec, stop: &Stop) -> ReloadResult {
+    let Some(reloadcmd) = &spec.reloadcmd else {
+        return ReloadResult::NotConfigured;
+    };
+    if stop.sleep(spec.splay) {
+        return ReloadResult::Stopped;
+    }
+    let command = substitute(reloadcmd, &spec.target, None);
+    match command::run(&command, spec.command_timeout, stop) {
+        Ok(took) => {
+            log::info!(target: &spec.id, "reloaded: `{reloadcmd}` ({})", human_duration(took));
+            ReloadResult::Reloaded
+        }
+        Err(error) if matches!(error.failure, CommandFailure::Stopped) => ReloadResult::Stopped,
+        Err(error) => {
+            log::warn!(target: &spec.id, "reload failed: {error}");
+            ReloadResult::Failed(error)
+        }
+    }
+}
+
+/// Removes temp files that a crashed earlier reconfig left beside `target` (after following
+/// its symlinks); returns how many. Meant for start-up.
+pub fn remove_stale_temp_files(target: &Path) -> usize {
+    match RealTarget::resolve(target) {
+        Ok(real) => install::remove_stale(&real),
+        Err(_) => 0,
+    }
+}
+
+fn read_current(spec: &InstallSpec, target: &RealTarget) -> Result<Option<Current>, ApplyError> {
+    install::read_current(&target.path).map_err(|failure| match failure {
+        ReadError::Io(e) => io_error(spec, Step::ReadCurrent, &target.path, e),
+        ReadError::NotARegularFile(what) => apply_error(
+            spec,
+            ApplyErrorKind::NotARegularFile {
+                path: target.path.clone(),
+                what,
+            },
+        ),
+    })
+}
+
+fn ensure_directory(spec: &InstallSpec, target: &RealTarget) -> Result<(), ApplyError> {
+    match std::fs::metadata(&target.dir) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        // Exists, or an error the temp-file creation will report precisely.
+        _ => return Ok(()),
+    }
+    if !spec.mkdirs {
+        let dir = target.dir.clone();
+        return Err(apply_error(spec, ApplyErrorKind::DirectoryMissing { dir }));
+    }
+    install::create_dirs(&target.dir)
+        .map_err(|(dir, error)| io_error(spec, Step::CreateDirectory, &dir, error))
+}
+
+/// Mode: spec, else current, else 0644. Ids: spec (must work), else current (preserved).
+fn wanted_attributes(
+    spec: &InstallSpec,
+    current: Option<&Current>,
+) -> Result<Attributes, ApplyError> {
+    let requested = |id| {
+        Some(WantedId {
+            id,
+            requested: true,
+        })
+    };
+    let preserved = |id| {
+        Some(WantedId {
+            id,
+            requested: false,
+        })
+    };
+    let uid = match &spec.owner {
+        Some(name) => requested(lookup(spec, "owner", name, owner::user_id)?),
+        None => current.and_then(|current| preserved(current.uid)),
+    };
+    let gid = match &spec.group {
+        Some(name) => requested(lookup(spec, "group", name, owner::group_id)?),
+        None => current.and_then(|current| preserved(current.gid)),
+    };
+    let mode = spec
+        .mode
+        .or(current.map(|current| current.mode))
+        .unwrap_or(DEFAULT_MODE);
+    Ok(Attributes {
+        mode,
+        ownership: Ownership { uid, gid },
+    })
+}
+
+fn lookup(
+    spec: &InstallSpec,
+    field: &'static str,
+    name: &str,
+    resolve: fn(&str) -> io::Result<Option<u32>>,
+) -> Result<u32, ApplyError> {
+    let unknown = |lookup_error| ApplyErrorKind::UnknownId {
+        field,
+        name: name.to_string(),
+        lookup_error,
+    };
+    match resolve(name) {
+        Ok(Some(id)) => Ok(id),
+        Ok(None) => Err(apply_error(spec, unknown(None))),
+        Err(error) => Err(apply_error(spec, unknown(Some(error)))),
+    }
+}
+
+/// Stage, check, rename; on any failure the target keeps (or gets back) its previous state.
+fn install_checked(
+    spec: &InstallSpec,
+    target: &RealTarget,
+    current: Option<&Current>,
+    content: &str,
+    attributes: &Attributes,
+    stop: &Stop,
+) -> Result<(), ApplyError> {
+    let staged = install::stage(target, content.as_bytes(), attributes)
+        .map_err(|failure| stage_error(spec, failure))?;
+    log_not_preserved(spec, &staged.not_preserved);
+    let checkcmd = spec.checkcmd.as_deref();
+    if let Some(check) = checkcmd.filter(|check| check.contains(SRC_PLACEHOLDER)) {
+        // On error `staged` is dropped, which removes it: the target was never touched.
+        run_check(spec, check, Some(staged.path()), stop)
+            .map_err(|error| check_failed(spec, error, TargetState::Untouched))?;
+    }
+    staged
+        .install(target)
+        .map_err(|e| io_error(spec, Step::Rename, &target.path, e))?;
+    if let Some(check) = checkcmd.filter(|check| !check.contains(SRC_PLACEHOLDER)) {
+        if let Err(error) = run_check(spec, check, None, stop) {
+            let state = restore_after_failed_check(spec, target, current);
+            return Err(check_failed(spec, error, state));
+        }
+    }
+    Ok(())
+}
+
+fn restore_after_failed_check(
+    spec: &InstallSpec,
+    target: &RealTarget,
+    previous: Option<&Current>,
+) -> TargetState {
+    match install::restore(target, previous) {
+        Ok(()) if previous.is_some() => TargetState::Restored,
+        Ok(()) => TargetState::RemovedNewFile,
+        Err(error) => {
+            log::error!(target: &spec.id, "restoring {} after the failed check failed: {error}", spec.target.display());
+            TargetState::RestoreFailed(error)
+        }
+    }
+}
+
+fn run_check(
+    spec: &InstallSpec,
+    check: &str,
+    staged: Option<&Path>,
+    stop: &Stop,
+) -> Result<(), CommandError> {
+    let command = substitute(check, &spec.target, staged);
+    match command::run(&command, spec.command_timeout, stop) {
+        Ok(took) => {
+            log::info!(target: &spec.id, "check ok: `{check}` ({})", human_duration(took));
+            Ok(())
+        }
+        Err(error) => {
+            log::warn!(target: &spec.id, "check failed: {error}");
+            Err(error)
+        }
+    }
+}
+
+/// Replaces `{{target}}` and (when given) `{{src}}` with the shell-quoted paths.
+fn substitute(command: &str, target: &Path, staged: Option<&Path>) -> OsString {
+    let mut text = command.as_bytes().to_vec();
+    text = replace_all(&text, TARGET_PLACEHOLDER.as_bytes(), &shell_quote(target));
+    if let Some(staged) = staged {
+        text = replace_all(&text, SRC_PLACEHOLDER.as_bytes(), &shell_quote(staged));
+    }
+    OsString::from_vec(text)
+}
+
+fn replace_all(haystack: &[u8], needle: &[u8], replacement: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut rest = haystack;
+    while let Some(at) = rest
+        .windows(needle.len())
+        .position(|window| window == needle)
+    {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(replacement);
+        rest = &rest[at + needle.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+/// `'path'`, with each `'` written as `'\''`: safe for any bytes in `sh`.
+fn shell_quote(path: &Path) -> Vec<u8> {
+    let mut quoted = vec![b'\''];
+    for &byte in path.as_os_str().as_bytes() {
+        if byte == b'\'' {
+            quoted.extend_from_slice(b"'\\''");
+        } else {
+            quoted.push(byte);
+        }
+    }
+    quoted.push(b'\'');
+    quoted
+}
+
+fn log_not_preserved(spec: &InstallSpec, skipped: &[NotPreserved]) {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    for item in skipped {
+        let (what, wanted, actual) = match item {
+            NotPreserved::Uid { wanted, actual } => ("owner uid", wanted, actual),
+            NotPreserved::Gid { wanted, actual } => ("group gid", wanted, actual),
+        };
+        log::warn!(
+            target: &spec.id,
+            "cannot keep {what} {wanted} of {} (reconfig runs as uid {euid}): the new file gets {actual}; run reconfig as root or set \"owner\"/\"group\"",
+            spec.target.display()
+        );
+    }
+}
+
+fn summary_text(summary: Option<&FileSummary>) -> String {
+    summary.map_or_else(|| "(none)".to_string(), FileSummary::to_string)
+}
+
+fn apply_error(spec: &InstallSpec, kind: ApplyErrorKind) -> ApplyError {
+    ApplyError {
+        id: spec.id.clone(),
+        target: spec.target.clone(),
+        kind: Box::new(kind),
+    }
+}
+
+fn io_error(spec: &InstallSpec, step: Step, path: &Path, source: io::Error) -> ApplyError {
+    apply_error(
+        spec,
+        ApplyErrorKind::Io {
+            step,
+            path: path.to_path_buf(),
+            source,
+        },
+    )
+}
+
+fn stage_error(spec: &InstallSpec, failure: StageError) -> ApplyError {
+    let step = match failure.step {
+        StageStep::Create => Step::CreateTemp,
+        StageStep::Write => Step::WriteTemp,
+        StageStep::Chown => Step::ChownTemp,
+        StageStep::Chmod => Step::ChmodTemp,
+        StageStep::Sync => Step::SyncTemp,
+    };
+    io_error(spec, step, &failure.path, failure.error)
+}
+
+fn check_failed(spec: &InstallSpec, error: CommandError, target_state: TargetState) -> ApplyError {
+    apply_error(
+        spec,
+        ApplyErrorKind::CheckFailed {
+            error,
+            target_state,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_replaced_with_quoted_paths() {
+        let command = substitute(
+            "check {{src}} && cmp {{src}} {{target}}",
+            Path::new("/etc/it's.conf"),
+            Some(Path::new("/etc/.x.tmp")),
+        );
+        assert_eq!(
+            command.to_string_lossy(),
+            "check '/etc/.x.tmp' && cmp '/etc/.x.tmp' '/etc/it'\\''s.conf'"
+        );
+    }
+
+    #[test]
+    fn src_is_left_alone_without_a_staged_file() {
+        let command = substitute("reload {{src}}", Path::new("/a"), None);
+        assert_eq!(command.to_string_lossy(), "reload {{src}}");
+    }
+
+    #[test]
+    fn quoted_path_survives_the_shell() {
+        let path = Path::new("/tmp/a b'c$d`e\"f");
+        let command = substitute("printf %s {{target}}", path, None);
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .output()
+            .unwrap();
+        assert_eq!(output.stdout, path.as_os_str().as_bytes());
+    }
+}
