@@ -2,6 +2,8 @@
 
 use super::{seconds, value, CliError};
 use crate::etcd::{self, Client, ClientOptions, Credentials};
+use crate::srv;
+use crate::tls::{self, TlsOptions};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -198,11 +200,23 @@ impl ConnectionArgs {
 
     /// Builds the client; every file named by a flag is read and checked here, at startup.
     pub fn client(&self) -> Result<Client, CliError> {
+        let tls = self.tls()?;
+        let (endpoints, discover) = match self.srv_record() {
+            Some(record) => {
+                let discover = srv_discovery(record.clone(), self.wants_tls());
+                let endpoints = discover().map_err(|e| CliError {
+                    code: super::exit::UNAVAILABLE,
+                    message: e,
+                })?;
+                (endpoints, Some(discover))
+            }
+            None => (self.static_endpoints()?, None),
+        };
         let options = ClientOptions {
-            endpoints: self.static_endpoints()?,
-            discover: None,
-            rediscover_every: None,
-            tls: None,
+            endpoints,
+            discover,
+            rediscover_every: Some(SRV_REDISCOVERY),
+            tls,
             credentials: self.credentials()?,
             connect_timeout: self.connect_timeout,
             request_timeout: self.request_timeout,
@@ -210,6 +224,55 @@ impl ConnectionArgs {
         };
         Client::new(options).map_err(CliError::from)
     }
+
+    fn tls(&self) -> Result<Option<ureq::tls::TlsConfig>, CliError> {
+        let any_file = self.ssl_cafile.is_some()
+            || self.ssl_cert.is_some()
+            || self.ssl_key.is_some()
+            || self.ssl_passphrase.is_some();
+        if !self.wants_tls() && !any_file {
+            return Ok(None);
+        }
+        let options = TlsOptions {
+            ca_file: self.ssl_cafile.clone(),
+            cert_file: self.ssl_cert.clone(),
+            key_file: self.ssl_key.clone(),
+            passphrase: self.ssl_passphrase.clone(),
+        };
+        tls::client_config(&options)
+            .map(Some)
+            .map_err(|e| CliError::usage(e.to_string()))
+    }
+
+    /// The SRV record to resolve, from --srv or --srv-domain; it overrides --host/--port
+    /// as in the original tool.
+    fn srv_record(&self) -> Option<String> {
+        match (&self.srv, &self.srv_domain) {
+            (Some(record), _) => Some(record.clone()),
+            (None, Some(domain)) => Some(srv::domain_record(domain, self.wants_tls())),
+            (None, None) => None,
+        }
+    }
+}
+
+/// How often a daemon re-resolves its SRV record, so a cluster that moves is followed.
+const SRV_REDISCOVERY: Duration = Duration::from_secs(60);
+
+/// Resolves `record` into endpoint URLs in RFC 2782 order (priority, then weighted random).
+fn srv_discovery(record: String, tls: bool) -> etcd::Discover {
+    let scheme = if tls { "https" } else { "http" };
+    let random = std::sync::Mutex::new(srv::random_source());
+    Box::new(move || {
+        let targets = srv::lookup(&record, None).map_err(|e| e.to_string())?;
+        let mut random = random
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ordered = srv::order(targets, &mut *random);
+        Ok(ordered
+            .into_iter()
+            .map(|t| format!("{scheme}://{}:{}", t.host, t.port))
+            .collect())
+    })
 }
 
 /// A connection flag, recognised before its value is read (lexopt's `Arg` borrows the

@@ -279,6 +279,13 @@ fn classify(endpoint: &str, error: &ureq::Error) -> TransportError {
         },
         _ => TransportKind::Other,
     };
+    if let Some(reason) = crate::tls::explain(error) {
+        return TransportError {
+            kind: TransportKind::Tls,
+            endpoint: endpoint.to_string(),
+            detail: reason,
+        };
+    }
     TransportError {
         kind,
         endpoint: endpoint.to_string(),
