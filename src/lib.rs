@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod cli;
+pub mod daemon;
 pub mod etcd;
 pub mod logging;
 pub mod resource;
@@ -11,3 +12,4 @@ pub mod srv;
 pub mod stop;
 pub mod template;
 pub mod tls;
+pub mod watch;

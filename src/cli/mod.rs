@@ -3,6 +3,7 @@
 
 pub mod connection;
 pub mod etcd_util;
+pub mod reconfig;
 
 use std::fmt;
 

@@ -245,7 +245,19 @@ impl Client {
 
     /// Waits for a change under `key` after `after_index`.
     pub fn wait(&self, key: &str, recursive: bool, after_index: u64) -> Result<WaitOutcome, Error> {
-        match self.watch(key, recursive, Some(after_index + 1)) {
+        self.wait_within(key, recursive, after_index, None)
+    }
+
+    /// [`Client::wait`] bounded by `within` (`None`: the client's watch timeout); a quiet
+    /// period gives [`WaitOutcome::Resync`].
+    pub fn wait_within(
+        &self,
+        key: &str,
+        recursive: bool,
+        after_index: u64,
+        within: Option<Duration>,
+    ) -> Result<WaitOutcome, Error> {
+        match self.watch_within(key, recursive, Some(after_index + 1), within) {
             Ok(Some(event)) => Ok(WaitOutcome::Changed(event.node.modified_index)),
             Ok(None) => Ok(WaitOutcome::Resync),
             Err(e) if e.is_index_cleared() => Ok(WaitOutcome::Resync),

@@ -5,6 +5,8 @@
 //! removed on drop, even when the test panics.
 #![allow(dead_code)] // each test crate uses a different part of the fixtures
 
+pub mod daemon;
+
 use reconfig::etcd::{Client, ClientOptions};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

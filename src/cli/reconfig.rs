@@ -1,0 +1,180 @@
+//! `reconfig`: the command line of the daemon (reconfig.rb's flags, plus a few).
+
+use super::connection::{self, ConnectionArgs};
+use super::{seconds, value, CliError};
+use crate::daemon::{self, exit};
+use crate::resource::{self, LoadOptions, Wait};
+use crate::watch::RunOptions;
+use std::path::PathBuf;
+
+const USAGE: &str = "\
+Usage: reconfig [-c CFGDIR] [-o] [-n] [-p PREFIX] [connection flags]
+
+Keeps config files converged to data in etcd: for each resource in CFGDIR/conf.d/*.json,
+renders its template from CFGDIR/templates whenever the watched key changes, checks the
+result, installs it atomically and runs the reload command.
+
+  -c, --cfgdir DIR          top-level config dir [default: /etc/reconfig]
+      --confdir DIR         resource files dir [default: CFGDIR/conf.d]
+      --templatedir DIR     templates dir [default: CFGDIR/templates]
+  -o, --onetime             render every resource once and exit (for cron)
+  -n, --notreally           print a diff of what would change; write nothing, run nothing
+  -p, --prefix /PFX         prepended to every resource's key (not to altkeys)
+      --wait MIN[,MAX]      default quiescence for resources without \"wait\", e.g. 100ms
+      --command-timeout SECS  bound of checkcmd/reloadcmd without \"timeout\" [default: 30]
+  -d, --debug               debug logging (SIGUSR1 toggles it at run time)
+      --version             print the version and exit
+  -h, --help                this help
+
+Signals: TERM/INT stop within a second; HUP re-reads conf.d and templates; USR1 toggles debug.
+";
+
+const EXIT_CODES: &str = "\
+Exit codes: 0 ok (onetime: every resource converged), 1 bad command line or configuration,
+2 onetime: some resource did not converge, 3 onetime: no etcd endpoint answered.
+";
+
+#[derive(Debug)]
+pub struct Args {
+    pub cfgdir: PathBuf,
+    pub confdir: Option<PathBuf>,
+    pub templatedir: Option<PathBuf>,
+    pub onetime: bool,
+    pub notreally: bool,
+    pub prefix: String,
+    pub wait: Option<Wait>,
+    pub command_timeout: Option<std::time::Duration>,
+    pub debug: bool,
+    pub version: bool,
+    pub help: bool,
+    pub connection: ConnectionArgs,
+}
+
+pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args, CliError> {
+    use lexopt::Arg::{Long, Short, Value as Positional};
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut out = Args {
+        cfgdir: PathBuf::from("/etc/reconfig"),
+        confdir: None,
+        templatedir: None,
+        onetime: false,
+        notreally: false,
+        prefix: String::new(),
+        wait: None,
+        command_timeout: None,
+        debug: false,
+        version: false,
+        help: false,
+        connection: ConnectionArgs::default(),
+    };
+    while let Some(arg) = parser.next()? {
+        if let Some(flag) = connection::flag(&arg) {
+            out.connection.apply(flag, &mut parser)?;
+            continue;
+        }
+        match arg {
+            Short('c') | Long("cfgdir") => out.cfgdir = value(&mut parser, "--cfgdir")?.into(),
+            Long("confdir") => out.confdir = Some(value(&mut parser, "--confdir")?.into()),
+            Long("templatedir") => {
+                out.templatedir = Some(value(&mut parser, "--templatedir")?.into())
+            }
+            Short('o') | Long("onetime") => out.onetime = true,
+            Short('n') | Long("notreally") => out.notreally = true,
+            Short('p') | Long("prefix") => {
+                let prefix = value(&mut parser, "--prefix")?;
+                if !prefix.starts_with('/') {
+                    return Err(CliError::usage(format!(
+                        "--prefix: {prefix:?} must begin with '/', e.g. /production"
+                    )));
+                }
+                out.prefix = prefix;
+            }
+            Long("wait") => {
+                let text = value(&mut parser, "--wait")?;
+                let wait = resource::parse_wait(&serde_json::Value::String(text.clone()))
+                    .map_err(|e| CliError::usage(format!("--wait: {text:?}: {e}")))?;
+                out.wait = Some(wait);
+            }
+            Long("command-timeout") | Long("command_timeout") => {
+                out.command_timeout = Some(seconds(
+                    &value(&mut parser, "--command-timeout")?,
+                    "--command-timeout",
+                )?)
+            }
+            Short('d') | Long("debug") => out.debug = true,
+            Long("version") => out.version = true,
+            Short('h') | Long("help") => out.help = true,
+            Positional(v) => {
+                return Err(CliError::usage(format!(
+                    "unexpected argument {:?} (see --help)",
+                    v.to_string_lossy()
+                )))
+            }
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    Ok(out)
+}
+
+pub fn main() -> i32 {
+    let args = match parse(std::env::args_os().skip(1)) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("reconfig: {e}");
+            return exit::CONFIG;
+        }
+    };
+    if args.help {
+        print!("{USAGE}\n{}\n{EXIT_CODES}", connection::HELP);
+        return exit::OK;
+    }
+    if args.version {
+        println!("reconfig {}", env!("CARGO_PKG_VERSION"));
+        return exit::OK;
+    }
+    crate::logging::init(args.debug);
+    let load_options = LoadOptions {
+        confdir: args
+            .confdir
+            .clone()
+            .unwrap_or_else(|| args.cfgdir.join("conf.d")),
+        templatedir: args
+            .templatedir
+            .clone()
+            .unwrap_or_else(|| args.cfgdir.join("templates")),
+        prefix: args.prefix.clone(),
+        default_wait: args.wait,
+    };
+    let resources = match daemon::load_resources(&load_options) {
+        Ok(resources) => resources,
+        Err(e) => {
+            log::error!("{e}");
+            return exit::CONFIG;
+        }
+    };
+    let mut options = RunOptions {
+        dry_run: args.notreally,
+        ..RunOptions::default()
+    };
+    if let Some(timeout) = args.command_timeout {
+        options.command_timeout = timeout;
+    }
+    // Every flag file (TLS, password) is checked here, before anything runs.
+    let client = match args.connection.client() {
+        Ok(client) => client,
+        Err(e) => {
+            log::error!("{e}");
+            return exit::CONFIG;
+        }
+    };
+    if args.onetime {
+        return daemon::run_onetime(resources, client, options);
+    }
+    let connection = args.connection.clone();
+    let mut first = Some(client);
+    let make_client = Box::new(move || match first.take() {
+        Some(client) => Ok(client),
+        None => connection.client().map_err(|e| e.to_string()),
+    });
+    daemon::run_daemon(resources, load_options, make_client, options)
+}

@@ -1,0 +1,225 @@
+//! Running the resources: once (`--onetime`) or as a daemon with one thread per resource,
+//! and the signals: TERM/INT stop, HUP re-reads conf.d and templates, USR1 toggles debug.
+
+use crate::apply;
+use crate::etcd::Client;
+use crate::resource::{self, LoadOptions, Resource};
+use crate::stop::Stop;
+use crate::watch::{RunOptions, Watcher};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Watch threads need little stack: templates render on it, nothing else is deep.
+const WATCH_THREAD_STACK: usize = 512 * 1024;
+
+/// Builds a fresh etcd client; the daemon makes one per generation so that SIGHUP can
+/// close the old generation's pending watches.
+pub type ClientFactory = dyn FnMut() -> Result<Client, String> + Send;
+
+/// Exit codes of `reconfig`; the README documents them.
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// Bad command line or configuration: nothing was started.
+    pub const CONFIG: i32 = 1;
+    /// `--onetime`: at least one resource did not converge.
+    pub const NOT_CONVERGED: i32 = 2;
+    /// `--onetime`: no etcd endpoint answered.
+    pub const UNAVAILABLE: i32 = 3;
+}
+
+/// Loads conf.d, logging every rejected file; `Err` when nothing valid is left.
+pub fn load_resources(options: &LoadOptions) -> Result<Vec<Arc<Resource>>, String> {
+    let loaded = resource::load(options).map_err(|e| e.to_string())?;
+    for problem in &loaded.problems {
+        log::error!("{problem}; this resource is skipped");
+    }
+    if loaded.resources.is_empty() {
+        return Err(format!(
+            "no valid resource in {}: add a *.json resource file (see README) or fix the errors above",
+            options.confdir.display()
+        ));
+    }
+    for r in &loaded.resources {
+        log::info!(target: &r.id,
+            "bound: key {}{} → {} (template {})",
+            r.key,
+            if r.recursive { " (recursive)" } else { "" },
+            r.target.display(),
+            r.template_path.display());
+    }
+    Ok(loaded.resources.into_iter().map(Arc::new).collect())
+}
+
+/// Temp files a killed predecessor left beside the targets.
+fn clean_stale_temp_files(resources: &[Arc<Resource>]) {
+    for r in resources {
+        let removed = apply::remove_stale_temp_files(&r.target);
+        if removed > 0 {
+            log::info!(target: &r.id, "removed {removed} temp file(s) left by an interrupted run");
+        }
+    }
+}
+
+/// Renders every resource once, in parallel; exit code 0 only if all converged.
+pub fn run_onetime(resources: Vec<Arc<Resource>>, client: Client, options: RunOptions) -> i32 {
+    if !options.dry_run {
+        clean_stale_temp_files(&resources);
+    }
+    let stop = Stop::new();
+    let handles: Vec<_> = resources
+        .into_iter()
+        .map(|r| {
+            let mut watcher = Watcher::new(
+                r,
+                client.clone(),
+                options.clone(),
+                stop.clone(),
+                stop.clone(),
+            );
+            std::thread::spawn(move || watcher.converge_once())
+        })
+        .collect();
+    let mut failed = 0;
+    let mut unreachable = 0;
+    let total = handles.len();
+    for handle in handles {
+        match handle.join() {
+            Ok(Ok(_)) => {}
+            Ok(Err(crate::watch::PassError::Etcd(e)))
+                if !e.is_key_not_found() && e.code().is_none() =>
+            {
+                unreachable += 1
+            }
+            _ => failed += 1,
+        }
+    }
+    if unreachable == total {
+        log::error!("no resource could read etcd");
+        return exit::UNAVAILABLE;
+    }
+    if failed + unreachable > 0 {
+        log::error!(
+            "{} of {total} resources did not converge",
+            failed + unreachable
+        );
+        return exit::NOT_CONVERGED;
+    }
+    exit::OK
+}
+
+/// One set of watch threads sharing a client and a stop signal.
+struct Generation {
+    stop: Stop,
+    client: Client,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Generation {
+    fn start(
+        resources: &[Arc<Resource>],
+        client: Client,
+        options: &RunOptions,
+        process: &Stop,
+    ) -> Generation {
+        let stop = Stop::new();
+        let mut threads = Vec::new();
+        for r in resources {
+            let watcher = Watcher::new(
+                Arc::clone(r),
+                client.clone(),
+                options.clone(),
+                stop.clone(),
+                process.clone(),
+            );
+            let spawned = std::thread::Builder::new()
+                .name(format!("watch {}", r.id))
+                .stack_size(WATCH_THREAD_STACK)
+                .spawn(move || watcher.run());
+            match spawned {
+                Ok(handle) => threads.push(handle),
+                Err(e) => log::error!(target: &r.id, "cannot start its watch thread: {e}"),
+            }
+        }
+        Generation {
+            stop,
+            client,
+            threads,
+        }
+    }
+
+    /// Stops the watches (pending long-polls are closed) and waits for the threads; a
+    /// thread in the middle of an install finishes it first.
+    fn end(self) {
+        self.stop.stop();
+        self.client.shutdown();
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The daemon: runs until SIGTERM/SIGINT. `resources` were loaded by the caller.
+pub fn run_daemon(
+    resources: Vec<Arc<Resource>>,
+    load_options: LoadOptions,
+    mut make_client: Box<ClientFactory>,
+    options: RunOptions,
+) -> i32 {
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
+    {
+        Ok(signals) => signals,
+        Err(e) => {
+            log::error!("cannot install signal handlers: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let client = match make_client() {
+        Ok(client) => client,
+        Err(e) => {
+            log::error!("{e}");
+            return exit::CONFIG;
+        }
+    };
+    if !options.dry_run {
+        clean_stale_temp_files(&resources);
+    }
+    let process = Stop::new();
+    let mut generation = Generation::start(&resources, client, &options, &process);
+    log::info!(
+        "watching {} resource(s); SIGHUP reloads conf.d, SIGUSR1 toggles debug",
+        resources.len()
+    );
+    for signal in signals.forever() {
+        match signal {
+            SIGTERM | SIGINT => {
+                log::info!("stopping on signal {signal}");
+                process.stop();
+                generation.end();
+                return exit::OK;
+            }
+            SIGHUP => {
+                log::info!("SIGHUP: re-reading {}", load_options.confdir.display());
+                let reloaded =
+                    load_resources(&load_options).and_then(|r| make_client().map(|c| (r, c)));
+                match reloaded {
+                    Ok((resources, client)) => {
+                        generation.end();
+                        if !options.dry_run {
+                            clean_stale_temp_files(&resources);
+                        }
+                        generation = Generation::start(&resources, client, &options, &process);
+                        log::info!("now watching {} resource(s)", resources.len());
+                    }
+                    Err(e) => log::error!("SIGHUP: {e}; keeping the resources already running"),
+                }
+            }
+            SIGUSR1 => {
+                let on = crate::logging::toggle_debug();
+                log::info!("SIGUSR1: debug logging {}", if on { "on" } else { "off" });
+            }
+            _ => {}
+        }
+    }
+    exit::OK
+}

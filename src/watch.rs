@@ -1,0 +1,392 @@
+//! The per-resource loop: snapshot → render → apply, then wait for the next change.
+//!
+//! Every pass renders from one fresh snapshot and then watches from the index after that
+//! snapshot's, so a change made at any moment after the read (during render, check, splay or
+//! reload, or while etcd was unreachable) comes back at once: nothing is lost, and a burst
+//! of events costs one pass. Problems are logged once when they start or change and once
+//! when they clear, not on every retry.
+
+use crate::apply::{self, InstallSpec, Outcome, ReloadResult};
+use crate::etcd::{self, Client, WaitOutcome};
+use crate::resource::{Resource, Wait};
+use crate::stop::Stop;
+use crate::template::Context;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Settings that apply to every resource.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// `--notreally`: print diffs, write nothing, run nothing.
+    pub dry_run: bool,
+    /// Check/reload command bound for resources that set no `timeout`.
+    pub command_timeout: Duration,
+    /// Longest pause between retries after an error.
+    pub max_backoff: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> RunOptions {
+        RunOptions {
+            dry_run: false,
+            command_timeout: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How a pass ended when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Converged {
+    Unchanged,
+    Installed,
+    /// Dry run: the diff was printed.
+    WouldChange,
+}
+
+/// Why a pass did not converge. The target is untouched (or restored) in every case.
+#[derive(Debug)]
+pub enum PassError {
+    Etcd(etcd::Error),
+    /// The watched key does not exist (never created, deleted or expired).
+    Missing,
+    Render(String),
+    Apply(String),
+    Reload(String),
+    Stopped,
+}
+
+impl std::fmt::Display for PassError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PassError::Etcd(e) => write!(f, "etcd: {e}"),
+            PassError::Missing => f.write_str("watched key does not exist; target left unchanged"),
+            PassError::Render(e) => write!(f, "render failed, target left unchanged: {e}"),
+            PassError::Apply(e) => f.write_str(e),
+            PassError::Reload(e) => write!(f, "installed, but reload failed (will retry): {e}"),
+            PassError::Stopped => f.write_str("stopped"),
+        }
+    }
+}
+
+/// One resource bound to a client: the state its loop keeps between passes.
+pub struct Watcher {
+    resource: Arc<Resource>,
+    spec: InstallSpec,
+    client: Client,
+    options: RunOptions,
+    /// Ends this watcher's loop (SIGHUP's new generation, or SIGTERM).
+    generation: Stop,
+    /// Kills running commands and splays: SIGTERM only, so SIGHUP never cuts a reload short.
+    process: Stop,
+    reload_pending: bool,
+    problem: Option<String>,
+    last_index: u64,
+}
+
+impl Watcher {
+    pub fn new(
+        resource: Arc<Resource>,
+        client: Client,
+        options: RunOptions,
+        generation: Stop,
+        process: Stop,
+    ) -> Watcher {
+        let spec = install_spec(&resource, &options);
+        Watcher {
+            resource,
+            spec,
+            client,
+            options,
+            generation,
+            process,
+            reload_pending: false,
+            problem: None,
+            last_index: 0,
+        }
+    }
+
+    pub fn resource(&self) -> &Resource {
+        &self.resource
+    }
+
+    /// One pass for `--onetime`; the error is already logged.
+    pub fn converge_once(&mut self) -> Result<Converged, PassError> {
+        let (_, result) = self.pass();
+        if let Err(e) = &result {
+            self.report(e);
+        }
+        result
+    }
+
+    /// The daemon loop; returns when the generation is stopped.
+    pub fn run(mut self) {
+        let mut backoff = Backoff::new(self.options.max_backoff);
+        while !self.generation.is_stopped() {
+            let (index, result) = self.pass();
+            let failed = match &result {
+                Ok(_) => {
+                    self.clear_problem();
+                    backoff.reset();
+                    false
+                }
+                Err(PassError::Stopped) => break,
+                Err(PassError::Etcd(etcd::Error::Shutdown)) => break,
+                Err(PassError::Missing) => {
+                    self.report(&PassError::Missing);
+                    backoff.reset();
+                    false
+                }
+                Err(e) => {
+                    self.report(e);
+                    true
+                }
+            };
+            let Some(index) = index else {
+                // etcd did not answer: nothing to watch from yet.
+                if self.generation.sleep(backoff.next()) {
+                    break;
+                }
+                continue;
+            };
+            // After a failure, retry after the backoff, or at once when the data changes.
+            let within = failed.then(|| backoff.next());
+            match self.client.wait_within(
+                &self.resource.key,
+                self.resource.recursive,
+                index,
+                within,
+            ) {
+                Ok(WaitOutcome::Changed(changed)) => {
+                    log::debug!(target: &self.resource.id, "change at index {changed}");
+                    if let Some(wait) = self.resource.wait {
+                        self.quiesce(wait, changed);
+                    }
+                }
+                Ok(WaitOutcome::Resync) => {}
+                Err(etcd::Error::Shutdown) => break,
+                Err(e) => {
+                    self.report(&PassError::Etcd(e));
+                    if self.generation.sleep(backoff.next()) {
+                        break;
+                    }
+                }
+            }
+        }
+        log::debug!(target: &self.resource.id, "watch ended");
+    }
+
+    /// Waits until no change has come for `wait.min`, but no longer than `wait.max` after
+    /// the first change, so a burst of updates costs one render.
+    fn quiesce(&self, wait: Wait, first_change: u64) {
+        let started = Instant::now();
+        let mut last = first_change;
+        loop {
+            let left = wait.max.saturating_sub(started.elapsed());
+            if left.is_zero() || self.generation.is_stopped() {
+                return;
+            }
+            let within = wait.min.min(left);
+            match self.client.wait_within(
+                &self.resource.key,
+                self.resource.recursive,
+                last,
+                Some(within),
+            ) {
+                Ok(WaitOutcome::Changed(index)) => last = index,
+                _ => return,
+            }
+        }
+    }
+
+    /// snapshot → altdata → render → apply. Returns the snapshot's index when etcd answered.
+    fn pass(&mut self) -> (Option<u64>, Result<Converged, PassError>) {
+        let resource = Arc::clone(&self.resource);
+        let snapshot = match self.client.snapshot(&resource.key, resource.recursive) {
+            Ok(snapshot) => snapshot,
+            Err(e) => return (None, Err(PassError::Etcd(e))),
+        };
+        let index = snapshot.index;
+        if index < self.last_index {
+            log::warn!(target: &resource.id,
+                "etcd's index went back from {} to {index}: etcd was restored or recreated; re-read everything",
+                self.last_index);
+        }
+        self.last_index = index;
+        let Some(data) = snapshot.data else {
+            return (Some(index), Err(PassError::Missing));
+        };
+        let altdata = match self.altdata() {
+            Ok(altdata) => altdata,
+            Err(e) => return (Some(index), Err(PassError::Etcd(e))),
+        };
+        let data = Arc::new(data);
+        let context = Context {
+            data: &data,
+            altdata: &altdata,
+            watched: &resource.key,
+        };
+        let text = match resource.template.render(&context) {
+            Ok(text) => text,
+            Err(e) => return (Some(index), Err(PassError::Render(e.to_string()))),
+        };
+        (Some(index), self.apply(&text))
+    }
+
+    /// Alias → every leaf under the altkey. Altkeys are read, not watched; a missing one
+    /// renders as an empty map.
+    fn altdata(&self) -> Result<BTreeMap<String, Arc<BTreeMap<String, String>>>, etcd::Error> {
+        let mut altdata = BTreeMap::new();
+        for (alias, key) in &self.resource.altkeys {
+            let snapshot = self.client.snapshot(key, true)?;
+            let data = snapshot.data.unwrap_or_else(|| {
+                log::warn!(target: &self.resource.id, "altkey {alias} = {key} does not exist; rendering it as empty");
+                BTreeMap::new()
+            });
+            altdata.insert(alias.clone(), Arc::new(data));
+        }
+        Ok(altdata)
+    }
+
+    fn apply(&mut self, text: &str) -> Result<Converged, PassError> {
+        let outcome = apply::apply(&self.spec, text, self.options.dry_run, &self.process)
+            .map_err(|e| PassError::Apply(e.to_string()))?;
+        match outcome {
+            Outcome::Unchanged if self.reload_pending => {
+                self.finish_reload(apply::reload(&self.spec, &self.process))?;
+                Ok(Converged::Unchanged)
+            }
+            Outcome::Unchanged => Ok(Converged::Unchanged),
+            Outcome::Installed { reload, .. } => {
+                self.finish_reload(reload)?;
+                Ok(Converged::Installed)
+            }
+            Outcome::WouldChange { diff } => {
+                print_diff(&self.resource, &diff);
+                Ok(Converged::WouldChange)
+            }
+        }
+    }
+
+    fn finish_reload(&mut self, result: ReloadResult) -> Result<(), PassError> {
+        match result {
+            ReloadResult::NotConfigured | ReloadResult::Reloaded => {
+                self.reload_pending = false;
+                Ok(())
+            }
+            ReloadResult::Failed(e) => {
+                self.reload_pending = true;
+                Err(PassError::Reload(e.to_string()))
+            }
+            ReloadResult::Stopped => {
+                self.reload_pending = true;
+                Err(PassError::Stopped)
+            }
+        }
+    }
+
+    /// Logs a problem when it is new or different; repeats stay quiet.
+    fn report(&mut self, problem: &PassError) {
+        let text = problem.to_string();
+        if self.problem.as_deref() == Some(text.as_str()) {
+            return;
+        }
+        match problem {
+            PassError::Missing => {
+                log::warn!(target: &self.resource.id, "{}: {text}", self.resource.key)
+            }
+            _ => log::error!(target: &self.resource.id, "{text}"),
+        }
+        self.problem = Some(text);
+    }
+
+    fn clear_problem(&mut self) {
+        if self.problem.take().is_some() {
+            log::info!(target: &self.resource.id, "recovered: {} is up to date", self.resource.target.display());
+        }
+    }
+}
+
+/// What apply needs from a resource.
+pub fn install_spec(resource: &Resource, options: &RunOptions) -> InstallSpec {
+    InstallSpec {
+        id: resource.id.clone(),
+        target: resource.target.clone(),
+        mode: resource.mode,
+        owner: resource.owner.clone(),
+        group: resource.group.clone(),
+        mkdirs: resource.mkdirs,
+        checkcmd: resource.checkcmd.clone(),
+        reloadcmd: resource.reloadcmd.clone(),
+        splay: resource.splay,
+        command_timeout: resource.command_timeout.unwrap_or(options.command_timeout),
+    }
+}
+
+/// Dry-run output on stdout, one whole diff at a time so threads do not interleave.
+fn print_diff(resource: &Resource, diff: &str) {
+    let text = format!(
+        "# {} would change {}\n{diff}",
+        resource.id,
+        resource.target.display()
+    );
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// Capped exponential backoff with ±20 % jitter, so many resources retrying against a
+/// recovering etcd do not hit it in lockstep.
+struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(500);
+
+    fn new(max: Duration) -> Backoff {
+        Backoff {
+            next: Backoff::FIRST.min(max),
+            max,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = Backoff::FIRST.min(self.max);
+    }
+
+    fn next(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(self.max);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        // A factor in [0.8, 1.2).
+        base.mul_f64(0.8 + f64::from(nanos % 400) / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_with_bounded_jitter() {
+        let mut backoff = Backoff::new(Duration::from_secs(4));
+        let waits: Vec<Duration> = (0..6).map(|_| backoff.next()).collect();
+        let bases = [0.5, 1.0, 2.0, 4.0, 4.0, 4.0];
+        for (wait, base) in waits.iter().zip(bases) {
+            let secs = wait.as_secs_f64();
+            assert!(
+                secs >= base * 0.8 - 1e-9 && secs < base * 1.2,
+                "{secs} vs {base}"
+            );
+        }
+        backoff.reset();
+        assert!(backoff.next() < Duration::from_millis(600));
+    }
+}

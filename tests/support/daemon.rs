@@ -1,0 +1,148 @@
+//! A reconfig config dir in a temp dir, and the real `reconfig` binary run against it.
+
+use super::{eventually, wait_output, Etcd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+pub const RECONFIG: &str = env!("CARGO_BIN_EXE_reconfig");
+
+/// `cfgdir/conf.d`, `cfgdir/templates` and an `out/` dir for targets and markers.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+}
+
+impl Setup {
+    pub fn new() -> Setup {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("conf.d")).expect("conf.d");
+        std::fs::create_dir_all(dir.path().join("templates")).expect("templates");
+        std::fs::create_dir_all(dir.path().join("out")).expect("out");
+        Setup { dir }
+    }
+
+    pub fn cfgdir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn out(&self, name: &str) -> PathBuf {
+        self.dir.path().join("out").join(name)
+    }
+
+    pub fn template(&self, name: &str, text: &str) {
+        std::fs::write(self.dir.path().join("templates").join(name), text).expect("template");
+    }
+
+    /// Writes `conf.d/<name>.json`.
+    pub fn resource(&self, name: &str, json: serde_json::Value) {
+        std::fs::write(
+            self.dir.path().join("conf.d").join(format!("{name}.json")),
+            serde_json::to_string_pretty(&json).expect("json"),
+        )
+        .expect("resource file");
+    }
+
+    pub fn args<'a>(&'a self, etcd: &'a Etcd, extra: &[&'a str]) -> Vec<String> {
+        let mut args = vec![
+            "--endpoints".to_string(),
+            etcd.url(),
+            "--cfgdir".to_string(),
+            self.cfgdir().display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+
+    /// `reconfig --onetime` to completion.
+    pub fn onetime(&self, etcd: &Etcd, extra: &[&str]) -> Output {
+        let mut args = self.args(etcd, extra);
+        args.push("--onetime".to_string());
+        let child = Command::new(RECONFIG)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn reconfig");
+        wait_output(child, Duration::from_secs(60))
+    }
+
+    /// Starts the daemon; its stderr goes to `out/daemon.log`.
+    pub fn daemon(&self, etcd: &Etcd, extra: &[&str]) -> Daemon {
+        let log = self.dir.path().join("daemon.log");
+        let child = Command::new(RECONFIG)
+            .args(self.args(etcd, extra))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn reconfig");
+        Daemon {
+            child: Some(child),
+            log,
+        }
+    }
+}
+
+pub struct Daemon {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on the PID of a child this fixture started and has not reaped.
+        unsafe {
+            libc::kill(self.pid(), signal);
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `text`.
+    pub fn wait_log(&self, text: &str, within: Duration) -> bool {
+        eventually(within, || self.log_text().contains(text))
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the output and how long it took.
+    pub fn terminate(mut self) -> (Output, Duration) {
+        let started = std::time::Instant::now();
+        self.signal(libc::SIGTERM);
+        let child = self.child.take().expect("running");
+        let out = wait_output(child, Duration::from_secs(10));
+        (out, started.elapsed())
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Waits until `path` holds exactly `content`.
+pub fn wait_content(path: &Path, content: &str, within: Duration) -> bool {
+    eventually(within, || {
+        std::fs::read_to_string(path).ok().as_deref() == Some(content)
+    })
+}
+
+/// Lines of a marker file that commands append to (e.g. one line per reload).
+pub fn count_lines(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
