@@ -1,25 +1,55 @@
 #!/usr/bin/env bash
-# `make demo`: a throwaway etcd on 127.0.0.1 (random free ports, temp data dir), the
-# example data from conf-example/seed.txt, then etcd-util round trips. Stops etcd on exit.
+# `make demo`: the main job on an embedded default. Starts a throwaway etcd on 127.0.0.1
+# (random free ports, temp data dir), loads conf-example/seed.txt, runs
+# `reconfig --onetime` on conf-example + templates-example, shows the rendered files, then
+# runs the daemon for a moment to show a live change. Stops everything it started on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=target/release
+out=/tmp/reconfig-example
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 client_port=$(free_port); peer_port=$(free_port)
-data=$(mktemp -d /tmp/reconfig-demo-etcd.XXXXXX)
-etcd --name demo --data-dir "$data/data" \
+work=$(mktemp -d /tmp/reconfig-demo.XXXXXX)
+etcd --name demo --data-dir "$work/data" \
   --listen-client-urls "http://127.0.0.1:$client_port" --advertise-client-urls "http://127.0.0.1:$client_port" \
   --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
-  --initial-cluster "demo=http://127.0.0.1:$peer_port" --enable-v2=true --log-level warn >"$data/etcd.log" 2>&1 &
+  --initial-cluster "demo=http://127.0.0.1:$peer_port" --enable-v2=true --log-level warn >"$work/etcd.log" 2>&1 &
 etcd_pid=$!
-trap 'kill "$etcd_pid" 2>/dev/null || true; wait "$etcd_pid" 2>/dev/null || true; rm -rf "$data"' EXIT
+daemon_pid=""
+cleanup() {
+  [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null || true
+  kill "$etcd_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 endpoint="http://127.0.0.1:$client_port"
-for _ in $(seq 100); do
-  "$bin/etcd-util" --endpoints "$endpoint" -k / >/dev/null 2>&1 && break
-  sleep 0.1
-done
+util() { "$bin/etcd-util" --endpoints "$endpoint" "$@"; }
+for _ in $(seq 100); do util -k / >/dev/null 2>&1 && break; sleep 0.1; done
 echo "== throwaway etcd at $endpoint (pid $etcd_pid)"
-echo "== etcd-util round trip"
-"$bin/etcd-util" --endpoints "$endpoint" -o set -k "/demo/key with space" -v "hello"
-"$bin/etcd-util" --endpoints "$endpoint" -k "/demo/key with space"
-"$bin/etcd-util" --endpoints "$endpoint" -k / -r
+
+echo "== seeding example data from conf-example/seed.txt"
+while read -r key value; do
+  [ -n "$key" ] && util -o set -k "$key" -v "$value" 2>/dev/null
+done < conf-example/seed.txt
+util -k / -r
+
+echo "== reconfig --onetime on conf-example/ + templates-example/"
+rm -rf "$out"
+"$bin/reconfig" --endpoints "$endpoint" --confdir conf-example/conf.d --templatedir templates-example --onetime
+for f in test1.conf test2.conf test3.conf test4.conf haproxy/haproxy.cfg; do
+  echo "---- $out/$f"
+  cat "$out/$f"
+done
+
+echo "== the daemon: a new backend registers, haproxy.cfg follows"
+"$bin/reconfig" --endpoints "$endpoint" --confdir conf-example/conf.d --templatedir templates-example 2>"$work/daemon.log" &
+daemon_pid=$!
+sleep 1
+util -o set -k /example/haproxy/backends/web4 -v 127.0.0.1:8084
+for _ in $(seq 50); do grep -q web4 "$out/haproxy/haproxy.cfg" && break; sleep 0.1; done
+grep '^ *server ' "$out/haproxy/haproxy.cfg"
+kill -TERM "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=""
+echo "---- daemon log"
+cat "$work/daemon.log"
+echo "== done: the rendered files stay in $out; etcd is stopped"
