@@ -24,7 +24,7 @@ use crate::stop::Stop;
 const HEAD_BYTES: usize = 32 * 1024;
 /// Bytes kept from the end of each output stream (head + tail = 64 KiB per stream).
 const TAIL_BYTES: usize = 32 * 1024;
-/// How often a running command is checked for exit, timeout and stop.
+/// The longest pause between checks of a running command for exit, timeout and stop.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// How long a process group gets between SIGTERM and SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(1);
@@ -197,6 +197,9 @@ enum Ending {
 /// Waits (without reaping) until the shell exits, the deadline passes or a stop is requested;
 /// in the last two cases its process group is killed.
 fn supervise(child: &Child, deadline: Instant, stop: &Stop) -> Ending {
+    // Most checks and reloads take milliseconds: poll fast first, then back off, so a
+    // quick command does not cost a whole poll interval of latency.
+    let mut interval = Duration::from_millis(1);
     loop {
         if has_exited(child) {
             return Ending::Exited;
@@ -206,10 +209,11 @@ fn supervise(child: &Child, deadline: Instant, stop: &Stop) -> Ending {
             terminate_group(child);
             return Ending::TimedOut;
         }
-        if stop.sleep(POLL_INTERVAL.min(deadline - now)) {
+        if stop.sleep(interval.min(deadline - now)) {
             terminate_group(child);
             return Ending::Stopped;
         }
+        interval = (interval * 2).min(POLL_INTERVAL);
     }
 }
 
