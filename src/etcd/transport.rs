@@ -120,40 +120,15 @@ impl Transport {
     ) -> Result<Answer, ureq::Error> {
         let query = query.iter().map(|(k, v)| (*k, v.as_str()));
         let mut response = match method {
-            Method::Get | Method::Watch => {
-                let mut request = self.agent.get(url).query_pairs(query);
-                if let Some(auth) = &self.authorization {
-                    request = request.header("Authorization", auth);
-                }
-                request
-                    .config()
-                    .timeout_global(Some(timeout))
-                    .build()
-                    .call()?
-            }
-            Method::Delete => {
-                let mut request = self.agent.delete(url).query_pairs(query);
-                if let Some(auth) = &self.authorization {
-                    request = request.header("Authorization", auth);
-                }
-                request
-                    .config()
-                    .timeout_global(Some(timeout))
-                    .build()
-                    .call()?
-            }
-            Method::Put => {
-                let mut request = self.agent.put(url).query_pairs(query);
-                if let Some(auth) = &self.authorization {
-                    request = request.header("Authorization", auth);
-                }
-                let form = form.iter().map(|(k, v)| (*k, v.as_str()));
-                request
-                    .config()
-                    .timeout_global(Some(timeout))
-                    .build()
-                    .send_form(form)?
-            }
+            Method::Get | Method::Watch => self
+                .prepare(self.agent.get(url).query_pairs(query), timeout)
+                .call()?,
+            Method::Delete => self
+                .prepare(self.agent.delete(url).query_pairs(query), timeout)
+                .call()?,
+            Method::Put => self
+                .prepare(self.agent.put(url).query_pairs(query), timeout)
+                .send_form(form.iter().map(|(k, v)| (*k, v.as_str())))?,
         };
         let status = response.status().as_u16();
         let etcd_index = response
@@ -172,6 +147,18 @@ impl Transport {
             etcd_index,
             body,
         })
+    }
+
+    /// Adds the credentials and bounds the whole exchange, answer body included.
+    fn prepare<B>(
+        &self,
+        mut request: ureq::RequestBuilder<B>,
+        timeout: Duration,
+    ) -> ureq::RequestBuilder<B> {
+        if let Some(auth) = &self.authorization {
+            request = request.header("Authorization", auth);
+        }
+        request.config().timeout_global(Some(timeout)).build()
     }
 
     /// Turns 4xx/5xx answers into etcd errors (when the body is etcd's error JSON) or
