@@ -148,6 +148,7 @@ fn version_shows_tool_cluster_members_and_leader() {
         "{text}"
     );
     assert!(text.contains("etcd server: 3."), "{text}");
+    assert!(text.contains("health: ok"), "{text}");
     assert!(text.contains(&format!("{} (leader)", etcd.name)), "{text}");
 }
 

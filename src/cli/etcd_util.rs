@@ -2,7 +2,7 @@
 
 use super::connection::{self, ConnectionArgs};
 use super::{exit, value, CliError};
-use crate::etcd::{Client, Error, Response, SetOptions};
+use crate::etcd::{Client, Error, GetOptions, Response, SetOptions};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -193,7 +193,14 @@ fn run(args: &Args) -> Result<(), CliError> {
 }
 
 fn get(client: &Client, key: &str, recursive: bool) -> Result<(), CliError> {
-    let response = client.get(key, recursive)?;
+    let response = client.get_with(
+        key,
+        &GetOptions {
+            recursive,
+            sorted: true,
+            ..GetOptions::default()
+        },
+    )?;
     let node = &response.node;
     let output = if !node.dir {
         let mut one = Map::new();
@@ -206,8 +213,7 @@ fn get(client: &Client, key: &str, recursive: bool) -> Result<(), CliError> {
         let leaves: BTreeMap<String, String> = node.leaves();
         json!(leaves)
     } else {
-        let mut children: Vec<&str> = node.nodes.iter().map(|n| n.key()).collect();
-        children.sort_unstable();
+        let children: Vec<&str> = node.nodes.iter().map(|n| n.key()).collect();
         json!(children)
     };
     println!("{}", pretty(&output));
@@ -257,6 +263,8 @@ fn print_cluster(client: &Client) -> Result<(), CliError> {
         "etcd server: {}, cluster: {}",
         version.etcdserver, version.etcdcluster
     );
+    let (_, healthy) = client.health()?;
+    println!("health: {}", if healthy { "ok" } else { "UNHEALTHY" });
     let (_, members) = client.members()?;
     let leader = match client.leader() {
         Ok(leader) => leader,

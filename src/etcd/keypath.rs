@@ -6,20 +6,8 @@
 
 use std::fmt::Write;
 
-/// A key must start with `/`; repeated slashes are squeezed (etcd would redirect `//`).
-pub fn normalize(key: &str) -> String {
-    let mut out = String::with_capacity(key.len() + 1);
-    for segment in key.split('/').filter(|s| !s.is_empty()) {
-        out.push('/');
-        out.push_str(segment);
-    }
-    if out.is_empty() {
-        out.push('/');
-    }
-    out
-}
-
-/// The path part of `/v2/keys<key>`, percent-encoded.
+/// The path part of `/v2/keys<key>`, percent-encoded; repeated slashes are squeezed
+/// (etcd would answer `//` with a redirect).
 pub fn encode(key: &str) -> String {
     let mut out = String::with_capacity(key.len() + 8);
     for segment in key.split('/').filter(|s| !s.is_empty()) {
@@ -50,12 +38,5 @@ mod tests {
         assert_eq!(encode("/"), "/");
         assert_eq!(encode("//a//b/"), "/a/b");
         assert_eq!(encode("/plus+amp&eq="), "/plus%2Bamp%26eq%3D");
-    }
-
-    #[test]
-    fn normalize_squeezes_slashes() {
-        assert_eq!(normalize("//pfx//a/"), "/pfx/a");
-        assert_eq!(normalize("/"), "/");
-        assert_eq!(normalize("/a b"), "/a b");
     }
 }

@@ -15,7 +15,6 @@ mod transport;
 
 pub use endpoints::{normalize_endpoint, Discover};
 pub use error::{Error, ErrorCode, EtcdError, TransportError, TransportKind};
-pub use keypath::normalize as normalize_key;
 pub use node::{Member, Node, Response, Version};
 
 use endpoints::Endpoints;
@@ -62,6 +61,17 @@ impl Default for ClientOptions {
 pub struct Credentials {
     pub user: String,
     pub password: String,
+}
+
+/// Options of a GET.
+#[derive(Debug, Clone, Default)]
+pub struct GetOptions {
+    /// Include every level below a directory.
+    pub recursive: bool,
+    /// Have etcd list a directory's children in key order (its default order is unspecified).
+    pub sorted: bool,
+    /// Read through the leader (linearizable) instead of the member's local state.
+    pub quorum: bool,
 }
 
 /// Options of a PUT. `Default` is a plain set.
@@ -144,9 +154,25 @@ impl Client {
 
     /// GET a key; `recursive` includes every level below a directory.
     pub fn get(&self, key: &str, recursive: bool) -> Result<Response, Error> {
+        self.get_with(
+            key,
+            &GetOptions {
+                recursive,
+                ..GetOptions::default()
+            },
+        )
+    }
+
+    pub fn get_with(&self, key: &str, options: &GetOptions) -> Result<Response, Error> {
         let mut query = Vec::new();
-        if recursive {
+        if options.recursive {
             query.push(("recursive", "true".to_string()));
+        }
+        if options.sorted {
+            query.push(("sorted", "true".to_string()));
+        }
+        if options.quorum {
+            query.push(("quorum", "true".to_string()));
         }
         self.keys_request(Method::Get, key, query, Vec::new(), None)
     }
@@ -267,6 +293,16 @@ impl Client {
 
     pub fn version(&self) -> Result<(String, Version), Error> {
         self.cluster_request("/version")
+    }
+
+    /// `GET /health`: whether the member answering is healthy.
+    pub fn health(&self) -> Result<(String, bool), Error> {
+        #[derive(serde::Deserialize)]
+        struct Health {
+            health: String,
+        }
+        let (endpoint, health): (String, Health) = self.cluster_request("/health")?;
+        Ok((endpoint, health.health == "true"))
     }
 
     pub fn members(&self) -> Result<(String, Vec<Member>), Error> {
