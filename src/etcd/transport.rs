@@ -180,7 +180,15 @@ impl Transport {
         if answer.status < 400 {
             return Ok(answer);
         }
-        if let Ok(body) = serde_json::from_slice::<ErrorBody>(&answer.body) {
+        let etcd_body = serde_json::from_slice::<ErrorBody>(&answer.body).ok();
+        if is_auth_refusal(answer.status, etcd_body.as_ref()) {
+            return Err(Error::Transport(TransportError {
+                kind: TransportKind::Unauthorized,
+                endpoint: endpoint.to_string(),
+                detail: self.auth_refusal(answer.status),
+            }));
+        }
+        if let Some(body) = etcd_body {
             return Err(Error::Etcd(EtcdError {
                 code: ErrorCode::from_number(body.error_code),
                 number: body.error_code,
@@ -196,19 +204,6 @@ impl Transport {
             }));
         }
         let (kind, detail) = match answer.status {
-            401 | 403 => (
-                TransportKind::Unauthorized,
-                match &self.user {
-                    Some(user) => format!(
-                        "HTTP {}: etcd refused user {user:?}; check --username and --password",
-                        answer.status
-                    ),
-                    None => format!(
-                        "HTTP {}: etcd requires authentication; pass --username and --password",
-                        answer.status
-                    ),
-                },
-            ),
             404 if answer.body.starts_with(b"404 page not found") => (
                 TransportKind::BadResponse,
                 "HTTP 404 \"page not found\": is etcd's v2 API enabled (--enable-v2=true)?"
@@ -227,6 +222,32 @@ impl Transport {
             endpoint: endpoint.to_string(),
             detail,
         }))
+    }
+
+    fn auth_refusal(&self, status: u16) -> String {
+        match &self.user {
+            Some(user) => format!(
+                "HTTP {status}: etcd refused user {user:?} (wrong password, or no role that \
+                 grants this key); check --username and --password/--password-file"
+            ),
+            None => format!(
+                "HTTP {status}: etcd requires authentication; pass --username and \
+                 --password or --password-file"
+            ),
+        }
+    }
+}
+
+/// etcd's v2 auth answers 401 with its own error JSON (errorCode 110, "The request requires
+/// user authentication"), so the status alone decides; a 403 is a refusal only when it is not
+/// one of etcd's key errors (102 "Not a file" and 108 "Directory not empty" are 403 too).
+fn is_auth_refusal(status: u16, etcd_body: Option<&ErrorBody>) -> bool {
+    const UNAUTHORIZED_CODE: u32 = 110;
+    match (status, etcd_body) {
+        (401, _) => true,
+        (_, Some(body)) => body.error_code == UNAUTHORIZED_CODE,
+        (403, None) => true,
+        _ => false,
     }
 }
 
@@ -342,6 +363,19 @@ mod tests {
         ] {
             assert_eq!(base64(input.as_bytes()), expected);
         }
+    }
+
+    fn error_body(code: u32) -> ErrorBody {
+        serde_json::from_value(serde_json::json!({"errorCode": code})).unwrap()
+    }
+
+    #[test]
+    fn auth_refusals_are_told_apart_from_key_errors() {
+        assert!(is_auth_refusal(401, Some(&error_body(110))));
+        assert!(is_auth_refusal(401, None));
+        assert!(is_auth_refusal(403, None));
+        assert!(!is_auth_refusal(403, Some(&error_body(102))));
+        assert!(!is_auth_refusal(404, Some(&error_body(100))));
     }
 
     #[test]
