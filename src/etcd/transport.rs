@@ -33,6 +33,8 @@ pub struct Transport {
     agent: ureq::Agent,
     authorization: Option<String>,
     user: Option<String>,
+    /// Whether a client certificate is configured, to explain a TLS refusal.
+    sends_client_cert: bool,
     request_timeout: Duration,
     watch_timeout: Duration,
     shut_down: AtomicBool,
@@ -63,6 +65,7 @@ impl Transport {
         if let Some(tls) = tls {
             config = config.tls_config(tls.clone());
         }
+        let sends_client_cert = tls.as_ref().is_some_and(|t| t.client_cert().is_some());
         let user = credentials.as_ref().map(|c| c.user.clone());
         let authorization = credentials.map(|c| {
             format!(
@@ -74,6 +77,7 @@ impl Transport {
             agent: config.build().into(),
             authorization,
             user,
+            sends_client_cert,
             request_timeout,
             watch_timeout,
             shut_down: AtomicBool::new(false),
@@ -106,7 +110,11 @@ impl Transport {
         match result {
             Ok(answer) => self.check_status(endpoint, answer),
             Err(_) if self.shut_down.load(Ordering::SeqCst) => Err(Error::Shutdown),
-            Err(e) => Err(Error::Transport(classify(endpoint, &e))),
+            Err(e) => Err(Error::Transport(classify(
+                endpoint,
+                &e,
+                self.sends_client_cert,
+            ))),
         }
     }
 
@@ -279,7 +287,7 @@ fn excerpt(body: &[u8]) -> String {
     }
 }
 
-fn classify(endpoint: &str, error: &ureq::Error) -> TransportError {
+fn classify(endpoint: &str, error: &ureq::Error, sent_client_cert: bool) -> TransportError {
     use ureq::Timeout;
     let kind = match error {
         ureq::Error::Timeout(Timeout::Connect | Timeout::Resolve) => TransportKind::Connect,
@@ -300,7 +308,7 @@ fn classify(endpoint: &str, error: &ureq::Error) -> TransportError {
         },
         _ => TransportKind::Other,
     };
-    if let Some(reason) = crate::tls::explain(error) {
+    if let Some(reason) = crate::tls::explain_for(error, sent_client_cert) {
         return TransportError {
             kind: TransportKind::Tls,
             endpoint: endpoint.to_string(),
