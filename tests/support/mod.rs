@@ -5,6 +5,7 @@
 //! removed on drop, even when the test panics.
 #![allow(dead_code)] // each test crate uses a different part of the fixtures
 
+pub mod certs;
 pub mod daemon;
 
 use reconfig::etcd::{Client, ClientOptions};
