@@ -7,6 +7,7 @@
 
 pub mod certs;
 pub mod daemon;
+pub mod dns;
 
 use reconfig::etcd::{Client, ClientOptions};
 use std::net::TcpListener;
