@@ -5,7 +5,7 @@ CARGO ?= cargo
 APT_PACKAGES := etcd-server dnsmasq-base haproxy nginx-light openssl
 MUSL_TARGET := x86_64-unknown-linux-musl
 
-.PHONY: all build test deps lint demo static bench clean
+.PHONY: all build test deps lint demo static static-smoke smoke bench clean
 
 all: build
 
@@ -37,6 +37,24 @@ lint:
 # reconfig --onetime on conf-example/templates-example, then the rendered files.
 demo: build deps
 	./scripts/demo.sh
+
+# Both binaries for $(MUSL_TARGET): fully static (non-PIE, so no dynamic section at all),
+# stripped (profile.release), then smoke-tested against a real etcd. Needs musl-tools and
+# `rustup target add $(MUSL_TARGET)`; .ci/run installs both.
+TARGET_DIR = $(or $(CARGO_TARGET_DIR),target)
+STATIC_DIR = $(TARGET_DIR)/$(MUSL_TARGET)/release
+
+static:
+	CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C relocation-model=static" \
+	  $(CARGO) build --release --locked --target $(MUSL_TARGET)
+	@ls -l $(STATIC_DIR)/reconfig $(STATIC_DIR)/etcd-util
+
+# The smoke test on the static binaries (make static first), and the same on the dynamic ones.
+static-smoke: deps
+	PATH="$$PATH:/usr/sbin" ./scripts/static-smoke.sh $(STATIC_DIR)
+
+smoke: build deps
+	PATH="$$PATH:/usr/sbin" REQUIRE_STATIC=0 ./scripts/static-smoke.sh $(TARGET_DIR)/release
 
 clean:
 	$(CARGO) clean

@@ -15,6 +15,10 @@ Connection:
       --port PORT               etcd port (original flag)
       --srv RECORD              find endpoints by DNS SRV record, e.g. _etcd-client._tcp.example.com
       --srv-domain DOMAIN       same as --srv _etcd-client._tcp.DOMAIN (_etcd-client-ssl with --ssl)
+      --srv-refresh SECS        re-resolve the SRV record this often, and whenever every
+                                target failed [default: 60]. The DNS server is the first
+                                answering nameserver of /etc/resolv.conf, or
+                                $RECONFIG_DNS_SERVER (ip or ip:port) when set
   -s, --ssl                     use https for endpoints given without a scheme
       --ssl_cafile FILE         PEM bundle of CAs to trust (also --ssl-cafile)
       --ssl_cert FILE           client certificate chain, PEM (also --ssl-cert)
@@ -35,6 +39,7 @@ pub struct ConnectionArgs {
     pub port: Option<u16>,
     pub srv: Option<String>,
     pub srv_domain: Option<String>,
+    pub srv_refresh: Duration,
     pub ssl: bool,
     pub ssl_cafile: Option<PathBuf>,
     pub ssl_cert: Option<PathBuf>,
@@ -57,6 +62,7 @@ impl Default for ConnectionArgs {
             port: None,
             srv: None,
             srv_domain: None,
+            srv_refresh: SRV_REDISCOVERY,
             ssl: false,
             ssl_cafile: None,
             ssl_cert: None,
@@ -103,6 +109,9 @@ impl ConnectionArgs {
             }
             Flag::Srv => self.srv = Some(non_empty(parser, "--srv")?),
             Flag::SrvDomain => self.srv_domain = Some(non_empty(parser, "--srv-domain")?),
+            Flag::SrvRefresh => {
+                self.srv_refresh = seconds(&value(parser, "--srv-refresh")?, "--srv-refresh")?
+            }
             Flag::Ssl => self.ssl = true,
             Flag::SslCafile => self.ssl_cafile = Some(non_empty(parser, "--ssl_cafile")?.into()),
             Flag::SslCert => self.ssl_cert = Some(non_empty(parser, "--ssl_cert")?.into()),
@@ -215,7 +224,7 @@ impl ConnectionArgs {
         let options = ClientOptions {
             endpoints,
             discover,
-            rediscover_every: Some(SRV_REDISCOVERY),
+            rediscover_every: Some(self.srv_refresh),
             tls,
             credentials: self.credentials()?,
             connect_timeout: self.connect_timeout,
@@ -255,7 +264,8 @@ impl ConnectionArgs {
     }
 }
 
-/// How often a daemon re-resolves its SRV record, so a cluster that moves is followed.
+/// How often a daemon re-resolves its SRV record by default, so a cluster that moves is
+/// followed.
 const SRV_REDISCOVERY: Duration = Duration::from_secs(60);
 
 /// Resolves `record` into endpoint URLs in RFC 2782 order (priority, then weighted random).
@@ -284,6 +294,7 @@ pub enum Flag {
     Port,
     Srv,
     SrvDomain,
+    SrvRefresh,
     Ssl,
     SslCafile,
     SslCert,
@@ -307,6 +318,7 @@ pub fn flag(arg: &lexopt::Arg) -> Option<Flag> {
             "port" => Flag::Port,
             "srv" => Flag::Srv,
             "srv_domain" => Flag::SrvDomain,
+            "srv_refresh" => Flag::SrvRefresh,
             "ssl" => Flag::Ssl,
             "ssl_cafile" => Flag::SslCafile,
             "ssl_cert" => Flag::SslCert,

@@ -21,6 +21,8 @@ struct State {
     list: Vec<String>,
     current: usize,
     discovered_at: Instant,
+    /// Counts the times discovery replaced the list.
+    generation: u64,
 }
 
 impl Endpoints {
@@ -34,6 +36,7 @@ impl Endpoints {
                 list,
                 current: 0,
                 discovered_at: Instant::now(),
+                generation: 0,
             }),
             discover,
             rediscover_every,
@@ -74,6 +77,7 @@ impl Endpoints {
                     log::info!("etcd endpoints discovered: {}", list.join(", "));
                     state.list = list;
                     state.current = 0;
+                    state.generation += 1;
                 }
                 true
             }
@@ -92,6 +96,12 @@ impl Endpoints {
                 false
             }
         }
+    }
+
+    /// Changes whenever discovery replaces the list: indexes read before may be another
+    /// cluster's.
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
     }
 
     pub fn can_rediscover(&self) -> bool {
@@ -161,6 +171,9 @@ mod tests {
         );
         assert!(eps.rediscover());
         assert_eq!(eps.in_order(), ["new1", "new2"]);
+        assert_eq!(eps.generation(), 1);
+        assert!(eps.rediscover());
+        assert_eq!(eps.generation(), 1, "the same list again is not a change");
     }
 
     #[test]

@@ -222,7 +222,8 @@ impl Client {
     }
 
     /// Long-polls for the first change at or after `wait_index` (the next one when `None`).
-    /// `Ok(None)` when the watch bound passed with no event.
+    /// `Ok(None)` when the watch bound passed with no event, or when SRV rediscovery changed
+    /// the endpoints (the index may be another cluster's): read again, then watch.
     pub fn watch(
         &self,
         key: &str,
@@ -380,15 +381,27 @@ impl Client {
 
     /// Tries each endpoint in turn until one answers. Moves on only when retrying cannot
     /// apply a write twice: connection failures always, other failures on reads only.
+    ///
+    /// A watch is not sent once the endpoint list has been rediscovered during the call:
+    /// its index may belong to the cluster the list pointed to before, so the caller gets
+    /// a timeout and reads again from the new endpoints.
     fn with_failover<T>(
         &self,
         method: Method,
         mut attempt: impl FnMut(&str) -> Result<T, Error>,
     ) -> Result<T, Error> {
+        let generation = self.inner.endpoints.generation();
         let mut failures = Vec::new();
         let mut rediscovered = false;
         loop {
             for endpoint in self.inner.endpoints.in_order() {
+                if method == Method::Watch && self.inner.endpoints.generation() != generation {
+                    return Err(Error::Transport(TransportError {
+                        kind: TransportKind::Timeout,
+                        endpoint,
+                        detail: "endpoints rediscovered; reading again before watching".into(),
+                    }));
+                }
                 match attempt(&endpoint) {
                     Ok(value) => {
                         self.inner.endpoints.mark_working(&endpoint);

@@ -33,6 +33,8 @@ pub struct Transport {
     agent: ureq::Agent,
     authorization: Option<String>,
     user: Option<String>,
+    /// Whether a client certificate is configured, to explain a TLS refusal.
+    sends_client_cert: bool,
     request_timeout: Duration,
     watch_timeout: Duration,
     shut_down: AtomicBool,
@@ -63,6 +65,7 @@ impl Transport {
         if let Some(tls) = tls {
             config = config.tls_config(tls.clone());
         }
+        let sends_client_cert = tls.as_ref().is_some_and(|t| t.client_cert().is_some());
         let user = credentials.as_ref().map(|c| c.user.clone());
         let authorization = credentials.map(|c| {
             format!(
@@ -74,6 +77,7 @@ impl Transport {
             agent: config.build().into(),
             authorization,
             user,
+            sends_client_cert,
             request_timeout,
             watch_timeout,
             shut_down: AtomicBool::new(false),
@@ -106,7 +110,11 @@ impl Transport {
         match result {
             Ok(answer) => self.check_status(endpoint, answer),
             Err(_) if self.shut_down.load(Ordering::SeqCst) => Err(Error::Shutdown),
-            Err(e) => Err(Error::Transport(classify(endpoint, &e))),
+            Err(e) => Err(Error::Transport(classify(
+                endpoint,
+                &e,
+                self.sends_client_cert,
+            ))),
         }
     }
 
@@ -167,7 +175,15 @@ impl Transport {
         if answer.status < 400 {
             return Ok(answer);
         }
-        if let Ok(body) = serde_json::from_slice::<ErrorBody>(&answer.body) {
+        let etcd_body = serde_json::from_slice::<ErrorBody>(&answer.body).ok();
+        if is_auth_refusal(answer.status, etcd_body.as_ref()) {
+            return Err(Error::Transport(TransportError {
+                kind: TransportKind::Unauthorized,
+                endpoint: endpoint.to_string(),
+                detail: self.auth_refusal(answer.status),
+            }));
+        }
+        if let Some(body) = etcd_body {
             return Err(Error::Etcd(EtcdError {
                 code: ErrorCode::from_number(body.error_code),
                 number: body.error_code,
@@ -183,19 +199,6 @@ impl Transport {
             }));
         }
         let (kind, detail) = match answer.status {
-            401 | 403 => (
-                TransportKind::Unauthorized,
-                match &self.user {
-                    Some(user) => format!(
-                        "HTTP {}: etcd refused user {user:?}; check --username and --password",
-                        answer.status
-                    ),
-                    None => format!(
-                        "HTTP {}: etcd requires authentication; pass --username and --password",
-                        answer.status
-                    ),
-                },
-            ),
             404 if answer.body.starts_with(b"404 page not found") => (
                 TransportKind::BadResponse,
                 "HTTP 404 \"page not found\": is etcd's v2 API enabled (--enable-v2=true)?"
@@ -214,6 +217,32 @@ impl Transport {
             endpoint: endpoint.to_string(),
             detail,
         }))
+    }
+
+    fn auth_refusal(&self, status: u16) -> String {
+        match &self.user {
+            Some(user) => format!(
+                "HTTP {status}: etcd refused user {user:?} (wrong password, or no role that \
+                 grants this key); check --username and --password/--password-file"
+            ),
+            None => format!(
+                "HTTP {status}: etcd requires authentication; pass --username and \
+                 --password or --password-file"
+            ),
+        }
+    }
+}
+
+/// etcd's v2 auth answers 401 with its own error JSON (errorCode 110, "The request requires
+/// user authentication"), so the status alone decides; a 403 is a refusal only when it is not
+/// one of etcd's key errors (102 "Not a file" and 108 "Directory not empty" are 403 too).
+fn is_auth_refusal(status: u16, etcd_body: Option<&ErrorBody>) -> bool {
+    const UNAUTHORIZED_CODE: u32 = 110;
+    match (status, etcd_body) {
+        (401, _) => true,
+        (_, Some(body)) => body.error_code == UNAUTHORIZED_CODE,
+        (403, None) => true,
+        _ => false,
     }
 }
 
@@ -245,7 +274,7 @@ fn excerpt(body: &[u8]) -> String {
     }
 }
 
-fn classify(endpoint: &str, error: &ureq::Error) -> TransportError {
+fn classify(endpoint: &str, error: &ureq::Error, sent_client_cert: bool) -> TransportError {
     use ureq::Timeout;
     let kind = match error {
         ureq::Error::Timeout(Timeout::Connect | Timeout::Resolve) => TransportKind::Connect,
@@ -266,7 +295,7 @@ fn classify(endpoint: &str, error: &ureq::Error) -> TransportError {
         },
         _ => TransportKind::Other,
     };
-    if let Some(reason) = crate::tls::explain(error) {
+    if let Some(reason) = crate::tls::explain_for(error, sent_client_cert) {
         return TransportError {
             kind: TransportKind::Tls,
             endpoint: endpoint.to_string(),
@@ -329,6 +358,19 @@ mod tests {
         ] {
             assert_eq!(base64(input.as_bytes()), expected);
         }
+    }
+
+    fn error_body(code: u32) -> ErrorBody {
+        serde_json::from_value(serde_json::json!({"errorCode": code})).unwrap()
+    }
+
+    #[test]
+    fn auth_refusals_are_told_apart_from_key_errors() {
+        assert!(is_auth_refusal(401, Some(&error_body(110))));
+        assert!(is_auth_refusal(401, None));
+        assert!(is_auth_refusal(403, None));
+        assert!(!is_auth_refusal(403, Some(&error_body(102))));
+        assert!(!is_auth_refusal(404, Some(&error_body(100))));
     }
 
     #[test]

@@ -221,11 +221,19 @@ fn to_ureq_key(key: &LoadedKey, key_file: &Path) -> Result<PrivateKey<'static>, 
     PrivateKey::from_pem(pem.as_bytes()).map_err(|err| unusable(err.to_string()))
 }
 
-/// Turns a ureq error from a TLS connection into a human reason when it is a TLS problem.
+/// Turns a ureq error from a TLS connection into a human reason when it is a TLS problem,
+/// for a connection that presented a client certificate.
 pub fn explain(err: &ureq::Error) -> Option<String> {
+    explain_for(err, true)
+}
+
+/// [`explain`], where `sent_client_cert` tells whether a client certificate was configured:
+/// servers answer a missing one with the same alerts as a rejected one (Go's TLS 1.3 sends
+/// `bad_certificate`), so the reason depends on it.
+pub fn explain_for(err: &ureq::Error, sent_client_cert: bool) -> Option<String> {
     let reason = match rustls_error(err)? {
         rustls::Error::InvalidCertificate(cert_err) => server_cert_reason(cert_err),
-        rustls::Error::AlertReceived(alert) => alert_reason(*alert),
+        rustls::Error::AlertReceived(alert) => alert_reason(*alert, sent_client_cert),
         rustls::Error::NoCertificatesPresented => "the server sent no certificate".to_string(),
         other => format!("TLS handshake failed: {other}"),
     };
@@ -269,9 +277,19 @@ fn server_cert_reason(err: &CertificateError) -> String {
 }
 
 /// Alerts a server sends when it misses or rejects our client certificate get a hint.
-fn alert_reason(alert: rustls::AlertDescription) -> String {
+fn alert_reason(alert: rustls::AlertDescription, sent_client_cert: bool) -> String {
     use rustls::AlertDescription as Alert;
+    let about_client_cert = matches!(
+        alert,
+        Alert::CertificateRequired
+            | Alert::HandshakeFailure
+            | Alert::BadCertificate
+            | Alert::CertificateUnknown
+    );
     match alert {
+        _ if about_client_cert && !sent_client_cert => {
+            "the server requires a client certificate (pass --ssl_cert and --ssl_key)".to_string()
+        }
         Alert::CertificateRequired | Alert::HandshakeFailure => {
             "the server requires a client certificate (pass --ssl_cert and --ssl_key)".to_string()
         }
@@ -320,6 +338,19 @@ mod tests {
         let err = ureq::Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, inner));
         let reason = explain(&err).unwrap();
         assert!(reason.contains("pass --ssl_cert and --ssl_key"), "{reason}");
+    }
+
+    #[test]
+    fn a_refusal_without_a_client_certificate_asks_for_one() {
+        let alert = rustls::Error::AlertReceived(rustls::AlertDescription::BadCertificate);
+        let err = ureq::Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, alert));
+        let without = explain_for(&err, false).unwrap();
+        assert!(
+            without.contains("requires a client certificate"),
+            "{without}"
+        );
+        let with = explain_for(&err, true).unwrap();
+        assert!(with.contains("refused our client certificate"), "{with}");
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! removed on drop, even when the test panics.
 #![allow(dead_code)] // each test crate uses a different part of the fixtures
 
+pub mod certs;
 pub mod daemon;
+pub mod dns;
 
 use reconfig::etcd::{Client, ClientOptions};
 use std::net::TcpListener;

@@ -1,0 +1,106 @@
+//! A real 3-member etcd cluster on loopback: failover across every endpoint, for both
+//! binaries, when the member in use dies.
+
+mod support;
+
+use serde_json::json;
+use std::process::Output;
+use std::time::Duration;
+use support::daemon::{wait_content, Setup};
+use support::{eventually, run_bin, Etcd};
+
+const ETCD_UTIL: &str = env!("CARGO_BIN_EXE_etcd-util");
+const SECS: Duration = Duration::from_secs(15);
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn urls(members: &[Etcd]) -> String {
+    members.iter().map(Etcd::url).collect::<Vec<_>>().join(",")
+}
+
+fn util(endpoints: &str, args: &[&str]) -> Output {
+    let mut all = vec!["--endpoints", endpoints, "--timeout", "2"];
+    all.extend_from_slice(args);
+    run_bin(ETCD_UTIL, &all, Duration::from_secs(30))
+}
+
+/// Writes through `endpoints`, retrying while the cluster elects a new leader.
+fn set_eventually(endpoints: &str, key: &str, value: &str) {
+    let mut last = String::new();
+    let done = eventually(SECS, || {
+        let out = util(endpoints, &["-o", "set", "-k", key, "-v", value]);
+        last = stderr(&out);
+        out.status.success()
+    });
+    assert!(
+        done,
+        "SET {key}={value} through {endpoints} kept failing: {last}"
+    );
+}
+
+#[test]
+fn daemon_keeps_converging_when_its_member_dies() {
+    let mut members = Etcd::cluster(3);
+    let all = urls(&members);
+    set_eventually(&all, "/c/v", "one");
+    let setup = Setup::new();
+    setup.template("v.tmpl", "value={{ reconfig.data[reconfig.watched] }}\n");
+    setup.resource(
+        "v",
+        json!({"id": "v", "key": "/c/v", "source": "v.tmpl", "target": setup.out("v.conf")}),
+    );
+    let target = setup.out("v.conf");
+    // The fixture passes the first member's URL; the other two follow it in the list.
+    let others = urls(&members[1..]);
+    let daemon = setup.daemon(&members[0], &["--endpoints", &others, "--timeout", "2"]);
+    assert!(
+        wait_content(&target, "value=one\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+
+    members[0].kill();
+    set_eventually(&others, "/c/v", "two");
+    assert!(
+        wait_content(&target, "value=two\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    // Still converging on the surviving member, not just once.
+    set_eventually(&others, "/c/v", "three");
+    assert!(
+        wait_content(&target, "value=three\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+}
+
+#[test]
+fn etcd_util_fails_over_and_shows_every_member() {
+    let mut members = Etcd::cluster(3);
+    let all = urls(&members);
+    set_eventually(&all, "/u/v", "x");
+    let cluster = util(&all, &["--version"]);
+    assert_eq!(cluster.status.code(), Some(0), "{}", stderr(&cluster));
+    let text = String::from_utf8_lossy(&cluster.stdout).into_owned();
+    for member in &members {
+        assert!(text.contains(&member.url()), "{text}");
+    }
+    assert!(text.contains("(leader)"), "{text}");
+
+    members[0].kill();
+    let get = util(&all, &["-k", "/u/v"]);
+    assert_eq!(get.status.code(), Some(0), "{}", stderr(&get));
+    assert!(String::from_utf8_lossy(&get.stdout).contains("\"x\""));
+
+    // With every member down, the error lists each endpoint tried.
+    members[1].kill();
+    members[2].kill();
+    let down = util(&all, &["-k", "/u/v"]);
+    assert_eq!(down.status.code(), Some(3), "{}", stderr(&down));
+    for member in &members {
+        assert!(stderr(&down).contains(&member.url()), "{}", stderr(&down));
+    }
+}

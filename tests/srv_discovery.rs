@@ -1,0 +1,276 @@
+//! Endpoints found by DNS SRV (`--srv`, `--srv-domain`) through a real dnsmasq on loopback:
+//! RFC 2782 order with a dead first target, the TLS record, lookup errors, and a daemon
+//! following a record that changes, both periodically and when every target failed.
+//!
+//! SRV targets are host names resolved by the system resolver, so every target here is
+//! `localhost` with its own port.
+
+mod support;
+
+use reconfig::srv::DNS_SERVER_ENV;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+use support::certs::{Certs, TlsFiles};
+use support::daemon::{wait_content, Setup, RECONFIG};
+use support::dns::{srv, Dnsmasq};
+use support::{free_port, wait_output, Etcd};
+
+const ETCD_UTIL: &str = env!("CARGO_BIN_EXE_etcd-util");
+const RECORD: &str = "_etcd-client._tcp.example.test";
+const SECS: Duration = Duration::from_secs(15);
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn command(bin: &str, dns: &Dnsmasq, args: &[&str]) -> Command {
+    let mut command = Command::new(bin);
+    command
+        .env(DNS_SERVER_ENV, dns.env_value())
+        .args(args)
+        .stdin(Stdio::null());
+    command
+}
+
+fn run(bin: &str, dns: &Dnsmasq, args: &[&str]) -> Output {
+    let child = command(bin, dns, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_output(child, Duration::from_secs(30))
+}
+
+/// A daemon started with the DNS server in its environment; killed on drop.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(dns: &Dnsmasq, cfgdir: &Path, args: &[&str]) -> Daemon {
+        let log = cfgdir.join("daemon.log");
+        let cfg = cfgdir.display().to_string();
+        let mut all = vec!["--cfgdir", cfg.as_str()];
+        all.extend_from_slice(args);
+        let child = command(RECONFIG, dns, &all)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("spawn reconfig");
+        Daemon { child, log }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An etcd whose `/who` names it.
+fn etcd_named(name: &str) -> Etcd {
+    let etcd = Etcd::start();
+    etcd.put("/who", name);
+    etcd
+}
+
+fn value_setup() -> Setup {
+    let setup = Setup::new();
+    setup.template("v.tmpl", "who={{ reconfig.data[reconfig.watched] }}\n");
+    setup.resource(
+        "v",
+        json!({"id": "v", "key": "/who", "source": "v.tmpl", "target": setup.out("v.conf")}),
+    );
+    setup
+}
+
+#[test]
+fn targets_are_tried_by_priority_then_weight_past_a_dead_first_target() {
+    let (a, b, c) = (etcd_named("a"), etcd_named("b"), etcd_named("c"));
+    let dead = free_port();
+    let dns = Dnsmasq::start(&[
+        srv(RECORD, "localhost", dead, 1, 100),
+        srv(RECORD, "localhost", a.client_port, 2, 60),
+        srv(RECORD, "localhost", b.client_port, 2, 40),
+        srv(RECORD, "localhost", c.client_port, 3, 100),
+    ]);
+    let mut seen = Vec::new();
+    for _ in 0..24 {
+        let out = run(ETCD_UTIL, &dns, &["--srv", RECORD, "-k", "/who"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        seen.push(answer["/who"].as_str().unwrap_or_default().to_string());
+    }
+    // Priority 3 is only for when both priority-2 targets fail; the weights 60/40 share
+    // the load between a and b (both missing from 24 picks: p < 1e-5).
+    assert!(!seen.iter().any(|w| w == "c"), "{seen:?}");
+    assert!(seen.iter().any(|w| w == "a"), "{seen:?}");
+    assert!(seen.iter().any(|w| w == "b"), "{seen:?}");
+
+    // With a and b down, the next priority takes over.
+    drop((a, b));
+    let out = run(ETCD_UTIL, &dns, &["--srv", RECORD, "-k", "/who"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"c\""));
+}
+
+#[test]
+fn srv_domain_with_ssl_uses_the_ssl_record() {
+    let certs = Certs::generate();
+    let etcd = Etcd::start_with(Some(&certs.server_tls()), Vec::new());
+    let dns = Dnsmasq::start(&[
+        srv(RECORD, "localhost", free_port(), 0, 100),
+        srv(
+            "_etcd-client-ssl._tcp.example.test",
+            "localhost",
+            etcd.client_port,
+            0,
+            100,
+        ),
+    ]);
+    let tls = certs.flags(&TlsFiles::CLIENT);
+    let mut args: Vec<&str> = vec!["--srv-domain", "example.test", "-s"];
+    args.extend(tls.iter().map(String::as_str));
+    let set = run(
+        ETCD_UTIL,
+        &dns,
+        &[&args[..], &["-o", "set", "-k", "/k", "-v", "tls"]].concat(),
+    );
+    assert_eq!(set.status.code(), Some(0), "{}", stderr(&set));
+
+    let setup = Setup::new();
+    setup.template("v.tmpl", "{{ reconfig.data[reconfig.watched] }}\n");
+    setup.resource(
+        "v",
+        json!({"id": "v", "key": "/k", "source": "v.tmpl", "target": setup.out("v.conf")}),
+    );
+    let cfg = setup.cfgdir().display().to_string();
+    let once = run(
+        RECONFIG,
+        &dns,
+        &[&["--cfgdir", cfg.as_str(), "--onetime"], &args[..]].concat(),
+    );
+    assert_eq!(once.status.code(), Some(0), "{}", stderr(&once));
+    assert_eq!(
+        support::read(&setup.out("v.conf")).as_deref(),
+        Some("tls\n")
+    );
+}
+
+#[test]
+fn a_missing_record_is_reported_naming_record_and_server() {
+    let dns = Dnsmasq::start(&[srv(RECORD, "localhost", free_port(), 0, 0)]);
+    let expected = format!(
+        "no SRV record _etcd-client._tcp.missing.example.test at {} (NXDOMAIN)",
+        dns.addr
+    );
+    let out = run(
+        ETCD_UTIL,
+        &dns,
+        &["--srv-domain", "missing.example.test", "-k", "/x"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
+
+    let setup = value_setup();
+    let cfg = setup.cfgdir().display().to_string();
+    let once = run(
+        RECONFIG,
+        &dns,
+        &[
+            "--cfgdir",
+            &cfg,
+            "--onetime",
+            "--srv-domain",
+            "missing.example.test",
+        ],
+    );
+    assert_eq!(once.status.code(), Some(1), "{}", stderr(&once));
+    assert!(stderr(&once).contains(&expected), "{}", stderr(&once));
+}
+
+#[test]
+fn the_daemon_follows_a_record_that_changes_at_the_next_refresh() {
+    let (a, b) = (etcd_named("a"), etcd_named("b"));
+    let mut dns = Dnsmasq::start(&[srv(RECORD, "localhost", a.client_port, 0, 0)]);
+    let setup = value_setup();
+    let target = setup.out("v.conf");
+    let daemon = Daemon::start(
+        &dns,
+        setup.cfgdir(),
+        &[
+            "--srv",
+            RECORD,
+            "--srv-refresh",
+            "1",
+            "--watch-timeout",
+            "1",
+        ],
+    );
+    assert!(
+        wait_content(&target, "who=a\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+
+    // Both etcds stay up: only the periodic re-resolution can move the daemon to b.
+    dns.replace(&[srv(RECORD, "localhost", b.client_port, 0, 0)]);
+    assert!(
+        wait_content(&target, "who=b\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    b.put("/who", "b2");
+    assert!(
+        wait_content(&target, "who=b2\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    assert!(daemon.log_text().contains(&format!(
+        "etcd endpoints discovered: {}",
+        b.url().replace("127.0.0.1", "localhost")
+    )));
+}
+
+#[test]
+fn the_daemon_resolves_again_when_every_target_failed() {
+    let mut a = etcd_named("a");
+    // a's store index runs ahead of b's: a watch sent to b with a's index would wait for
+    // changes b has not had yet, so the daemon must read again after moving.
+    for i in 0..5 {
+        a.put("/padding", &i.to_string());
+    }
+    let b = etcd_named("b");
+    let mut dns = Dnsmasq::start(&[srv(RECORD, "localhost", a.client_port, 0, 0)]);
+    let setup = value_setup();
+    let target = setup.out("v.conf");
+    // The default refresh (60 s) is far off: only the failure can trigger re-resolution.
+    let daemon = Daemon::start(&dns, setup.cfgdir(), &["--srv", RECORD]);
+    assert!(
+        wait_content(&target, "who=a\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+
+    dns.replace(&[srv(RECORD, "localhost", b.client_port, 0, 0)]);
+    a.kill();
+    assert!(
+        wait_content(&target, "who=b\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    b.put("/who", "b2");
+    assert!(
+        wait_content(&target, "who=b2\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+}
