@@ -59,7 +59,10 @@ impl From<crate::etcd::Error> for CliError {
             }
             Error::Etcd(_) => exit::FAILED,
             Error::InvalidArgument(_) => exit::USAGE,
-            Error::Transport(_) | Error::Unavailable(_) | Error::Shutdown => exit::UNAVAILABLE,
+            Error::Transport(_)
+            | Error::Unavailable(_)
+            | Error::Shutdown
+            | Error::IndexWentBack { .. } => exit::UNAVAILABLE,
         };
         CliError {
             code,
