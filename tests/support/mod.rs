@@ -6,6 +6,7 @@
 #![allow(dead_code)] // each test crate uses a different part of the fixtures
 
 pub mod daemon;
+pub mod fake_http;
 
 use reconfig::etcd::{Client, ClientOptions};
 use std::net::TcpListener;
