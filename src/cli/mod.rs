@@ -85,7 +85,7 @@ pub(crate) fn seconds(text: &str, flag: &str) -> Result<std::time::Duration, Cli
     text.parse::<f64>()
         .ok()
         .filter(|s| s.is_finite() && *s > 0.0)
-        .map(std::time::Duration::from_secs_f64)
+        .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
         .ok_or_else(|| {
             CliError::usage(format!(
                 "{flag}: {text:?} is not a positive number of seconds"
