@@ -12,7 +12,6 @@ use support::Etcd;
 
 const ETCD_UTIL: &str = env!("CARGO_BIN_EXE_etcd-util");
 const LIST: &str = "{% for k, v in reconfig.data|items %}{{ k }}={{ v }}\n{% endfor %}";
-const BOUND: Duration = Duration::from_secs(60);
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
