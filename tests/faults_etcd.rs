@@ -97,6 +97,7 @@ fn etcd_down_for_five_seconds_is_logged_once_and_changes_after_restart_converge(
         1,
         "one error line per outage:\n{during}"
     );
+    assert!(during.contains("etcd unreachable"), "{during}");
     assert!(
         during.contains(&etcd.url()),
         "names the endpoint:\n{during}"
@@ -125,7 +126,12 @@ fn etcd_down_for_five_seconds_is_logged_once_and_changes_after_restart_converge(
     assert!(support::eventually(CONVERGE, || count_lines(
         &setup.out("out.reloads")
     ) == 3));
-    assert_eq!(lines_containing(&daemon.log_text(), "ERROR"), 1);
+    assert_eq!(
+        lines_containing(&daemon.log_text(), "etcd unreachable"),
+        1,
+        "{}",
+        daemon.log_text()
+    );
     assert_alive(&mut daemon);
 }
 
