@@ -26,14 +26,19 @@ host="$(rustc -vV | sed -n 's/^host: //p')"
 cargo build --release --bins --target "$host"
 bin="target/$host/release"
 mkdir -p logs
+scratch_base=/tmp
+[ -d /dev/shm ] && scratch_base=/dev/shm
 run() {
   target="$1"
   mkdir -p "corpus/$target" "artifacts/$target"
+  scratch="$scratch_base/reconfig-fuzz-$$-$target"
+  export RECONFIG_FUZZ_SCRATCH="$scratch"
   # -rss_limit_mb: a 10 MB value or a huge template is fine; runaway growth is a finding.
   "$bin/$target" "corpus/$target" "seeds/$target" \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
     -artifact_prefix="artifacts/$target/" -print_final_stats=1 \
     >"logs/$target.log" 2>&1 || echo "$target: fuzzer exited with $? (see fuzz/logs/$target.log)"
+  rm -rf "$scratch"
 }
 running=0
 for target in $targets; do

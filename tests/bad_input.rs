@@ -233,11 +233,14 @@ fn template_errors_name_the_template_and_line_and_leave_targets_alone() {
         "ok\n{{ reconfig.data['/data/j']|fromjson }}\n",
     );
     setup.template("strict.tmpl", "{{ reconfig.data[reconfig.watched] }}\n");
+    // From fuzzing: output sizes are bounded (minijinja refuses strings over 100 MB).
+    setup.template("repeat.tmpl", "{{ 'x' * 1000000000000 }}\n");
     for (id, source, strict) in [
         ("syntax", "syntax.tmpl", false),
         ("latin1", "latin1.tmpl", false),
         ("render", "render.tmpl", false),
         ("strict", "strict.tmpl", true),
+        ("repeat", "repeat.tmpl", false),
     ] {
         setup.resource(
             id,
@@ -248,7 +251,7 @@ fn template_errors_name_the_template_and_line_and_leave_targets_alone() {
     }
     let out = setup.onetime(&etcd, &[]);
     let log = stderr(&out);
-    // Two resources fail to render: the run says it did not converge.
+    // Three resources fail to render: the run says it did not converge.
     assert_eq!(out.status.code(), Some(2), "{log}");
     let syntax = lines_about(&log, "syntax.json");
     assert!(
@@ -275,7 +278,12 @@ fn template_errors_name_the_template_and_line_and_leave_targets_alone() {
         strict.contains("strict.tmpl") && strict.contains("undefined"),
         "{log}"
     );
-    for id in ["syntax", "latin1", "render", "strict"] {
+    let repeat = lines_about(&log, "[repeat]");
+    assert!(
+        repeat.contains("repeat.tmpl") && repeat.contains("repeated string is too large"),
+        "{log}"
+    );
+    for id in ["syntax", "latin1", "render", "strict", "repeat"] {
         assert_eq!(
             support::read(&setup.out(&format!("{id}.conf"))).as_deref(),
             Some("previous\n"),

@@ -9,16 +9,16 @@ use reconfig::resource::{load, LoadOptions};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-/// A private cfgdir (on /dev/shm when it exists, for speed) with two templates.
+/// A private cfgdir with two templates: `$RECONFIG_FUZZ_SCRATCH` (scripts/fuzz.sh puts it
+/// on /dev/shm for speed and removes it afterwards), else a directory in the temp dir.
 fn cfgdir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let base = if std::path::Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
-        };
-        let dir = base.join(format!("reconfig-fuzz-confd-{}", std::process::id()));
+        let dir = std::env::var_os("RECONFIG_FUZZ_SCRATCH")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("reconfig-fuzz-confd-{}", std::process::id()))
+            });
         std::fs::create_dir_all(dir.join("conf.d")).expect("conf.d");
         std::fs::create_dir_all(dir.join("templates")).expect("templates");
         std::fs::write(
