@@ -5,7 +5,7 @@ CARGO ?= cargo
 APT_PACKAGES := etcd-server dnsmasq-base haproxy nginx-light openssl
 MUSL_TARGET := x86_64-unknown-linux-musl
 
-.PHONY: all build test deps lint demo static static-smoke smoke bench clean
+.PHONY: all build test deps lint demo static static-smoke smoke bench soak fuzz clean
 
 all: build
 
@@ -32,6 +32,19 @@ test: deps
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+# 30 minutes of random updates, deletes, TTL expiries and etcd restarts against 50
+# resources with the release binary; not part of `make test`. SOAK_SECONDS shortens it.
+# The figures are printed and written to $(SOAK_REPORT).
+SOAK_REPORT ?= $(CURDIR)/soak-report.txt
+soak: build deps
+	RECONFIG_BIN="$${CARGO_TARGET_DIR:-$(CURDIR)/target}/release/reconfig" SOAK_REPORT="$(SOAK_REPORT)" \
+	  PATH="$$PATH:/usr/sbin" $(CARGO) test --locked --test soak -- --ignored --nocapture
+
+# The three libFuzzer targets of fuzz/ on the stable toolchain, FUZZ_SECONDS (default 600)
+# each; see scripts/fuzz.sh. Not part of `make test`.
+fuzz:
+	./scripts/fuzz.sh
 
 # The main job on an embedded default: a throwaway etcd on 127.0.0.1, the example data,
 # reconfig --onetime on conf-example/templates-example, then the rendered files.

@@ -287,15 +287,29 @@ impl Watcher {
         }
     }
 
-    /// Logs a problem when it is new or different; repeats stay quiet.
+    /// Logs a problem when it is new or different; repeats stay quiet. An outage is one
+    /// problem however its symptoms change (connection closed, then refused, then timed
+    /// out), so it is logged once until it clears.
     fn report(&mut self, problem: &PassError) {
         let text = problem.to_string();
-        if self.problem.as_deref() == Some(text.as_str()) {
+        let same = match (&self.problem, problem) {
+            (Some(previous), PassError::Etcd(e)) if is_unreachable(e) => {
+                previous.starts_with(UNREACHABLE_PREFIX)
+            }
+            (previous, _) => previous.as_deref() == Some(text.as_str()),
+        };
+        if same {
             return;
         }
         match problem {
             PassError::Missing => {
                 log::warn!(target: &self.resource.id, "{}: {text}", self.resource.key)
+            }
+            PassError::Etcd(e) if is_unreachable(e) => {
+                let text = format!("{UNREACHABLE_PREFIX}{e}");
+                log::error!(target: &self.resource.id, "{text}; retrying with backoff (logged once until it clears)");
+                self.problem = Some(text);
+                return;
             }
             _ => log::error!(target: &self.resource.id, "{text}"),
         }
@@ -307,6 +321,17 @@ impl Watcher {
             log::info!(target: &self.resource.id, "recovered: {} is up to date", self.resource.target.display());
         }
     }
+}
+
+/// How an outage's log line starts; repeats of any unreachable error are then quiet.
+const UNREACHABLE_PREFIX: &str = "etcd unreachable: ";
+
+/// Whether etcd did not answer at all (as opposed to answering with an error).
+fn is_unreachable(error: &etcd::Error) -> bool {
+    matches!(
+        error,
+        etcd::Error::Transport(_) | etcd::Error::Unavailable(_)
+    )
 }
 
 /// What apply needs from a resource.

@@ -125,7 +125,8 @@ pub fn reload(spec: &InstallSpec, stop: &Stop) -> ReloadResult {
         }
         Err(error) if matches!(error.failure, CommandFailure::Stopped) => ReloadResult::Stopped,
         Err(error) => {
-            log::warn!(target: &spec.id, "reload failed: {error}");
+            // The caller reports the failure (once while it persists).
+            log::debug!(target: &spec.id, "reload failed: {error}");
             ReloadResult::Failed(error)
         }
     }
@@ -277,8 +278,12 @@ fn run_check(
             log::info!(target: &spec.id, "check ok: `{check}` ({})", human_duration(took));
             Ok(())
         }
-        Err(error) => {
-            log::warn!(target: &spec.id, "check failed: {error}");
+        Err(mut error) => {
+            // Name the command as configured: the staged file `{{src}}` stood for is gone,
+            // and a stable text lets the caller log a persisting failure once per change
+            // rather than 64 KiB of output on every retry. The caller logs the error.
+            error.command = check.to_string();
+            log::debug!(target: &spec.id, "check failed: {error}");
             Err(error)
         }
     }

@@ -93,7 +93,7 @@ impl ConnectionArgs {
             }
             Flag::Host => {
                 let host = value(parser, "--host")?;
-                if host.is_empty() || host.contains(['/', ' ']) {
+                if host.is_empty() || host.starts_with('-') || host.contains(['/', ' ']) {
                     return Err(CliError::usage(format!(
                         "--host: {host:?} is not a host name or address"
                     )));

@@ -59,7 +59,10 @@ impl From<crate::etcd::Error> for CliError {
             }
             Error::Etcd(_) => exit::FAILED,
             Error::InvalidArgument(_) => exit::USAGE,
-            Error::Transport(_) | Error::Unavailable(_) | Error::Shutdown => exit::UNAVAILABLE,
+            Error::Transport(_)
+            | Error::Unavailable(_)
+            | Error::Shutdown
+            | Error::IndexWentBack { .. } => exit::UNAVAILABLE,
         };
         CliError {
             code,
@@ -82,7 +85,7 @@ pub(crate) fn seconds(text: &str, flag: &str) -> Result<std::time::Duration, Cli
     text.parse::<f64>()
         .ok()
         .filter(|s| s.is_finite() && *s > 0.0)
-        .map(std::time::Duration::from_secs_f64)
+        .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
         .ok_or_else(|| {
             CliError::usage(format!(
                 "{flag}: {text:?} is not a positive number of seconds"

@@ -123,7 +123,8 @@ impl Endpoints {
 /// Turns `host:port`, `http://host:port/` or `https://host` into a base URL without a
 /// trailing slash; a bare host:port gets `default_scheme`.
 pub fn normalize_endpoint(raw: &str, default_scheme: &str) -> Result<String, String> {
-    let raw = raw.trim().trim_end_matches('/');
+    let given = raw.trim();
+    let raw = given.trim_end_matches('/');
     if raw.is_empty() {
         return Err("empty endpoint".to_string());
     }
@@ -145,12 +146,62 @@ pub fn normalize_endpoint(raw: &str, default_scheme: &str) -> Result<String, Str
             "endpoint {raw:?} must be scheme://host:port with no path"
         ));
     }
+    check_host_port(given, rest)?;
     Ok(with_scheme)
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`: a host that is not empty and does not look
+/// like a flag (a flag given where a URL was expected), and a port of 1-65535 if any.
+fn check_host_port(given: &str, authority: &str) -> Result<(), String> {
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, Some(port)),
+        _ => (authority, None),
+    };
+    if host.is_empty() || host.starts_with('-') {
+        return Err(format!(
+            "endpoint {given:?} has no usable host; give scheme://host:port, e.g. http://127.0.0.1:2379"
+        ));
+    }
+    if let Some(port) = port {
+        if port.parse::<u16>().ok().filter(|p| *p > 0).is_none() {
+            return Err(format!(
+                "endpoint {given:?} has port {port:?}; use a port number 1-65535"
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_without_a_usable_host_or_port_are_refused() {
+        assert_eq!(
+            normalize_endpoint("127.0.0.1:2379", "http").as_deref(),
+            Ok("http://127.0.0.1:2379")
+        );
+        assert_eq!(
+            normalize_endpoint("https://[::1]:2379/", "http").as_deref(),
+            Ok("https://[::1]:2379")
+        );
+        assert_eq!(
+            normalize_endpoint("http://[::1]", "http").as_deref(),
+            Ok("http://[::1]")
+        );
+        for bad in [
+            "http://",
+            "http://:2379",
+            "--onetime",
+            "http://h:",
+            "http://h:0",
+            "h:99999",
+            "h:x",
+        ] {
+            assert!(normalize_endpoint(bad, "http").is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn failover_order_starts_at_the_working_endpoint() {

@@ -83,6 +83,13 @@ pub enum Error {
     Shutdown,
     /// A caller error caught before any request, e.g. a key not starting with `/`.
     InvalidArgument(String),
+    /// A watch asked for an index etcd has not reached and, its own index being lower,
+    /// may never reach: etcd was wiped or restored from a backup. Read again.
+    IndexWentBack {
+        endpoint: String,
+        etcd_index: u64,
+        wait_index: u64,
+    },
 }
 
 impl Error {
@@ -168,6 +175,15 @@ impl fmt::Display for Error {
             }
             Error::Shutdown => f.write_str("etcd client shut down"),
             Error::InvalidArgument(msg) => f.write_str(msg),
+            Error::IndexWentBack {
+                endpoint,
+                etcd_index,
+                wait_index,
+            } => write!(
+                f,
+                "{endpoint}: etcd's index {etcd_index} is below the index {wait_index} being \
+                 waited for: etcd was wiped or restored from a backup; read the key again"
+            ),
         }
     }
 }

@@ -288,6 +288,7 @@ impl Client {
             Ok(Some(event)) => Ok(WaitOutcome::Changed(event.node.modified_index)),
             Ok(None) => Ok(WaitOutcome::Resync),
             Err(e) if e.is_index_cleared() => Ok(WaitOutcome::Resync),
+            Err(Error::IndexWentBack { .. }) => Ok(WaitOutcome::Resync),
             Err(e) => Err(e),
         }
     }

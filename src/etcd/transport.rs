@@ -47,6 +47,31 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
+/// How one exchange ended when the endpoint answered.
+enum Exchange {
+    Answer(Answer),
+    /// A watch was not waited on: see [`wait_index_ahead_of`].
+    IndexWentBack {
+        etcd_index: u64,
+        wait_index: u64,
+    },
+}
+
+/// A watch's `waitIndex` when etcd's own index (sent in the headers, before any event) is
+/// below it: etcd was wiped or restored and that index may never come. etcd sends the
+/// store index of the member it runs on, so a member a little behind the one the snapshot
+/// came from also shows here; re-reading is harmless then.
+fn wait_index_ahead_of(method: Method, query: &[(&str, String)], etcd_index: u64) -> Option<u64> {
+    if method != Method::Watch || etcd_index == 0 {
+        return None;
+    }
+    let wait_index: u64 = query
+        .iter()
+        .find(|(name, _)| *name == "waitIndex")
+        .and_then(|(_, value)| value.parse().ok())?;
+    (etcd_index.saturating_add(1) < wait_index).then_some(wait_index)
+}
+
 impl Transport {
     pub fn new(
         tls: &Option<ureq::tls::TlsConfig>,
@@ -108,7 +133,15 @@ impl Transport {
         });
         let result = self.exchange(&url, method, query, form, timeout);
         match result {
-            Ok(answer) => self.check_status(endpoint, answer),
+            Ok(Exchange::Answer(answer)) => self.check_status(endpoint, answer),
+            Ok(Exchange::IndexWentBack {
+                etcd_index,
+                wait_index,
+            }) => Err(Error::IndexWentBack {
+                endpoint: endpoint.to_string(),
+                etcd_index,
+                wait_index,
+            }),
             Err(_) if self.shut_down.load(Ordering::SeqCst) => Err(Error::Shutdown),
             Err(e) => Err(Error::Transport(classify(
                 endpoint,
@@ -125,7 +158,8 @@ impl Transport {
         query: &[(&str, String)],
         form: &[(&str, String)],
         timeout: Duration,
-    ) -> Result<Answer, ureq::Error> {
+    ) -> Result<Exchange, ureq::Error> {
+        let query_pairs = query;
         let query = query.iter().map(|(k, v)| (*k, v.as_str()));
         let mut response = match method {
             Method::Get | Method::Watch => self
@@ -145,16 +179,25 @@ impl Transport {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0);
+        if status < 300 {
+            if let Some(wait_index) = wait_index_ahead_of(method, query_pairs, etcd_index) {
+                // Do not wait for the event: it may never come. The connection is dropped.
+                return Ok(Exchange::IndexWentBack {
+                    etcd_index,
+                    wait_index,
+                });
+            }
+        }
         let body = response
             .body_mut()
             .with_config()
             .limit(MAX_ANSWER_BYTES)
             .read_to_vec()?;
-        Ok(Answer {
+        Ok(Exchange::Answer(Answer {
             status,
             etcd_index,
             body,
-        })
+        }))
     }
 
     /// Adds the credentials and bounds the whole exchange, answer body included.
@@ -371,6 +414,23 @@ mod tests {
         assert!(is_auth_refusal(403, None));
         assert!(!is_auth_refusal(403, Some(&error_body(102))));
         assert!(!is_auth_refusal(404, Some(&error_body(100))));
+    }
+
+    #[test]
+    fn a_watch_for_an_index_etcd_went_below_is_not_waited_on() {
+        let query = |n: u64| vec![("wait", "true".to_string()), ("waitIndex", n.to_string())];
+        // Normal: waiting for the index right after etcd's current one.
+        assert_eq!(wait_index_ahead_of(Method::Watch, &query(201), 200), None);
+        assert_eq!(wait_index_ahead_of(Method::Watch, &query(150), 200), None);
+        // etcd wiped: its index restarted below what the client waits for.
+        assert_eq!(
+            wait_index_ahead_of(Method::Watch, &query(201), 3),
+            Some(201)
+        );
+        // No header, no waitIndex, or not a watch: nothing to compare.
+        assert_eq!(wait_index_ahead_of(Method::Watch, &query(201), 0), None);
+        assert_eq!(wait_index_ahead_of(Method::Watch, &[], 3), None);
+        assert_eq!(wait_index_ahead_of(Method::Get, &query(201), 3), None);
     }
 
     #[test]

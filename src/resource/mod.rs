@@ -4,6 +4,7 @@
 //! renders it and which file it produces. [`load`] reads them all in file-name order; a bad file
 //! is reported as one [`ConfigError`] and skipped, so one typo does not stop the other resources.
 
+mod duplicates;
 mod duration;
 mod fields;
 
@@ -162,6 +163,9 @@ fn load_file(file: &Path, opts: &LoadOptions) -> Result<Resource, String> {
         std::fs::read_to_string(file).map_err(|err| format!("cannot read the file: {err}"))?;
     let json: Value =
         serde_json::from_str(&text).map_err(|err| format!("not valid JSON: {err}"))?;
+    if let Some(repeated) = duplicates::find(&text) {
+        log::warn!("{}: {repeated}", file.display());
+    }
     let Value::Object(object) = &json else {
         return Err(format!(
             "expected a JSON object like {{\"key\": ..., \"source\": ..., \"target\": ...}}, found {}",

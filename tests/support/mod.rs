@@ -8,6 +8,7 @@
 pub mod certs;
 pub mod daemon;
 pub mod dns;
+pub mod fake_http;
 
 use reconfig::etcd::{Client, ClientOptions};
 use std::net::TcpListener;
