@@ -232,7 +232,7 @@ impl Client {
     pub fn snapshot(&self, key: &str, recursive: bool) -> Result<Snapshot, Error> {
         match self.get(key, recursive) {
             Ok(response) => Ok(Snapshot {
-                data: Some(response.node.leaves()),
+                data: Some(response.node.into_leaves()),
                 index: response.etcd_index,
             }),
             Err(Error::Etcd(e)) if e.code == ErrorCode::KeyNotFound => Ok(Snapshot {
