@@ -2,10 +2,10 @@
 //! and the signals: TERM/INT stop, HUP re-reads conf.d and templates, USR1 toggles debug.
 
 use crate::apply;
-use crate::etcd::Client;
+use crate::etcd::{Client, SnapshotCache};
 use crate::resource::{self, LoadOptions, Resource};
 use crate::stop::Stop;
-use crate::watch::{RunOptions, Watcher};
+use crate::watch::{Converged, PassError, RunOptions, Watcher};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -66,32 +66,17 @@ pub fn run_onetime(resources: Vec<Arc<Resource>>, client: Client, options: RunOp
     if !options.dry_run {
         clean_stale_temp_files(&resources);
     }
-    let stop = Stop::new();
-    let handles: Vec<_> = resources
-        .into_iter()
-        .map(|r| {
-            let mut watcher = Watcher::new(
-                r,
-                client.clone(),
-                options.clone(),
-                stop.clone(),
-                stop.clone(),
-            );
-            std::thread::spawn(move || watcher.converge_once())
-        })
-        .collect();
+    let results = converge_all(&resources, &SnapshotCache::new(client), &options);
+    let total = results.len();
     let mut failed = 0;
     let mut unreachable = 0;
-    let total = handles.len();
-    for handle in handles {
-        match handle.join() {
-            Ok(Ok(_)) => {}
-            Ok(Err(crate::watch::PassError::Etcd(e)))
-                if !e.is_key_not_found() && e.code().is_none() =>
-            {
+    for result in results {
+        match result {
+            Ok(_) => {}
+            Err(PassError::Etcd(e)) if !e.is_key_not_found() && e.code().is_none() => {
                 unreachable += 1
             }
-            _ => failed += 1,
+            Err(_) => failed += 1,
         }
     }
     if unreachable == total {
@@ -106,6 +91,32 @@ pub fn run_onetime(resources: Vec<Arc<Resource>>, client: Client, options: RunOp
         return exit::NOT_CONVERGED;
     }
     exit::OK
+}
+
+/// One pass per resource, each on its own thread; the threads share the etcd reads.
+fn converge_all(
+    resources: &[Arc<Resource>],
+    snapshots: &SnapshotCache,
+    options: &RunOptions,
+) -> Vec<Result<Converged, PassError>> {
+    let stop = Stop::new();
+    let handles: Vec<_> = resources
+        .iter()
+        .map(|r| {
+            let mut watcher = Watcher::new(
+                Arc::clone(r),
+                snapshots.clone(),
+                options.clone(),
+                stop.clone(),
+                stop.clone(),
+            );
+            std::thread::spawn(move || watcher.converge_once())
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|handle| handle.join().unwrap_or(Err(PassError::Stopped)))
+        .collect()
 }
 
 /// One set of watch threads sharing a client and a stop signal.
@@ -123,11 +134,12 @@ impl Generation {
         process: &Stop,
     ) -> Generation {
         let stop = Stop::new();
+        let snapshots = SnapshotCache::new(client.clone());
         let mut threads = Vec::new();
         for r in resources {
             let watcher = Watcher::new(
                 Arc::clone(r),
-                client.clone(),
+                snapshots.clone(),
                 options.clone(),
                 stop.clone(),
                 process.clone(),

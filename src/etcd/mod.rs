@@ -11,12 +11,14 @@ mod endpoints;
 mod error;
 mod keypath;
 mod node;
+mod shared;
 mod transport;
 
 pub use endpoints::{normalize_endpoint, Discover};
 pub use error::{Error, ErrorCode, EtcdError, TransportError, TransportKind};
 pub use keypath::normalize as normalize_key;
 pub use node::{Member, Node, Response, Version};
+pub use shared::{Freshness, SharedSnapshot, SnapshotCache};
 
 use endpoints::Endpoints;
 use std::collections::BTreeMap;
