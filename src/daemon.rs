@@ -7,6 +7,7 @@ use crate::resource::{self, LoadOptions, Resource};
 use crate::stop::Stop;
 use crate::watch::{Converged, PassError, RunOptions, Watcher};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -93,30 +94,56 @@ pub fn run_onetime(resources: Vec<Arc<Resource>>, client: Client, options: RunOp
     exit::OK
 }
 
-/// One pass per resource, each on its own thread; the threads share the etcd reads.
+/// Threads of `--onetime`: enough to overlap etcd reads, renders and check/reload commands,
+/// few enough that the rendered texts held at once stay small.
+fn onetime_workers(resources: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cores * 2).clamp(4, 16).min(resources.max(1))
+}
+
+/// One pass per resource on a few worker threads that share the etcd reads. A worker that
+/// could not be started or died counts as one failed resource per resource it had left.
 fn converge_all(
     resources: &[Arc<Resource>],
     snapshots: &SnapshotCache,
     options: &RunOptions,
 ) -> Vec<Result<Converged, PassError>> {
     let stop = Stop::new();
-    let handles: Vec<_> = resources
-        .iter()
-        .map(|r| {
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut results = Vec::new();
+        while let Some(resource) = resources.get(next.fetch_add(1, Ordering::Relaxed)) {
             let mut watcher = Watcher::new(
-                Arc::clone(r),
+                Arc::clone(resource),
                 snapshots.clone(),
                 options.clone(),
                 stop.clone(),
                 stop.clone(),
             );
-            std::thread::spawn(move || watcher.converge_once())
-        })
-        .collect();
-    handles
-        .into_iter()
-        .map(|handle| handle.join().unwrap_or(Err(PassError::Stopped)))
-        .collect()
+            results.push(watcher.converge_once());
+        }
+        results
+    };
+    let mut results = Vec::with_capacity(resources.len());
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..onetime_workers(resources.len()))
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .stack_size(WATCH_THREAD_STACK)
+                    .spawn_scoped(scope, work)
+                    .map_err(|e| log::error!("cannot start a worker thread: {e}"))
+                    .ok()
+            })
+            .collect();
+        for worker in workers {
+            results.extend(worker.join().unwrap_or_default());
+        }
+    });
+    // Resources no worker got to (no thread could start, or one died): not converged.
+    while results.len() < resources.len() {
+        results.push(Err(PassError::Stopped));
+    }
+    results
 }
 
 /// One set of watch threads sharing a client and a stop signal.
