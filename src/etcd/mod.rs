@@ -232,7 +232,11 @@ impl Client {
 
     /// One read of everything under `key`, with the index to watch from.
     pub fn snapshot(&self, key: &str, recursive: bool) -> Result<Snapshot, Error> {
-        match self.get(key, recursive) {
+        let mut query = vec![("sorted", "true".to_string())];
+        if recursive {
+            query.push(("recursive", "true".to_string()));
+        }
+        match self.keys_request(Method::Get, key, query, Vec::new(), None) {
             Ok(response) => Ok(Snapshot {
                 data: Some(response.node.into_leaves()),
                 index: response.etcd_index,

@@ -40,21 +40,23 @@ impl Node {
         out
     }
 
-    /// [`Node::leaves`], moving the keys and values out instead of copying them.
+    /// [`Node::leaves`], moving the keys and values out instead of copying them. Fastest
+    /// when etcd listed the children sorted (`sorted=true`): the map is then built from
+    /// nearly ordered pairs in linear time instead of one tree search per leaf.
     pub fn into_leaves(self) -> BTreeMap<String, String> {
-        let mut out = BTreeMap::new();
+        let mut out = Vec::new();
         self.move_leaves(&mut out);
-        out
+        out.into_iter().collect()
     }
 
-    fn move_leaves(self, out: &mut BTreeMap<String, String>) {
+    fn move_leaves(self, out: &mut Vec<(String, String)>) {
         if self.dir {
             for child in self.nodes {
                 child.move_leaves(out);
             }
         } else {
             let key = self.key.unwrap_or_else(|| "/".to_string());
-            out.insert(key, self.value.unwrap_or_default());
+            out.push((key, self.value.unwrap_or_default()));
         }
     }
 
