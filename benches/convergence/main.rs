@@ -4,7 +4,8 @@
 //! `target/bench/results.json`.
 //!
 //! Figures are medians (or p50/p95/max over the updates of one run); the machine is noisy,
-//! so compare figures of the same run.
+//! so compare figures of the same run. `RECONFIG_BENCH_ONLY=change,onetime,burst` (any
+//! subset) skips the other scenarios while working on one; the floor always runs.
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -34,27 +35,34 @@ fn main() {
     let seeded = setup::seed(&etcd, &ONETIME_KEYS);
     report.note("keys_seeded", seeded.into());
 
+    let only = std::env::var("RECONFIG_BENCH_ONLY").unwrap_or_default();
+    let wanted = |scenario: &str| only.is_empty() || only.split(',').any(|s| s == scenario);
+
     step(&started, "1. floor");
     let floor = scenarios::floor(&etcd);
     report.floor(&floor);
 
-    step(&started, "2+4. change → file, idle");
-    let changes: Vec<_> = [Layout::One, Layout::ManyOwnTrees, Layout::ManySameTree]
-        .into_iter()
-        .map(|layout| {
-            step(&started, layout.label());
-            scenarios::change(&etcd, layout)
-        })
-        .collect();
-    report.changes(&changes, &floor);
-
-    step(&started, "3. onetime");
-    let onetime = scenarios::onetime(&etcd, &ONETIME_RESOURCES, &ONETIME_KEYS);
-    report.onetime(&onetime);
-
-    step(&started, "5. burst");
-    let bursts = scenarios::bursts(&etcd, &BURST_SIZES);
-    report.bursts(&bursts);
+    if wanted("change") {
+        step(&started, "2+4. change → file, idle");
+        let changes: Vec<_> = [Layout::One, Layout::ManyOwnTrees, Layout::ManySameTree]
+            .into_iter()
+            .map(|layout| {
+                step(&started, layout.label());
+                scenarios::change(&etcd, layout)
+            })
+            .collect();
+        report.changes(&changes, &floor);
+    }
+    if wanted("onetime") {
+        step(&started, "3. onetime");
+        let onetime = scenarios::onetime(&etcd, &ONETIME_RESOURCES, &ONETIME_KEYS);
+        report.onetime(&onetime);
+    }
+    if wanted("burst") {
+        step(&started, "5. burst");
+        let bursts = scenarios::bursts(&etcd, &BURST_SIZES);
+        report.bursts(&bursts);
+    }
 
     report.binaries(&scenarios::binaries());
     let wall = started.elapsed();
