@@ -67,7 +67,7 @@ pub fn run_onetime(resources: Vec<Arc<Resource>>, client: Client, options: RunOp
     if !options.dry_run {
         clean_stale_temp_files(&resources);
     }
-    let results = converge_all(&resources, &SnapshotCache::new(client), &options);
+    let results = converge_all(&resources, &SnapshotCache::keeping(client), &options);
     let total = results.len();
     let mut failed = 0;
     let mut unreachable = 0;

@@ -11,7 +11,7 @@
 
 use super::{Client, Error, Snapshot};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
 /// The data under a key at one store index, shareable between threads without copying.
@@ -55,9 +55,7 @@ impl Freshness {
 
     fn accepts(&self, read: &Read) -> bool {
         read.started >= self.read_after
-            || self
-                .includes_index
-                .is_some_and(|index| read.snapshot.index >= index)
+            || self.includes_index.is_some_and(|index| read.index >= index)
     }
 }
 
@@ -66,6 +64,8 @@ impl Freshness {
 pub struct SnapshotCache {
     client: Client,
     created: Instant,
+    /// Keep every read for the cache's life, not only while a caller still holds it.
+    keep: bool,
     shared: Arc<Shared>,
 }
 
@@ -85,14 +85,63 @@ struct Entry {
 
 struct Read {
     started: Instant,
-    snapshot: SharedSnapshot,
+    index: u64,
+    data: Held,
+}
+
+/// The data of a read, held by the cache strongly or only while callers use it.
+enum Held {
+    Missing,
+    Kept(Arc<BTreeMap<String, String>>),
+    WhileUsed(Weak<BTreeMap<String, String>>),
+}
+
+impl Read {
+    fn new(started: Instant, snapshot: &SharedSnapshot, keep: bool) -> Read {
+        let data = match &snapshot.data {
+            None => Held::Missing,
+            Some(data) if keep => Held::Kept(Arc::clone(data)),
+            Some(data) => Held::WhileUsed(Arc::downgrade(data)),
+        };
+        Read {
+            started,
+            index: snapshot.index,
+            data,
+        }
+    }
+
+    /// The snapshot again; `None` once every caller has dropped data held weakly.
+    fn snapshot(&self) -> Option<SharedSnapshot> {
+        let data = match &self.data {
+            Held::Missing => None,
+            Held::Kept(data) => Some(Arc::clone(data)),
+            Held::WhileUsed(data) => Some(data.upgrade()?),
+        };
+        Some(SharedSnapshot {
+            data,
+            index: self.index,
+        })
+    }
 }
 
 impl SnapshotCache {
+    /// A cache that holds a read only while some caller still uses it: an idle daemon
+    /// keeps no tree in memory, and the resources woken by one change share its read.
     pub fn new(client: Client) -> SnapshotCache {
+        SnapshotCache::with_retention(client, false)
+    }
+
+    /// A cache that keeps every read for its own life: for `--onetime`, where resources on
+    /// the same key render one after another.
+    pub fn keeping(client: Client) -> SnapshotCache {
+        SnapshotCache::with_retention(client, true)
+    }
+
+    fn with_retention(client: Client, keep: bool) -> SnapshotCache {
         SnapshotCache {
             client,
             created: Instant::now(),
+            keep,
             shared: Arc::new(Shared {
                 entries: Mutex::new(HashMap::new()),
                 done: Condvar::new(),
@@ -121,8 +170,9 @@ impl SnapshotCache {
         let mut entries = self.lock();
         loop {
             let entry = entries.entry(id.clone()).or_default();
-            if let Some(read) = entry.latest.as_ref().filter(|read| fresh.accepts(read)) {
-                return Ok(read.snapshot.clone());
+            let cached = entry.latest.as_ref().filter(|read| fresh.accepts(read));
+            if let Some(snapshot) = cached.and_then(Read::snapshot) {
+                return Ok(snapshot);
             }
             if let Some((_, error)) = entry
                 .failed
@@ -176,10 +226,7 @@ impl ReadingGuard<'_> {
         match result {
             Ok(snapshot) => {
                 if entry.latest.as_ref().is_none_or(|r| r.started <= started) {
-                    entry.latest = Some(Read {
-                        started,
-                        snapshot: snapshot.clone(),
-                    });
+                    entry.latest = Some(Read::new(started, snapshot, self.cache.keep));
                 }
             }
             Err(error) => entry.failed = Some((started, error.clone())),
@@ -204,5 +251,78 @@ fn share(snapshot: Snapshot) -> SharedSnapshot {
     SharedSnapshot {
         data: snapshot.data.map(Arc::new),
         index: snapshot.index,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::etcd::ClientOptions;
+    use std::time::Duration;
+
+    fn read(started: Instant, index: u64) -> Read {
+        Read {
+            started,
+            index,
+            data: Held::Missing,
+        }
+    }
+
+    #[test]
+    fn data_held_while_used_is_gone_once_the_last_caller_drops_it() {
+        let snapshot = SharedSnapshot {
+            data: Some(Arc::new(BTreeMap::from([(
+                "/k".to_string(),
+                "v".to_string(),
+            )]))),
+            index: 7,
+        };
+        let weak = Read::new(Instant::now(), &snapshot, false);
+        assert_eq!(weak.snapshot().as_ref(), Some(&snapshot));
+        let kept = Read::new(Instant::now(), &snapshot.clone(), true);
+        drop(snapshot);
+        assert_eq!(weak.snapshot().map(|s| s.index), Some(7), "kept by the other read");
+        drop(kept);
+        assert_eq!(weak.snapshot(), None);
+    }
+
+    #[test]
+    fn a_read_started_after_the_reference_is_fresh_enough() {
+        let reference = Instant::now();
+        let later = reference + Duration::from_millis(1);
+        assert!(Freshness::read_after(reference).accepts(&read(reference, 1)));
+        assert!(Freshness::read_after(reference).accepts(&read(later, 1)));
+        let earlier = Freshness::read_after(later);
+        assert!(!earlier.accepts(&read(reference, 1_000)));
+    }
+
+    #[test]
+    fn an_older_read_counts_only_when_it_holds_the_change() {
+        let read_at = Instant::now();
+        let seen = read_at + Duration::from_millis(5);
+        assert!(Freshness::including(41, seen).accepts(&read(read_at, 41)));
+        assert!(Freshness::including(41, seen).accepts(&read(read_at, 50)));
+        assert!(!Freshness::including(42, seen).accepts(&read(read_at, 41)));
+    }
+
+    #[test]
+    fn callers_waiting_on_a_failed_read_get_its_error_instead_of_hanging() {
+        let client = Client::new(ClientOptions {
+            endpoints: vec!["http://127.0.0.1:1".to_string()],
+            connect_timeout: Duration::from_millis(200),
+            ..ClientOptions::default()
+        })
+        .expect("client");
+        let cache = SnapshotCache::new(client);
+        let fresh = Freshness::read_after(cache.created());
+        std::thread::scope(|scope| {
+            let callers: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| cache.snapshot("/k", true, fresh)))
+                .collect();
+            for caller in callers {
+                let result = caller.join().expect("no panic");
+                assert!(result.is_err(), "{result:?}");
+            }
+        });
     }
 }
