@@ -12,7 +12,7 @@ const MAX_ANSWER_BYTES: u64 = 1 << 30;
 /// Per-connection read buffer. ureq's default (128 KiB, plus 128 KiB for writing) is zeroed,
 /// so touched, on every connection: with one pending watch per resource that made 100
 /// resources cost 25 MB of RSS. Bodies larger than the buffer are simply read in pieces.
-const INPUT_BUFFER_BYTES: usize = 16 * 1024;
+const INPUT_BUFFER_BYTES: usize = 8 * 1024;
 /// Per-connection write buffer: request head and form body (larger bodies go in pieces).
 const OUTPUT_BUFFER_BYTES: usize = 8 * 1024;
 
