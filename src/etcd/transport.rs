@@ -6,6 +6,8 @@ use super::node::ErrorBody;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use ureq::config::ConfigBuilder;
+use ureq::typestate::RequestScope;
 
 /// Answers larger than this are refused rather than buffered (values of 10 MB are fine).
 const MAX_ANSWER_BYTES: u64 = 1 << 30;
@@ -133,22 +135,14 @@ impl Transport {
                 if let Some(auth) = &self.authorization {
                     request = request.header("Authorization", auth);
                 }
-                request
-                    .config()
-                    .timeout_global(Some(timeout))
-                    .build()
-                    .call()?
+                bounded(request.config(), url, timeout).build().call()?
             }
             Method::Delete => {
                 let mut request = self.agent.delete(url).query_pairs(query);
                 if let Some(auth) = &self.authorization {
                     request = request.header("Authorization", auth);
                 }
-                request
-                    .config()
-                    .timeout_global(Some(timeout))
-                    .build()
-                    .call()?
+                bounded(request.config(), url, timeout).build().call()?
             }
             Method::Put => {
                 let mut request = self.agent.put(url).query_pairs(query);
@@ -156,9 +150,7 @@ impl Transport {
                     request = request.header("Authorization", auth);
                 }
                 let form = form.iter().map(|(k, v)| (*k, v.as_str()));
-                request
-                    .config()
-                    .timeout_global(Some(timeout))
+                bounded(request.config(), url, timeout)
                     .build()
                     .send_form(form)?
             }
@@ -253,6 +245,41 @@ impl Answer {
             })
         })
     }
+}
+
+/// Bounds one request by `timeout`.
+///
+/// A global timeout also bounds ureq's name lookup, which it then runs on a new thread per
+/// request, pooled connection or not: two thread spawns per pass of every resource. An
+/// endpoint given as an IP address needs no lookup, so its phases are bounded instead
+/// (sending, the answer's head, the answer's body: each within `timeout`).
+fn bounded<B>(
+    config: ConfigBuilder<RequestScope<B>>,
+    url: &str,
+    timeout: Duration,
+) -> ConfigBuilder<RequestScope<B>> {
+    if host_is_ip_address(url) {
+        config
+            .timeout_send_request(Some(timeout))
+            .timeout_recv_response(Some(timeout))
+            .timeout_recv_body(Some(timeout))
+    } else {
+        config.timeout_global(Some(timeout))
+    }
+}
+
+/// Whether the URL's host is an IPv4 or bracketed IPv6 address.
+fn host_is_ip_address(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6
+            .split_once(']')
+            .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
+    }
+    let host = authority.split(':').next().unwrap_or_default();
+    host.parse::<std::net::Ipv4Addr>().is_ok()
 }
 
 /// The start of a body for an error message, on one line.
@@ -350,6 +377,16 @@ mod tests {
         ] {
             assert_eq!(base64(input.as_bytes()), expected);
         }
+    }
+
+    #[test]
+    fn only_ip_address_hosts_skip_the_name_lookup() {
+        assert!(host_is_ip_address("http://127.0.0.1:2379/v2/keys/a?wait=true"));
+        assert!(host_is_ip_address("https://[::1]:2379/v2/keys/a"));
+        assert!(host_is_ip_address("http://user:pw@10.0.0.1:2379/v2"));
+        assert!(!host_is_ip_address("http://localhost:2379/v2/keys/a"));
+        assert!(!host_is_ip_address("https://etcd-a.example.test:2379/v2"));
+        assert!(!host_is_ip_address("http://127.0.0.1.example:2379/"));
     }
 
     #[test]
