@@ -281,7 +281,11 @@ mod tests {
         assert_eq!(weak.snapshot().as_ref(), Some(&snapshot));
         let kept = Read::new(Instant::now(), &snapshot.clone(), true);
         drop(snapshot);
-        assert_eq!(weak.snapshot().map(|s| s.index), Some(7), "kept by the other read");
+        assert_eq!(
+            weak.snapshot().map(|s| s.index),
+            Some(7),
+            "kept by the other read"
+        );
         drop(kept);
         assert_eq!(weak.snapshot(), None);
     }

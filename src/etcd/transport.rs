@@ -272,7 +272,9 @@ fn bounded<B>(
 fn host_is_ip_address(url: &str) -> bool {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     if let Some(v6) = authority.strip_prefix('[') {
         return v6
             .split_once(']')
@@ -381,7 +383,9 @@ mod tests {
 
     #[test]
     fn only_ip_address_hosts_skip_the_name_lookup() {
-        assert!(host_is_ip_address("http://127.0.0.1:2379/v2/keys/a?wait=true"));
+        assert!(host_is_ip_address(
+            "http://127.0.0.1:2379/v2/keys/a?wait=true"
+        ));
         assert!(host_is_ip_address("https://[::1]:2379/v2/keys/a"));
         assert!(host_is_ip_address("http://user:pw@10.0.0.1:2379/v2"));
         assert!(!host_is_ip_address("http://localhost:2379/v2/keys/a"));
