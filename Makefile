@@ -45,6 +45,20 @@ soak: build deps
 # each; see scripts/fuzz.sh. Not part of `make test`.
 fuzz:
 	./scripts/fuzz.sh
+# Speed of convergence and footprint (issue 6): starts its own etcd on loopback, prints every
+# figure beside its target and writes target/bench/results.json; see README "Performance".
+# Measures the static musl binary when that Rust target is installed, else the glibc build.
+bench: deps
+	@start=$$(date +%s); \
+	if rustup target list --installed 2>/dev/null | grep -qx $(MUSL_TARGET); then \
+	  command -v musl-gcc >/dev/null || { apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools >/dev/null; }; \
+	  target="--target $(MUSL_TARGET)"; \
+	else \
+	  echo "rust target $(MUSL_TARGET) not installed: measuring the glibc build"; target=""; \
+	fi; \
+	PATH="$$PATH:/usr/sbin" $(CARGO) bench --locked $$target --bench convergence && \
+	echo "make bench: $$(( $$(date +%s) - start )) s including the build"
 
 # The main job on an embedded default: a throwaway etcd on 127.0.0.1, the example data,
 # reconfig --onetime on conf-example/templates-example, then the rendered files.

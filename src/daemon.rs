@@ -2,11 +2,12 @@
 //! and the signals: TERM/INT stop, HUP re-reads conf.d and templates, USR1 toggles debug.
 
 use crate::apply;
-use crate::etcd::Client;
+use crate::etcd::{Client, SnapshotCache};
 use crate::resource::{self, LoadOptions, Resource};
 use crate::stop::Stop;
-use crate::watch::{RunOptions, Watcher};
+use crate::watch::{Converged, PassError, RunOptions, Watcher};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -66,32 +67,17 @@ pub fn run_onetime(resources: Vec<Arc<Resource>>, client: Client, options: RunOp
     if !options.dry_run {
         clean_stale_temp_files(&resources);
     }
-    let stop = Stop::new();
-    let handles: Vec<_> = resources
-        .into_iter()
-        .map(|r| {
-            let mut watcher = Watcher::new(
-                r,
-                client.clone(),
-                options.clone(),
-                stop.clone(),
-                stop.clone(),
-            );
-            std::thread::spawn(move || watcher.converge_once())
-        })
-        .collect();
+    let results = converge_all(&resources, &SnapshotCache::keeping(client), &options);
+    let total = results.len();
     let mut failed = 0;
     let mut unreachable = 0;
-    let total = handles.len();
-    for handle in handles {
-        match handle.join() {
-            Ok(Ok(_)) => {}
-            Ok(Err(crate::watch::PassError::Etcd(e)))
-                if !e.is_key_not_found() && e.code().is_none() =>
-            {
+    for result in results {
+        match result {
+            Ok(_) => {}
+            Err(PassError::Etcd(e)) if !e.is_key_not_found() && e.code().is_none() => {
                 unreachable += 1
             }
-            _ => failed += 1,
+            Err(_) => failed += 1,
         }
     }
     if unreachable == total {
@@ -106,6 +92,58 @@ pub fn run_onetime(resources: Vec<Arc<Resource>>, client: Client, options: RunOp
         return exit::NOT_CONVERGED;
     }
     exit::OK
+}
+
+/// Threads of `--onetime`: enough to overlap etcd reads, renders and check/reload commands,
+/// few enough that the rendered texts held at once stay small.
+fn onetime_workers(resources: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cores * 2).clamp(4, 16).min(resources.max(1))
+}
+
+/// One pass per resource on a few worker threads that share the etcd reads. A worker that
+/// could not be started or died counts as one failed resource per resource it had left.
+fn converge_all(
+    resources: &[Arc<Resource>],
+    snapshots: &SnapshotCache,
+    options: &RunOptions,
+) -> Vec<Result<Converged, PassError>> {
+    let stop = Stop::new();
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut results = Vec::new();
+        while let Some(resource) = resources.get(next.fetch_add(1, Ordering::Relaxed)) {
+            let mut watcher = Watcher::new(
+                Arc::clone(resource),
+                snapshots.clone(),
+                options.clone(),
+                stop.clone(),
+                stop.clone(),
+            );
+            results.push(watcher.converge_once());
+        }
+        results
+    };
+    let mut results = Vec::with_capacity(resources.len());
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..onetime_workers(resources.len()))
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .stack_size(WATCH_THREAD_STACK)
+                    .spawn_scoped(scope, work)
+                    .map_err(|e| log::error!("cannot start a worker thread: {e}"))
+                    .ok()
+            })
+            .collect();
+        for worker in workers {
+            results.extend(worker.join().unwrap_or_default());
+        }
+    });
+    // Resources no worker got to (no thread could start, or one died): not converged.
+    while results.len() < resources.len() {
+        results.push(Err(PassError::Stopped));
+    }
+    results
 }
 
 /// One set of watch threads sharing a client and a stop signal.
@@ -123,11 +161,12 @@ impl Generation {
         process: &Stop,
     ) -> Generation {
         let stop = Stop::new();
+        let snapshots = SnapshotCache::new(client.clone());
         let mut threads = Vec::new();
         for r in resources {
             let watcher = Watcher::new(
                 Arc::clone(r),
-                client.clone(),
+                snapshots.clone(),
                 options.clone(),
                 stop.clone(),
                 process.clone(),

@@ -7,7 +7,7 @@
 //! when they clear, not on every retry.
 
 use crate::apply::{self, InstallSpec, Outcome, ReloadResult};
-use crate::etcd::{self, Client, WaitOutcome};
+use crate::etcd::{self, Freshness, SnapshotCache, WaitOutcome};
 use crate::resource::{Resource, Wait};
 use crate::stop::Stop;
 use crate::template::Context;
@@ -75,7 +75,10 @@ impl std::fmt::Display for PassError {
 pub struct Watcher {
     resource: Arc<Resource>,
     spec: InstallSpec,
-    client: Client,
+    /// Reads shared with the other resources of the generation that watch the same key.
+    snapshots: SnapshotCache,
+    /// How fresh the next pass's snapshot must be; `None`: read after the pass starts.
+    next_fresh: Option<Freshness>,
     options: RunOptions,
     /// Ends this watcher's loop (SIGHUP's new generation, or SIGTERM).
     generation: Stop,
@@ -89,16 +92,19 @@ pub struct Watcher {
 impl Watcher {
     pub fn new(
         resource: Arc<Resource>,
-        client: Client,
+        snapshots: SnapshotCache,
         options: RunOptions,
         generation: Stop,
         process: Stop,
     ) -> Watcher {
         let spec = install_spec(&resource, &options);
+        // The first pass may share any read made since the generation began.
+        let first = Freshness::read_after(snapshots.created());
         Watcher {
             resource,
             spec,
-            client,
+            snapshots,
+            next_fresh: Some(first),
             options,
             generation,
             process,
@@ -153,7 +159,7 @@ impl Watcher {
             };
             // After a failure, retry after the backoff, or at once when the data changes.
             let within = failed.then(|| backoff.next());
-            match self.client.wait_within(
+            match self.snapshots.client().wait_within(
                 &self.resource.key,
                 self.resource.recursive,
                 index,
@@ -161,9 +167,13 @@ impl Watcher {
             ) {
                 Ok(WaitOutcome::Changed(changed)) => {
                     log::debug!(target: &self.resource.id, "change at index {changed}");
-                    if let Some(wait) = self.resource.wait {
-                        self.quiesce(wait, changed);
-                    }
+                    let last = match self.resource.wait {
+                        Some(wait) => self.quiesce(wait, changed),
+                        None => changed,
+                    };
+                    // Any snapshot holding that change will do, even one another
+                    // resource on the same key has just read.
+                    self.next_fresh = Some(Freshness::including(last, Instant::now()));
                 }
                 Ok(WaitOutcome::Resync) => {}
                 Err(etcd::Error::Shutdown) => break,
@@ -179,24 +189,25 @@ impl Watcher {
     }
 
     /// Waits until no change has come for `wait.min`, but no longer than `wait.max` after
-    /// the first change, so a burst of updates costs one render.
-    fn quiesce(&self, wait: Wait, first_change: u64) {
+    /// the first change, so a burst of updates costs one render. Returns the index of the
+    /// last change seen.
+    fn quiesce(&self, wait: Wait, first_change: u64) -> u64 {
         let started = Instant::now();
         let mut last = first_change;
         loop {
             let left = wait.max.saturating_sub(started.elapsed());
             if left.is_zero() || self.generation.is_stopped() {
-                return;
+                return last;
             }
             let within = wait.min.min(left);
-            match self.client.wait_within(
+            match self.snapshots.client().wait_within(
                 &self.resource.key,
                 self.resource.recursive,
                 last,
                 Some(within),
             ) {
                 Ok(WaitOutcome::Changed(index)) => last = index,
-                _ => return,
+                _ => return last,
             }
         }
     }
@@ -204,7 +215,15 @@ impl Watcher {
     /// snapshot → altdata → render → apply. Returns the snapshot's index when etcd answered.
     fn pass(&mut self) -> (Option<u64>, Result<Converged, PassError>) {
         let resource = Arc::clone(&self.resource);
-        let snapshot = match self.client.snapshot(&resource.key, resource.recursive) {
+        let started = Instant::now();
+        let fresh = self
+            .next_fresh
+            .take()
+            .unwrap_or_else(|| Freshness::read_after(started));
+        let snapshot = match self
+            .snapshots
+            .snapshot(&resource.key, resource.recursive, fresh)
+        {
             Ok(snapshot) => snapshot,
             Err(e) => return (None, Err(PassError::Etcd(e))),
         };
@@ -218,11 +237,10 @@ impl Watcher {
         let Some(data) = snapshot.data else {
             return (Some(index), Err(PassError::Missing));
         };
-        let altdata = match self.altdata() {
+        let altdata = match self.altdata(started) {
             Ok(altdata) => altdata,
             Err(e) => return (Some(index), Err(PassError::Etcd(e))),
         };
-        let data = Arc::new(data);
         let context = Context {
             data: &data,
             altdata: &altdata,
@@ -232,20 +250,25 @@ impl Watcher {
             Ok(text) => text,
             Err(e) => return (Some(index), Err(PassError::Render(e.to_string()))),
         };
+        log::debug!(target: &resource.id, "rendered {} bytes from index {index}", text.len());
         (Some(index), self.apply(&text))
     }
 
-    /// Alias → every leaf under the altkey. Altkeys are read, not watched; a missing one
-    /// renders as an empty map.
-    fn altdata(&self) -> Result<BTreeMap<String, Arc<BTreeMap<String, String>>>, etcd::Error> {
+    /// Alias → every leaf under the altkey, read after the pass began. Altkeys are read,
+    /// not watched; a missing one renders as an empty map.
+    fn altdata(
+        &self,
+        pass_started: Instant,
+    ) -> Result<BTreeMap<String, Arc<BTreeMap<String, String>>>, etcd::Error> {
         let mut altdata = BTreeMap::new();
         for (alias, key) in &self.resource.altkeys {
-            let snapshot = self.client.snapshot(key, true)?;
+            let fresh = Freshness::read_after(pass_started);
+            let snapshot = self.snapshots.snapshot(key, true, fresh)?;
             let data = snapshot.data.unwrap_or_else(|| {
                 log::warn!(target: &self.resource.id, "altkey {alias} = {key} does not exist; rendering it as empty");
-                BTreeMap::new()
+                Arc::new(BTreeMap::new())
             });
-            altdata.insert(alias.clone(), Arc::new(data));
+            altdata.insert(alias.clone(), data);
         }
         Ok(altdata)
     }

@@ -11,11 +11,13 @@ mod endpoints;
 mod error;
 mod keypath;
 mod node;
+mod shared;
 mod transport;
 
 pub use endpoints::{normalize_endpoint, Discover};
 pub use error::{Error, ErrorCode, EtcdError, TransportError, TransportKind};
 pub use node::{Member, Node, Response, Version};
+pub use shared::{Freshness, SharedSnapshot, SnapshotCache};
 
 use endpoints::Endpoints;
 use std::collections::BTreeMap;
@@ -257,9 +259,13 @@ impl Client {
 
     /// One read of everything under `key`, with the index to watch from.
     pub fn snapshot(&self, key: &str, recursive: bool) -> Result<Snapshot, Error> {
-        match self.get(key, recursive) {
+        let mut query = vec![("sorted", "true".to_string())];
+        if recursive {
+            query.push(("recursive", "true".to_string()));
+        }
+        match self.keys_request(Method::Get, key, query, Vec::new(), None) {
             Ok(response) => Ok(Snapshot {
-                data: Some(response.node.leaves()),
+                data: Some(response.node.into_leaves()),
                 index: response.etcd_index,
             }),
             Err(Error::Etcd(e)) if e.code == ErrorCode::KeyNotFound => Ok(Snapshot {

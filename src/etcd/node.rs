@@ -40,6 +40,26 @@ impl Node {
         out
     }
 
+    /// [`Node::leaves`], moving the keys and values out instead of copying them. Fastest
+    /// when etcd listed the children sorted (`sorted=true`): the map is then built from
+    /// nearly ordered pairs in linear time instead of one tree search per leaf.
+    pub fn into_leaves(self) -> BTreeMap<String, String> {
+        let mut out = Vec::new();
+        self.move_leaves(&mut out);
+        out.into_iter().collect()
+    }
+
+    fn move_leaves(self, out: &mut Vec<(String, String)>) {
+        if self.dir {
+            for child in self.nodes {
+                child.move_leaves(out);
+            }
+        } else {
+            let key = self.key.unwrap_or_else(|| "/".to_string());
+            out.push((key, self.value.unwrap_or_default()));
+        }
+    }
+
     fn collect_leaves(&self, out: &mut BTreeMap<String, String>) {
         if self.dir {
             for child in &self.nodes {
@@ -133,6 +153,17 @@ mod tests {
                 ("/app/web/a".to_string(), "1".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn moving_the_leaves_out_gives_the_same_map() {
+        let body = r#"{"action":"get","node":{"key":"/a","dir":true,"nodes":[
+            {"key":"/a/d","dir":true,"nodes":[{"key":"/a/d/x","value":"1"}]},
+            {"key":"/a/y","value":"2"},{"key":"/a/e","dir":true}]}}"#;
+        let response: Response = serde_json::from_str(body).expect("valid etcd answer");
+        let copied = response.node.leaves();
+        assert_eq!(response.node.into_leaves(), copied);
+        assert_eq!(copied.len(), 2);
     }
 
     #[test]

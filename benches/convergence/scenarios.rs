@@ -1,0 +1,539 @@
+//! The six scenarios of issue 6. Each returns its figures; `main` turns them into the table.
+
+use crate::measure::{median, ms, run_measured, DirWatch, ProcSample, Stats, Usage};
+use crate::setup::{self, Spec, MANY, TREE_LEAVES};
+use crate::support::daemon::{Daemon, Setup, RECONFIG};
+use crate::support::Etcd;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Updates per latency scenario.
+pub const UPDATES: usize = 200;
+/// Longest a target may take to show an update before it counts as missed.
+const DEADLINE: Duration = Duration::from_secs(10);
+/// Pause between updates, so watchers are back in their long-poll when the next one lands.
+const BETWEEN_UPDATES: Duration = Duration::from_millis(10);
+const IDLE_WINDOW: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------- 1. floor
+
+pub struct Floor {
+    /// PUT sent → raw watcher has the event.
+    pub watch_from_send: Stats,
+    /// PUT reply read → raw watcher has the event (negative: the watcher was first).
+    pub watch_from_reply: Stats,
+    pub put_rtt: Stats,
+}
+
+/// A raw v2 long-poll watcher (the same `reconfig::etcd::Client`, no render) against PUTs.
+pub fn floor(etcd: &Etcd) -> Floor {
+    let key = "/bench/floor";
+    let writer = etcd.client();
+    writer
+        .set(key, Some("0"), &Default::default())
+        .expect("PUT /bench/floor");
+    let start = writer.snapshot(key, false).expect("snapshot").index;
+    let watcher = etcd.client();
+    let (tx, rx) = mpsc::channel::<(Instant, Option<String>)>();
+    let thread = {
+        let watcher = watcher.clone();
+        std::thread::spawn(move || {
+            let mut next = start + 1;
+            loop {
+                match watcher.watch(key, false, Some(next)) {
+                    Ok(Some(event)) => {
+                        let at = Instant::now();
+                        next = event.node.modified_index + 1;
+                        if tx.send((at, event.node.value)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(_) => return,
+                }
+            }
+        })
+    };
+    let (mut from_send, mut from_reply, mut rtt) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 1..=UPDATES {
+        std::thread::sleep(BETWEEN_UPDATES);
+        let value = i.to_string();
+        let sent = Instant::now();
+        writer
+            .set(key, Some(&value), &Default::default())
+            .expect("PUT");
+        let replied = Instant::now();
+        let (seen, got) = rx
+            .recv_timeout(DEADLINE)
+            .expect("the raw watcher saw the PUT");
+        assert_eq!(
+            got.as_deref(),
+            Some(value.as_str()),
+            "raw watcher out of step"
+        );
+        from_send.push(ms(seen - sent));
+        from_reply.push(signed_ms(seen, replied));
+        rtt.push(ms(replied - sent));
+    }
+    watcher.shutdown();
+    let _ = thread.join();
+    Floor {
+        watch_from_send: Stats::of(&from_send),
+        watch_from_reply: Stats::of(&from_reply),
+        put_rtt: Stats::of(&rtt),
+    }
+}
+
+/// `a - b` in milliseconds, negative when `a` came first.
+fn signed_ms(a: Instant, b: Instant) -> f64 {
+    if a >= b {
+        ms(a - b)
+    } else {
+        -ms(b - a)
+    }
+}
+
+// ---------------------------------------------------------------- 2 + 4. change → file, idle
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    One,
+    ManyOwnTrees,
+    ManySameTree,
+}
+
+impl Layout {
+    pub fn label(self) -> &'static str {
+        match self {
+            Layout::One => "1 resource",
+            Layout::ManyOwnTrees => "100 resources, own trees",
+            Layout::ManySameTree => "100 resources, same tree",
+        }
+    }
+
+    fn specs(self) -> Vec<Spec> {
+        match self {
+            Layout::One => vec![Spec::plain("r000".into(), setup::shared_tree())],
+            Layout::ManyOwnTrees => setup::names("r", MANY)
+                .into_iter()
+                .enumerate()
+                .map(|(t, name)| Spec::plain(name, setup::own_tree(t)))
+                .collect(),
+            Layout::ManySameTree => setup::names("r", MANY)
+                .into_iter()
+                .map(|name| Spec::plain(name, setup::shared_tree()))
+                .collect(),
+        }
+    }
+
+    /// The tree update `u` writes to, and the resources that must show it.
+    fn update_plan(self, u: usize) -> (String, Vec<String>) {
+        match self {
+            Layout::One => (setup::shared_tree(), vec!["r000".into()]),
+            Layout::ManyOwnTrees => (setup::own_tree(u % MANY), vec![format!("r{:03}", u % MANY)]),
+            Layout::ManySameTree => (setup::shared_tree(), setup::names("r", MANY)),
+        }
+    }
+}
+
+pub struct Change {
+    pub layout: Layout,
+    /// PUT reply → first / last target holding the new content.
+    pub first: Stats,
+    pub last: Stats,
+    /// The same, from the PUT being sent.
+    pub first_from_send: Stats,
+    pub last_from_send: Stats,
+    pub missed: usize,
+    pub startup_ms: f64,
+    pub rss_after_start_kb: u64,
+    pub idle: Idle,
+}
+
+pub struct Idle {
+    pub rss_kb: u64,
+    pub hwm_kb: u64,
+    pub cpu_ms: f64,
+    pub threads: u64,
+}
+
+/// Starts the daemon on `layout`, updates one leaf `UPDATES` times, then watches it idle.
+pub fn change(etcd: &Etcd, layout: Layout) -> Change {
+    let specs = layout.specs();
+    let setup = setup::config(&specs);
+    let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+    let began = Instant::now();
+    let daemon = setup.daemon(etcd, &[]);
+    wait_for_targets(&setup, &names, &daemon);
+    let startup_ms = ms(began.elapsed());
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_after_start_kb = ProcSample::read(daemon.pid()).rss_kb;
+    let watch = DirWatch::new(&setup.out(""));
+    let writer = etcd.client();
+    let mut samples = Samples::default();
+    for u in 1..=UPDATES {
+        std::thread::sleep(BETWEEN_UPDATES);
+        let (tree, targets) = layout.update_plan(u);
+        let key = setup::leaf(&tree, (u * 7) % TREE_LEAVES);
+        let value = setup::fresh_value();
+        let line = setup::rendered_line(&key, &value);
+        let sent = Instant::now();
+        writer
+            .set(&key, Some(&value), &Default::default())
+            .expect("PUT");
+        let replied = Instant::now();
+        let seen = wait_for_line(&watch, &setup, &targets, &line, replied + DEADLINE);
+        samples.add(&seen, targets.len(), sent, replied);
+    }
+    let idle = idle(&daemon);
+    let _ = daemon.terminate();
+    Change {
+        layout,
+        first: Stats::of(&samples.first),
+        last: Stats::of(&samples.last),
+        first_from_send: Stats::of(&samples.first_send),
+        last_from_send: Stats::of(&samples.last_send),
+        missed: samples.missed,
+        startup_ms,
+        rss_after_start_kb,
+        idle,
+    }
+}
+
+#[derive(Default)]
+struct Samples {
+    first: Vec<f64>,
+    last: Vec<f64>,
+    first_send: Vec<f64>,
+    last_send: Vec<f64>,
+    missed: usize,
+}
+
+impl Samples {
+    fn add(&mut self, seen: &[Instant], expected: usize, sent: Instant, replied: Instant) {
+        self.missed += expected - seen.len();
+        if seen.len() < expected || seen.is_empty() {
+            return;
+        }
+        let first = *seen.iter().min().expect("not empty");
+        let last = *seen.iter().max().expect("not empty");
+        self.first.push(signed_ms(first, replied));
+        self.last.push(signed_ms(last, replied));
+        self.first_send.push(ms(first - sent));
+        self.last_send.push(ms(last - sent));
+    }
+}
+
+/// Waits until every target file contains `line`; returns when each was seen to.
+fn wait_for_line(
+    watch: &DirWatch,
+    setup: &Setup,
+    targets: &[String],
+    line: &str,
+    deadline: Instant,
+) -> Vec<Instant> {
+    let mut pending: HashSet<String> = targets.iter().map(|t| format!("{t}.conf")).collect();
+    let mut seen = Vec::new();
+    let mut overflowed = false;
+    while !pending.is_empty() && Instant::now() < deadline {
+        let names = watch.next(deadline, &mut overflowed);
+        let at = Instant::now();
+        let candidates: Vec<String> = if overflowed {
+            pending.iter().cloned().collect()
+        } else {
+            names.into_iter().filter(|n| pending.contains(n)).collect()
+        };
+        overflowed = false;
+        for name in candidates {
+            let text = std::fs::read_to_string(setup.out(&name)).unwrap_or_default();
+            if text.contains(line) {
+                pending.remove(&name);
+                seen.push(at);
+            }
+        }
+    }
+    seen
+}
+
+fn wait_for_targets(setup: &Setup, names: &[String], daemon: &Daemon) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for name in names {
+        let target = setup::target(setup, name);
+        while !target.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "{} never appeared; daemon log:\n{}",
+                target.display(),
+                daemon.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// RSS and CPU over `IDLE_WINDOW`, after a second to settle.
+fn idle(daemon: &Daemon) -> Idle {
+    std::thread::sleep(Duration::from_secs(1));
+    let before = ProcSample::read(daemon.pid());
+    std::thread::sleep(IDLE_WINDOW);
+    let after = ProcSample::read(daemon.pid());
+    Idle {
+        rss_kb: after.rss_kb,
+        hwm_kb: after.hwm_kb,
+        cpu_ms: after.cpu_ms - before.cpu_ms,
+        threads: after.threads,
+    }
+}
+
+// ---------------------------------------------------------------- 3. onetime
+
+pub struct Onetime {
+    pub resources: usize,
+    pub keys: usize,
+    pub wall_ms: f64,
+    pub cpu_ms: f64,
+    pub peak_rss_kb: f64,
+    pub runs: usize,
+}
+
+/// `reconfig --onetime` for every (resources, keys) pair, into empty target dirs.
+pub fn onetime(etcd: &Etcd, resources: &[usize], keys: &[usize]) -> Vec<Onetime> {
+    let mut results = Vec::new();
+    for &t in resources {
+        for &n in keys {
+            results.push(onetime_case(etcd, t, n));
+        }
+    }
+    results
+}
+
+fn onetime_case(etcd: &Etcd, resources: usize, keys: usize) -> Onetime {
+    let specs: Vec<Spec> = setup::names("r", resources)
+        .into_iter()
+        .map(|name| Spec::plain(name, setup::onetime_tree(keys)))
+        .collect();
+    let setup = setup::config(&specs);
+    let mut args = setup.args(etcd, &[]);
+    args.push("--onetime".into());
+    let runs = if resources * keys >= 100_000 { 3 } else { 7 };
+    let mut usages: Vec<Usage> = Vec::new();
+    for _ in 0..runs {
+        for spec in &specs {
+            let _ = std::fs::remove_file(setup::target(&setup, &spec.name));
+        }
+        let log = setup.dir.path().join("onetime.log");
+        let usage = run_measured(Path::new(RECONFIG), &args, &log);
+        assert_eq!(
+            usage.exit_code,
+            0,
+            "reconfig --onetime failed:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        usages.push(usage);
+    }
+    let lines = std::fs::read_to_string(setup::target(&setup, &specs[0].name))
+        .map(|t| t.lines().count())
+        .unwrap_or(0);
+    assert_eq!(
+        lines,
+        keys + 1,
+        "onetime rendered the wrong number of lines"
+    );
+    let pick = |f: fn(&Usage) -> f64| median(&usages.iter().map(f).collect::<Vec<_>>());
+    Onetime {
+        resources,
+        keys,
+        wall_ms: pick(|u| u.wall_ms),
+        cpu_ms: pick(|u| u.cpu_ms),
+        peak_rss_kb: pick(|u| u.max_rss_kb as f64),
+        runs,
+    }
+}
+
+// ---------------------------------------------------------------- 5. burst
+
+pub struct Burst {
+    pub updates: usize,
+    pub wait: Option<&'static str>,
+    pub renders: f64,
+    pub writes: f64,
+    pub reloads: f64,
+    /// Last PUT's reply → the target holding every final value.
+    pub settle_ms: f64,
+    pub put_ms: f64,
+    /// Every run ended with the right content.
+    pub final_right: bool,
+    pub runs: usize,
+}
+
+const BURST_RUNS: usize = 3;
+
+/// Rapid updates to one tree with and without quiescence.
+pub fn bursts(etcd: &Etcd, sizes: &[usize]) -> Vec<Burst> {
+    let mut results = Vec::new();
+    for wait in [None, Some("100ms")] {
+        let spec = Spec {
+            name: "burst".into(),
+            key: setup::shared_tree(),
+            wait,
+            // Beside the target, so the setup's temp dir holds it.
+            reloadcmd: Some("echo r >> {{target}}.reloads".into()),
+        };
+        let setup = setup::config(&[spec]);
+        let reload_file = setup.out("burst.conf.reloads");
+        let daemon = setup.daemon(etcd, &["-d"]);
+        wait_for_targets(&setup, &["burst".into()], &daemon);
+        std::thread::sleep(Duration::from_millis(300));
+        for &updates in sizes {
+            let mut runs = Vec::new();
+            for _ in 0..BURST_RUNS {
+                runs.push(burst_once(etcd, &setup, &daemon, &reload_file, updates));
+            }
+            results.push(summarise(updates, wait, &runs));
+        }
+        let _ = daemon.terminate();
+    }
+    results
+}
+
+struct BurstRun {
+    renders: usize,
+    writes: usize,
+    reloads: usize,
+    settle_ms: f64,
+    put_ms: f64,
+    final_right: bool,
+}
+
+fn counts(daemon: &Daemon, reload_file: &Path) -> (usize, usize, usize) {
+    let log = daemon.log_text();
+    (
+        log.matches("[burst] rendered ").count(),
+        log.matches("[burst] changed ").count(),
+        crate::support::daemon::count_lines(reload_file),
+    )
+}
+
+fn burst_once(
+    etcd: &Etcd,
+    setup: &Setup,
+    daemon: &Daemon,
+    reload_file: &Path,
+    updates: usize,
+) -> BurstRun {
+    let before = counts(daemon, reload_file);
+    let writer = etcd.client();
+    let tree = setup::shared_tree();
+    let mut expected = Vec::new();
+    let step = TREE_LEAVES / updates.min(TREE_LEAVES);
+    let began = Instant::now();
+    for i in 0..updates {
+        let key = setup::leaf(&tree, (i * step) % TREE_LEAVES);
+        let value = setup::fresh_value();
+        writer
+            .set(&key, Some(&value), &Default::default())
+            .expect("PUT");
+        expected.push(setup::rendered_line(&key, &value));
+    }
+    let last_reply = Instant::now();
+    let put_ms = ms(last_reply - began);
+    let target = setup::target(setup, "burst");
+    let holds_all = || {
+        let text = std::fs::read_to_string(&target).unwrap_or_default();
+        let lines: HashSet<&str> = text.split_inclusive('\n').collect();
+        expected.iter().all(|l| lines.contains(l.as_str()))
+    };
+    let deadline = last_reply + DEADLINE;
+    while !holds_all() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    let settle_ms = ms(last_reply.elapsed());
+    // Longer than the largest wait.max (10 × 100 ms): any late render has happened.
+    std::thread::sleep(Duration::from_millis(1500));
+    let final_right = holds_all();
+    let after = counts(daemon, reload_file);
+    BurstRun {
+        renders: after.0 - before.0,
+        writes: after.1 - before.1,
+        reloads: after.2 - before.2,
+        settle_ms,
+        put_ms,
+        final_right,
+    }
+}
+
+fn summarise(updates: usize, wait: Option<&'static str>, runs: &[BurstRun]) -> Burst {
+    let pick = |f: fn(&BurstRun) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
+    Burst {
+        updates,
+        wait,
+        renders: pick(|r| r.renders as f64),
+        writes: pick(|r| r.writes as f64),
+        reloads: pick(|r| r.reloads as f64),
+        settle_ms: pick(|r| r.settle_ms),
+        put_ms: pick(|r| r.put_ms),
+        final_right: runs.iter().all(|r| r.final_right),
+        runs: runs.len(),
+    }
+}
+
+// ---------------------------------------------------------------- 6. binary
+
+pub struct Binary {
+    pub name: &'static str,
+    pub path: String,
+    pub bytes: u64,
+    pub static_linked: bool,
+}
+
+pub fn binaries() -> Vec<Binary> {
+    [
+        ("reconfig", env!("CARGO_BIN_EXE_reconfig")),
+        ("etcd-util", env!("CARGO_BIN_EXE_etcd-util")),
+    ]
+    .into_iter()
+    .map(|(name, path)| {
+        let bytes = std::fs::read(path).expect("read binary");
+        Binary {
+            name,
+            path: path.to_string(),
+            bytes: bytes.len() as u64,
+            static_linked: !has_interpreter(&bytes),
+        }
+    })
+    .collect()
+}
+
+/// Whether an ELF64 file asks for a dynamic loader (a PT_INTERP program header).
+fn has_interpreter(elf: &[u8]) -> bool {
+    const PT_INTERP: u32 = 3;
+    let read_u16 = |at: usize| u16::from_le_bytes([elf[at], elf[at + 1]]) as usize;
+    if elf.len() < 64 || &elf[..4] != b"\x7fELF" {
+        return false;
+    }
+    let phoff = u64::from_le_bytes(elf[0x20..0x28].try_into().expect("8 bytes")) as usize;
+    let (size, count) = (read_u16(0x36), read_u16(0x38));
+    (0..count).any(|i| {
+        let at = phoff + i * size;
+        elf.len() >= at + 4
+            && u32::from_le_bytes(elf[at..at + 4].try_into().expect("4 bytes")) == PT_INTERP
+    })
+}
+
+pub fn change_json(c: &Change) -> Value {
+    json!({
+        "layout": c.layout.label(),
+        "first_ms_from_reply": c.first.json(),
+        "last_ms_from_reply": c.last.json(),
+        "first_ms_from_send": c.first_from_send.json(),
+        "last_ms_from_send": c.last_from_send.json(),
+        "missed": c.missed,
+        "startup_ms": c.startup_ms,
+        "rss_after_start_kb": c.rss_after_start_kb,
+        "idle": {"rss_kb": c.idle.rss_kb, "hwm_kb": c.idle.hwm_kb, "cpu_ms": c.idle.cpu_ms,
+                 "threads": c.idle.threads, "window_s": IDLE_WINDOW.as_secs()},
+    })
+}
