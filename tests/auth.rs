@@ -3,6 +3,8 @@
 
 mod support;
 
+use support::stderr;
+
 use serde_json::json;
 use std::process::Output;
 use std::time::Duration;
@@ -12,10 +14,6 @@ use support::{run_bin, Etcd};
 const ETCD_UTIL: &str = env!("CARGO_BIN_EXE_etcd-util");
 const ROOT_PASSWORD: &str = "r00t pw";
 const SECS: Duration = Duration::from_secs(10);
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// One admin call to etcd's v2 auth API; panics unless it succeeds.
 fn auth_api(etcd: &Etcd, path: &str, body: serde_json::Value, as_root: bool) {

@@ -4,18 +4,15 @@
 
 mod support;
 
+use support::daemon::LIST;
+use support::stderr;
+
 use serde_json::json;
-use std::process::Output;
 use std::time::Duration;
 use support::daemon::{Setup, RECONFIG};
 use support::Etcd;
 
 const ETCD_UTIL: &str = env!("CARGO_BIN_EXE_etcd-util");
-const LIST: &str = "{% for k, v in reconfig.data|items %}{{ k }}={{ v }}\n{% endfor %}";
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// The stderr lines that mention `file`.
 fn lines_about(log: &str, file: &str) -> String {

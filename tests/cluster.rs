@@ -3,6 +3,8 @@
 
 mod support;
 
+use support::stderr;
+
 use serde_json::json;
 use std::process::Output;
 use std::time::Duration;
@@ -11,10 +13,6 @@ use support::{eventually, run_bin, Etcd};
 
 const ETCD_UTIL: &str = env!("CARGO_BIN_EXE_etcd-util");
 const SECS: Duration = Duration::from_secs(15);
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 fn urls(members: &[Etcd]) -> String {
     members.iter().map(Etcd::url).collect::<Vec<_>>().join(",")

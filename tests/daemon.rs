@@ -3,31 +3,14 @@
 
 mod support;
 
+use support::stderr;
+
 use serde_json::json;
 use std::time::{Duration, Instant};
 use support::daemon::{count_lines, wait_content, Setup};
 use support::Etcd;
 
-const LIST: &str = "{% for k, v in reconfig.data|items %}{{ k }}={{ v }}\n{% endfor %}";
 const SECS: Duration = Duration::from_secs(10);
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A recursive resource `name` on `key` rendering LIST into out/<name>.conf, with a reload
-/// command that appends a line to out/<name>.reloads.
-fn list_resource(setup: &Setup, name: &str, key: &str) -> serde_json::Value {
-    setup.template("list.tmpl", LIST);
-    json!({
-        "id": name,
-        "key": key,
-        "recursive": true,
-        "source": "list.tmpl",
-        "target": setup.out(&format!("{name}.conf")),
-        "reloadcmd": format!("echo reload >> {}", setup.out(&format!("{name}.reloads")).display()),
-    })
-}
 
 #[test]
 fn onetime_renders_every_resource_and_exits_zero() {
@@ -36,7 +19,7 @@ fn onetime_renders_every_resource_and_exits_zero() {
     etcd.put("/svc/a", "10.0.0.1:80");
     etcd.put("/leaf", "just me");
     let setup = Setup::new();
-    setup.resource("svc", list_resource(&setup, "svc", "/svc"));
+    setup.resource("svc", setup.list_resource("svc", "/svc"));
     setup.template(
         "leaf.tmpl",
         "<%= reconfig.watched %> is <%= reconfig.data[reconfig.watched] %>\n",
@@ -70,7 +53,7 @@ fn onetime_again_with_the_same_data_writes_nothing_and_reloads_nothing() {
         etcd.put(&format!("/many/k{i:02}"), &format!("v{i}"));
     }
     let setup = Setup::new();
-    setup.resource("many", list_resource(&setup, "many", "/many"));
+    setup.resource("many", setup.list_resource("many", "/many"));
     assert_eq!(setup.onetime(&etcd, &[]).status.code(), Some(0));
     let target = setup.out("many.conf");
     let before = std::fs::metadata(&target).expect("target");
@@ -95,8 +78,8 @@ fn onetime_with_a_missing_key_fails_and_leaves_the_target_alone() {
     let etcd = Etcd::start();
     etcd.put("/present/a", "1");
     let setup = Setup::new();
-    setup.resource("present", list_resource(&setup, "present", "/present"));
-    setup.resource("absent", list_resource(&setup, "absent", "/absent"));
+    setup.resource("present", setup.list_resource("present", "/present"));
+    setup.resource("absent", setup.list_resource("absent", "/absent"));
     std::fs::write(setup.out("absent.conf"), "old content\n").expect("old");
     let out = setup.onetime(&etcd, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -118,7 +101,7 @@ fn onetime_with_a_missing_key_fails_and_leaves_the_target_alone() {
 #[test]
 fn onetime_with_etcd_down_exits_three() {
     let setup = Setup::new();
-    setup.resource("svc", list_resource(&setup, "svc", "/svc"));
+    setup.resource("svc", setup.list_resource("svc", "/svc"));
     let port = support::free_port();
     let out = support::run_bin(
         support::daemon::RECONFIG,
@@ -145,7 +128,7 @@ fn notreally_prints_a_diff_and_touches_nothing() {
     let etcd = Etcd::start();
     etcd.put("/svc/a", "new");
     let setup = Setup::new();
-    setup.resource("svc", list_resource(&setup, "svc", "/svc"));
+    setup.resource("svc", setup.list_resource("svc", "/svc"));
     std::fs::write(setup.out("svc.conf"), "/svc/a=old\n").expect("old");
     let out = setup.onetime(&etcd, &["--notreally"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -194,7 +177,7 @@ fn bad_resource_files_are_reported_and_the_good_ones_still_run() {
     let etcd = Etcd::start();
     etcd.put("/svc/a", "1");
     let setup = Setup::new();
-    setup.resource("good", list_resource(&setup, "good", "/svc"));
+    setup.resource("good", setup.list_resource("good", "/svc"));
     std::fs::write(setup.cfgdir().join("conf.d/broken.json"), "{ not json").expect("broken");
     setup.resource("strbool", json!({"key": "/svc", "recursive": "false", "source": "list.tmpl", "target": setup.out("x.conf")}));
     let out = setup.onetime(&etcd, &[]);
@@ -226,7 +209,7 @@ fn check_with_src_failing_leaves_the_old_file_and_skips_the_reload() {
     let etcd = Etcd::start();
     etcd.put("/chk/a", "BAD");
     let setup = Setup::new();
-    let mut resource = list_resource(&setup, "chk", "/chk");
+    let mut resource = setup.list_resource("chk", "/chk");
     resource["checkcmd"] = json!("! grep -q BAD {{src}}");
     setup.resource("chk", resource);
     std::fs::write(setup.out("chk.conf"), "known good\n").expect("old");
@@ -258,7 +241,7 @@ fn check_against_the_target_failing_restores_the_previous_content() {
     etcd.put("/chk2/a", "BAD");
     let setup = Setup::new();
     let target = setup.out("chk2.conf");
-    let mut resource = list_resource(&setup, "chk2", "/chk2");
+    let mut resource = setup.list_resource("chk2", "/chk2");
     resource["checkcmd"] = json!(format!("! grep -q BAD {}", target.display()));
     setup.resource("chk2", resource);
     std::fs::write(&target, "known good\n").expect("old");
@@ -277,7 +260,7 @@ fn a_symlinked_target_keeps_its_link() {
     std::fs::create_dir_all(&real_dir).expect("real dir");
     std::fs::write(real_dir.join("file.conf"), "old\n").expect("old");
     std::os::unix::fs::symlink(real_dir.join("file.conf"), setup.out("ln.conf")).expect("symlink");
-    setup.resource("ln", list_resource(&setup, "ln", "/ln"));
+    setup.resource("ln", setup.list_resource("ln", "/ln"));
     let out = setup.onetime(&etcd, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(std::fs::symlink_metadata(setup.out("ln.conf"))
@@ -295,7 +278,7 @@ fn daemon_follows_changes_deletes_and_recreation() {
     let etcd = Etcd::start();
     etcd.put("/d/a", "1");
     let setup = Setup::new();
-    setup.resource("d", list_resource(&setup, "d", "/d"));
+    setup.resource("d", setup.list_resource("d", "/d"));
     let target = setup.out("d.conf");
     let daemon = setup.daemon(&etcd, &[]);
     assert!(
@@ -332,7 +315,7 @@ fn back_to_back_writes_all_arrive() {
     let etcd = Etcd::start();
     etcd.put("/b2b/n", "0");
     let setup = Setup::new();
-    setup.resource("b2b", list_resource(&setup, "b2b", "/b2b"));
+    setup.resource("b2b", setup.list_resource("b2b", "/b2b"));
     let target = setup.out("b2b.conf");
     let daemon = setup.daemon(&etcd, &[]);
     assert!(wait_content(&target, "/b2b/n=0\n", SECS));
@@ -354,7 +337,7 @@ fn a_write_during_the_reload_delay_is_not_lost() {
     let etcd = Etcd::start();
     etcd.put("/splay/v", "1");
     let setup = Setup::new();
-    let mut resource = list_resource(&setup, "splay", "/splay");
+    let mut resource = setup.list_resource("splay", "/splay");
     resource["splay"] = json!(1.5);
     setup.resource("splay", resource);
     let target = setup.out("splay.conf");
@@ -379,7 +362,7 @@ fn a_write_during_the_startup_pass_is_not_lost() {
     let etcd = Etcd::start();
     etcd.put("/boot/v", "1");
     let setup = Setup::new();
-    let mut resource = list_resource(&setup, "boot", "/boot");
+    let mut resource = setup.list_resource("boot", "/boot");
     // A slow check holds the first pass open; the write lands while it runs.
     let started = setup.out("check-started");
     resource["checkcmd"] = json!(format!("touch {}; sleep 1", started.display()));
@@ -400,7 +383,7 @@ fn a_key_recreated_during_an_error_pause_is_rendered() {
     let etcd = Etcd::start();
     etcd.put("/pause/v", "BAD");
     let setup = Setup::new();
-    let mut resource = list_resource(&setup, "pause", "/pause");
+    let mut resource = setup.list_resource("pause", "/pause");
     resource["checkcmd"] = json!("! grep -q BAD {{src}}");
     setup.resource("pause", resource);
     let target = setup.out("pause.conf");
@@ -420,7 +403,7 @@ fn sigterm_during_a_long_poll_stops_within_a_second() {
     let etcd = Etcd::start();
     etcd.put("/term/a", "1");
     let setup = Setup::new();
-    setup.resource("term", list_resource(&setup, "term", "/term"));
+    setup.resource("term", setup.list_resource("term", "/term"));
     let daemon = setup.daemon(&etcd, &[]);
     assert!(wait_content(&setup.out("term.conf"), "/term/a=1\n", SECS));
     std::thread::sleep(Duration::from_millis(300));
@@ -434,7 +417,7 @@ fn sigterm_during_a_splay_stops_within_a_second() {
     let etcd = Etcd::start();
     etcd.put("/ts/a", "1");
     let setup = Setup::new();
-    let mut resource = list_resource(&setup, "ts", "/ts");
+    let mut resource = setup.list_resource("ts", "/ts");
     resource["splay"] = json!(30);
     setup.resource("ts", resource);
     let daemon = setup.daemon(&etcd, &[]);
@@ -450,10 +433,10 @@ fn sighup_picks_up_an_added_resource_and_drops_a_removed_one() {
     etcd.put("/one/a", "1");
     etcd.put("/two/a", "2");
     let setup = Setup::new();
-    setup.resource("one", list_resource(&setup, "one", "/one"));
+    setup.resource("one", setup.list_resource("one", "/one"));
     let mut daemon = setup.daemon(&etcd, &[]);
     assert!(wait_content(&setup.out("one.conf"), "/one/a=1\n", SECS));
-    setup.resource("two", list_resource(&setup, "two", "/two"));
+    setup.resource("two", setup.list_resource("two", "/two"));
     std::fs::remove_file(setup.cfgdir().join("conf.d/one.json")).expect("remove");
     daemon.signal(libc::SIGHUP);
     assert!(
@@ -482,7 +465,7 @@ fn sigusr1_toggles_debug_logging() {
     let etcd = Etcd::start();
     etcd.put("/dbg/a", "1");
     let setup = Setup::new();
-    setup.resource("dbg", list_resource(&setup, "dbg", "/dbg"));
+    setup.resource("dbg", setup.list_resource("dbg", "/dbg"));
     let daemon = setup.daemon(&etcd, &[]);
     assert!(wait_content(&setup.out("dbg.conf"), "/dbg/a=1\n", SECS));
     etcd.put("/dbg/a", "2");
@@ -503,8 +486,8 @@ fn the_same_key_may_feed_several_resources() {
     let etcd = Etcd::start();
     etcd.put("/pool/a", "10.0.0.1:80");
     let setup = Setup::new();
-    setup.resource("haproxy", list_resource(&setup, "haproxy", "/pool"));
-    setup.resource("nginx", list_resource(&setup, "nginx", "/pool"));
+    setup.resource("haproxy", setup.list_resource("haproxy", "/pool"));
+    setup.resource("nginx", setup.list_resource("nginx", "/pool"));
     let daemon = setup.daemon(&etcd, &[]);
     etcd.put("/pool/b", "10.0.0.2:80");
     let want = "/pool/a=10.0.0.1:80\n/pool/b=10.0.0.2:80\n";
@@ -525,7 +508,7 @@ fn wait_coalesces_a_burst_into_few_reloads() {
     let etcd = Etcd::start();
     etcd.put("/burst/n", "0");
     let setup = Setup::new();
-    let mut resource = list_resource(&setup, "burst", "/burst");
+    let mut resource = setup.list_resource("burst", "/burst");
     resource["wait"] = json!({"min": "300ms", "max": "5s"});
     setup.resource("burst", resource);
     let target = setup.out("burst.conf");

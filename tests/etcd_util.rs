@@ -2,6 +2,9 @@
 
 mod support;
 
+use support::stderr;
+use support::stdout;
+
 use std::process::Output;
 use std::time::{Duration, Instant};
 use support::{free_port, run_bin, Etcd};
@@ -13,14 +16,6 @@ fn util(etcd: &Etcd, args: &[&str]) -> Output {
     let mut all = vec!["--endpoints", url.as_str()];
     all.extend_from_slice(args);
     run_bin(BIN, &all, Duration::from_secs(20))
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]

@@ -12,20 +12,7 @@ use std::time::{Duration, Instant};
 use support::daemon::{count_lines, wait_content, Daemon, Setup};
 use support::Etcd;
 
-const LIST: &str = "{% for k, v in reconfig.data|items %}{{ k }}={{ v }}\n{% endfor %}";
 const CONVERGE: Duration = Duration::from_secs(30);
-
-fn list_resource(setup: &Setup, name: &str, key: &str, target: &Path) -> serde_json::Value {
-    setup.template("list.tmpl", LIST);
-    json!({
-        "id": name,
-        "key": key,
-        "recursive": true,
-        "source": "list.tmpl",
-        "target": target,
-        "reloadcmd": format!("echo reload >> {}", setup.out(&format!("{name}.reloads")).display()),
-    })
-}
 
 fn assert_alive(daemon: &mut Daemon) {
     assert!(daemon.is_running(), "daemon died:\n{}", daemon.log_text());
@@ -220,7 +207,7 @@ fn a_read_only_target_directory_keeps_the_file_and_recovers_when_writable() {
     let setup = Setup::new();
     let mount = Tmpfs::mount(setup.out("ro"), "1m");
     let target = mount.path.join("fs.conf");
-    setup.resource("fs", list_resource(&setup, "fs", "/fs", &target));
+    setup.resource("fs", setup.list_resource_at("fs", "/fs", &target));
     break_and_recover(
         &setup,
         &etcd,
@@ -243,7 +230,7 @@ fn a_full_disk_keeps_the_file_and_recovers_when_space_is_freed() {
     let setup = Setup::new();
     let mount = Tmpfs::mount(setup.out("full"), "64k");
     let target = mount.path.join("fs.conf");
-    setup.resource("fs", list_resource(&setup, "fs", "/fs", &target));
+    setup.resource("fs", setup.list_resource_at("fs", "/fs", &target));
     let filler = mount.path.join("filler");
     let big = "x".repeat(32 * 1024);
     break_and_recover(
@@ -275,7 +262,7 @@ fn a_directory_in_place_of_the_target_is_left_alone_and_the_file_returns_when_it
     etcd.put("/fs/v", "v1");
     let setup = Setup::new();
     let target = setup.out("fs.conf");
-    setup.resource("fs", list_resource(&setup, "fs", "/fs", &target));
+    setup.resource("fs", setup.list_resource_at("fs", "/fs", &target));
     let keep = target.join("operator-data");
     break_and_recover(
         &setup,
@@ -325,7 +312,7 @@ fn a_hanging_check_is_killed_at_the_timeout_and_the_daemon_carries_on() {
     let target = setup.out("hc.conf");
     let hang = setup.out("hang");
     std::fs::write(&hang, "").expect("hang marker");
-    let mut resource = list_resource(&setup, "hc", "/hc", &target);
+    let mut resource = setup.list_resource_at("hc", "/hc", &target);
     resource["timeout"] = json!("1s");
     resource["checkcmd"] = json!(format!("if [ -e {} ]; then sleep 1000; fi", hang.display()));
     setup.resource("hc", resource);
@@ -357,7 +344,7 @@ fn a_reload_forking_a_hanging_child_is_killed_with_its_process_group() {
     let setup = Setup::new();
     let target = setup.out("hr.conf");
     let child_pid = setup.out("child.pid");
-    let mut resource = list_resource(&setup, "hr", "/hr", &target);
+    let mut resource = setup.list_resource_at("hr", "/hr", &target);
     resource["timeout"] = json!("1s");
     resource["reloadcmd"] = json!(format!(
         "sleep 1000 & echo $! > {}; wait",
@@ -393,7 +380,7 @@ fn megabytes_of_command_output_are_truncated_in_the_log() {
     etcd.put("/mb/v", "v1");
     let setup = Setup::new();
     let target = setup.out("mb.conf");
-    let mut resource = list_resource(&setup, "mb", "/mb", &target);
+    let mut resource = setup.list_resource_at("mb", "/mb", &target);
     resource["checkcmd"] =
         json!("test -s {{src}}; head -c 5000000 /dev/zero | tr '\\0' o >&2; exit 1");
     setup.resource("mb", resource);
@@ -425,7 +412,7 @@ fn a_burst_of_1000_updates_ends_in_the_right_content_with_renders_and_reloads_co
     etcd.put("/burst/n", "0");
     let setup = Setup::new();
     let target = setup.out("burst.conf");
-    setup.resource("burst", list_resource(&setup, "burst", "/burst", &target));
+    setup.resource("burst", setup.list_resource_at("burst", "/burst", &target));
     let mut daemon = setup.daemon(&etcd, &[]);
     assert!(wait_content(&target, "/burst/n=0\n", CONVERGE));
     let client = etcd.client();

@@ -6,6 +6,8 @@
 
 mod support;
 
+use support::stderr;
+
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -14,28 +16,9 @@ use support::daemon::{count_lines, wait_content, Daemon, Setup, RECONFIG};
 use support::fake_http::{Behaviour, FakeServer};
 use support::Etcd;
 
-const LIST: &str = "{% for k, v in reconfig.data|items %}{{ k }}={{ v }}\n{% endfor %}";
 /// Generous bound for "eventually" on 2 shared cores; a 5 s outage plus a capped backoff
 /// retry fits well inside.
 const CONVERGE: Duration = Duration::from_secs(30);
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A recursive resource `name` on `key` rendering LIST into out/<name>.conf; its reload
-/// appends a line to out/<name>.reloads.
-fn list_resource(setup: &Setup, name: &str, key: &str) -> serde_json::Value {
-    setup.template("list.tmpl", LIST);
-    json!({
-        "id": name,
-        "key": key,
-        "recursive": true,
-        "source": "list.tmpl",
-        "target": setup.out(&format!("{name}.conf")),
-        "reloadcmd": format!("echo reload >> {}", setup.out(&format!("{name}.reloads")).display()),
-    })
-}
 
 /// A check command that marks `started` and then blocks until `go` exists: the test
 /// does its damage while the daemon is inside a pass, after the snapshot.
@@ -80,7 +63,7 @@ fn etcd_down_for_five_seconds_is_logged_once_and_changes_after_restart_converge(
     let mut etcd = Etcd::start();
     etcd.put("/out/a", "1");
     let setup = Setup::new();
-    setup.resource("out", list_resource(&setup, "out", "/out"));
+    setup.resource("out", setup.list_resource("out", "/out"));
     let target = setup.out("out.conf");
     let mut daemon = setup.daemon(&etcd, &[]);
     assert!(wait_content(&target, "/out/a=1\n", CONVERGE));
@@ -140,7 +123,7 @@ fn changes_made_while_the_daemons_only_endpoint_is_down_arrive_after_it_returns(
     let mut members = Etcd::cluster(3);
     members[0].put("/dur/a", "1");
     let setup = Setup::new();
-    setup.resource("dur", list_resource(&setup, "dur", "/dur"));
+    setup.resource("dur", setup.list_resource("dur", "/dur"));
     let target = setup.out("dur.conf");
     // The daemon knows only member 0.
     let mut daemon = setup.daemon(&members[0], &[]);
@@ -170,7 +153,7 @@ fn a_cluster_member_killed_mid_watch_fails_over_and_converges() {
     let mut members = Etcd::cluster(3);
     members[0].put("/fo/a", "1");
     let setup = Setup::new();
-    setup.resource("fo", list_resource(&setup, "fo", "/fo"));
+    setup.resource("fo", setup.list_resource("fo", "/fo"));
     let target = setup.out("fo.conf");
     // Endpoints: member 0 (answers first, so the long-poll sits on it), then 1 and 2.
     let others = format!("{},{}", members[1].url(), members[2].url());
@@ -212,7 +195,7 @@ fn a_wiped_etcd_whose_index_went_back_is_read_again() {
     }
     etcd.put("/wipe/a", "old");
     let setup = Setup::new();
-    let mut resource = list_resource(&setup, "wipe", "/wipe");
+    let mut resource = setup.list_resource("wipe", "/wipe");
     resource["checkcmd"] = json!(gated_check(&setup));
     setup.resource("wipe", resource);
     let target = setup.out("wipe.conf");
@@ -249,7 +232,7 @@ fn a_wiped_and_recreated_etcd_is_followed_after_the_outage() {
             .expect("set");
     }
     let setup = Setup::new();
-    setup.resource("wr", list_resource(&setup, "wr", "/wr"));
+    setup.resource("wr", setup.list_resource("wr", "/wr"));
     let target = setup.out("wr.conf");
     let mut daemon = setup.daemon(&etcd, &[]);
     assert!(wait_content(&target, "/wr/n=99\n", CONVERGE));
@@ -275,7 +258,7 @@ fn more_than_1000_events_between_two_watches_resync_and_lose_nothing() {
     let etcd = Etcd::start();
     etcd.put("/hist/a", "1");
     let setup = Setup::new();
-    let mut resource = list_resource(&setup, "hist", "/hist");
+    let mut resource = setup.list_resource("hist", "/hist");
     resource["checkcmd"] = json!(gated_check(&setup));
     setup.resource("hist", resource);
     let target = setup.out("hist.conf");
@@ -310,7 +293,7 @@ fn more_than_1000_events_between_two_watches_resync_and_lose_nothing() {
 /// endpoint and the fault.
 fn onetime_against(fake: &FakeServer, expect_in_message: &str) {
     let setup = Setup::new();
-    setup.resource("f", list_resource(&setup, "f", "/svc"));
+    setup.resource("f", setup.list_resource("f", "/svc"));
     let started = Instant::now();
     let cfgdir = setup.cfgdir().display().to_string();
     let out = support::run_bin(
@@ -341,7 +324,7 @@ fn daemon_fails_over_from(fake: &FakeServer) {
     let etcd = Etcd::start();
     etcd.put("/svc/a", "1");
     let setup = Setup::new();
-    setup.resource("f", list_resource(&setup, "f", "/svc"));
+    setup.resource("f", setup.list_resource("f", "/svc"));
     let target = setup.out("f.conf");
     let endpoints = format!("{},{}", fake.url(), etcd.url());
     let mut daemon = FakeFirstDaemon::start(&setup, &endpoints);

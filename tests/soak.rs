@@ -12,6 +12,8 @@
 
 mod support;
 
+use support::daemon::LIST;
+
 use reconfig::etcd::{Client, SetOptions};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -24,7 +26,6 @@ use support::Etcd;
 const RESOURCES: usize = 50;
 const KEYS_PER_RESOURCE: usize = 10;
 const MAX_TTL_SECS: u64 = 4;
-const LIST: &str = "{% for k, v in reconfig.data|items %}{{ k }}={{ v }}\n{% endfor %}";
 
 fn env_secs(name: &str, default: u64) -> Duration {
     Duration::from_secs(

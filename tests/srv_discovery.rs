@@ -7,6 +7,8 @@
 
 mod support;
 
+use support::stderr;
+
 use reconfig::srv::DNS_SERVER_ENV;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -20,10 +22,6 @@ use support::{free_port, wait_output, Etcd};
 const ETCD_UTIL: &str = env!("CARGO_BIN_EXE_etcd-util");
 const RECORD: &str = "_etcd-client._tcp.example.test";
 const SECS: Duration = Duration::from_secs(15);
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 fn command(bin: &str, dns: &Dnsmasq, args: &[&str]) -> Command {
     let mut command = Command::new(bin);

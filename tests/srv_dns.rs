@@ -1,63 +1,12 @@
 //! SRV lookups against a real dnsmasq on 127.0.0.1, one per test.
 
-use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
-use std::thread::sleep;
+mod support;
+
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
+use support::dns::Dnsmasq;
 
 use reconfig::srv::{domain_record, lookup, SrvTarget};
-
-const DNSMASQ: &str = "/usr/sbin/dnsmasq";
-
-/// A dnsmasq answering for `example.test` only (NXDOMAIN for unknown names there, REFUSED elsewhere).
-struct Dnsmasq {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Dnsmasq {
-    /// `srv_hosts` are `--srv-host` values: `NAME,TARGET,PORT,PRIORITY,WEIGHT`.
-    fn start(srv_hosts: &[String]) -> Dnsmasq {
-        let addr = free_udp_addr();
-        let child = Command::new(DNSMASQ)
-            .args([
-                "--no-daemon",
-                "--no-resolv",
-                "--no-hosts",
-                "--bind-interfaces",
-            ])
-            .args(["--listen-address=127.0.0.1", "--local=/example.test/"])
-            .arg(format!("--port={}", addr.port()))
-            .args(srv_hosts.iter().map(|srv| format!("--srv-host={srv}")))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Dnsmasq { child, addr };
-        server.wait_until_listening();
-        server
-    }
-
-    fn wait_until_listening(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(self.addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "dnsmasq did not start on {}",
-                self.addr
-            );
-            sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn free_udp_addr() -> SocketAddr {
     UdpSocket::bind("127.0.0.1:0")

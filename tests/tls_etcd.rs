@@ -4,6 +4,9 @@
 
 mod support;
 
+use support::stderr;
+use support::stdout;
+
 use serde_json::json;
 use std::process::Output;
 use std::time::Duration;
@@ -14,14 +17,6 @@ use support::{run_bin, Etcd};
 const ETCD_UTIL: &str = env!("CARGO_BIN_EXE_etcd-util");
 const RECONFIG: &str = support::daemon::RECONFIG;
 const SECS: Duration = Duration::from_secs(10);
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn tls_etcd(certs: &Certs) -> Etcd {
     Etcd::start_with(Some(&certs.server_tls()), Vec::new())

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 pub const RECONFIG: &str = env!("CARGO_BIN_EXE_reconfig");
 
+/// A template listing every leaf as `key=value`, one per line.
+pub const LIST: &str = "{% for k, v in reconfig.data|items %}{{ k }}={{ v }}\n{% endfor %}";
+
 /// `cfgdir/conf.d`, `cfgdir/templates` and an `out/` dir for targets and markers.
 pub struct Setup {
     pub dir: tempfile::TempDir,
@@ -31,6 +34,25 @@ impl Setup {
 
     pub fn template(&self, name: &str, text: &str) {
         std::fs::write(self.dir.path().join("templates").join(name), text).expect("template");
+    }
+
+    /// A recursive resource `name` on `key` rendering [`LIST`] into `out/<name>.conf`, with a
+    /// reload command that appends a line to `out/<name>.reloads`.
+    pub fn list_resource(&self, name: &str, key: &str) -> serde_json::Value {
+        self.list_resource_at(name, key, &self.out(&format!("{name}.conf")))
+    }
+
+    /// [`Setup::list_resource`] with another target.
+    pub fn list_resource_at(&self, name: &str, key: &str, target: &Path) -> serde_json::Value {
+        self.template("list.tmpl", LIST);
+        serde_json::json!({
+            "id": name,
+            "key": key,
+            "recursive": true,
+            "source": "list.tmpl",
+            "target": target,
+            "reloadcmd": format!("echo reload >> {}", self.out(&format!("{name}.reloads")).display()),
+        })
     }
 
     /// Writes `conf.d/<name>.json`.

@@ -310,6 +310,14 @@ pub fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
     }
 }
 
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 pub fn read(path: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
