@@ -382,7 +382,9 @@ impl TlsServer {
     fn explained_failure(&self, host: &str, opts: &TlsOptions) -> String {
         match self.get(host, opts) {
             Ok(_) => panic!("request to {host} with {opts:?} should fail"),
-            Err(err) => explain(&err).unwrap_or_else(|| panic!("no TLS explanation for {err:?}")),
+            Err(err) => {
+                explain(&err, true).unwrap_or_else(|| panic!("no TLS explanation for {err:?}"))
+            }
         }
     }
 }

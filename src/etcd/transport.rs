@@ -386,7 +386,7 @@ fn classify(endpoint: &str, error: &ureq::Error, sent_client_cert: bool) -> Tran
         },
         _ => TransportKind::Other,
     };
-    if let Some(reason) = crate::tls::explain_for(error, sent_client_cert) {
+    if let Some(reason) = crate::tls::explain(error, sent_client_cert) {
         return TransportError {
             kind: TransportKind::Tls,
             endpoint: endpoint.to_string(),

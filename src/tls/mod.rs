@@ -221,16 +221,12 @@ fn to_ureq_key(key: &LoadedKey, key_file: &Path) -> Result<PrivateKey<'static>, 
     PrivateKey::from_pem(pem.as_bytes()).map_err(|err| unusable(err.to_string()))
 }
 
-/// Turns a ureq error from a TLS connection into a human reason when it is a TLS problem,
-/// for a connection that presented a client certificate.
-pub fn explain(err: &ureq::Error) -> Option<String> {
-    explain_for(err, true)
-}
-
-/// [`explain`], where `sent_client_cert` tells whether a client certificate was configured:
+/// Turns a ureq error from a TLS connection into a human reason when it is a TLS problem.
+///
+/// `sent_client_cert` tells whether a client certificate was configured:
 /// servers answer a missing one with the same alerts as a rejected one (Go's TLS 1.3 sends
 /// `bad_certificate`), so the reason depends on it.
-pub fn explain_for(err: &ureq::Error, sent_client_cert: bool) -> Option<String> {
+pub fn explain(err: &ureq::Error, sent_client_cert: bool) -> Option<String> {
     let reason = match rustls_error(err)? {
         rustls::Error::InvalidCertificate(cert_err) => server_cert_reason(cert_err),
         rustls::Error::AlertReceived(alert) => alert_reason(*alert, sent_client_cert),
@@ -325,7 +321,7 @@ mod tests {
         let err = ureq::Error::Rustls(rustls::Error::InvalidCertificate(
             CertificateError::UnknownIssuer,
         ));
-        let reason = explain(&err).unwrap();
+        let reason = explain(&err, true).unwrap();
         assert!(
             reason.contains("unknown CA (pass --ssl_cafile)"),
             "{reason}"
@@ -336,7 +332,7 @@ mod tests {
     fn explains_errors_wrapped_in_io_errors() {
         let inner = rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired);
         let err = ureq::Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, inner));
-        let reason = explain(&err).unwrap();
+        let reason = explain(&err, true).unwrap();
         assert!(reason.contains("pass --ssl_cert and --ssl_key"), "{reason}");
     }
 
@@ -344,12 +340,12 @@ mod tests {
     fn a_refusal_without_a_client_certificate_asks_for_one() {
         let alert = rustls::Error::AlertReceived(rustls::AlertDescription::BadCertificate);
         let err = ureq::Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, alert));
-        let without = explain_for(&err, false).unwrap();
+        let without = explain(&err, false).unwrap();
         assert!(
             without.contains("requires a client certificate"),
             "{without}"
         );
-        let with = explain_for(&err, true).unwrap();
+        let with = explain(&err, true).unwrap();
         assert!(with.contains("refused our client certificate"), "{with}");
     }
 
@@ -363,14 +359,14 @@ mod tests {
     #[test]
     fn explains_expired_certificate() {
         let err = ureq::Error::Rustls(rustls::Error::InvalidCertificate(CertificateError::Expired));
-        assert_eq!(explain(&err).unwrap(), "certificate expired");
+        assert_eq!(explain(&err, true).unwrap(), "certificate expired");
     }
 
     #[test]
     fn does_not_explain_non_tls_errors() {
         let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-        assert_eq!(explain(&ureq::Error::Io(refused)), None);
-        assert_eq!(explain(&ureq::Error::StatusCode(404)), None);
+        assert_eq!(explain(&ureq::Error::Io(refused), true), None);
+        assert_eq!(explain(&ureq::Error::StatusCode(404), true), None);
     }
 
     #[test]
