@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod etcd;
 pub mod logging;
 pub mod resource;
+pub mod slots;
 pub mod srv;
 pub mod stop;
 pub mod template;

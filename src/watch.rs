@@ -9,6 +9,7 @@
 use crate::apply::{self, InstallSpec, Outcome, ReloadResult};
 use crate::etcd::{self, Freshness, SnapshotCache, WaitOutcome};
 use crate::resource::{Resource, Wait};
+use crate::slots::Slots;
 use crate::stop::Stop;
 use crate::template::Context;
 use std::collections::BTreeMap;
@@ -25,6 +26,8 @@ pub struct RunOptions {
     pub command_timeout: Duration,
     /// Longest pause between retries after an error.
     pub max_backoff: Duration,
+    /// Bounds how many resources render at once (one per core), shared by all of them.
+    pub render_slots: Arc<Slots>,
 }
 
 impl Default for RunOptions {
@@ -33,6 +36,7 @@ impl Default for RunOptions {
             dry_run: false,
             command_timeout: Duration::from_secs(30),
             max_backoff: Duration::from_secs(30),
+            render_slots: Arc::new(Slots::per_core()),
         }
     }
 }
@@ -246,7 +250,11 @@ impl Watcher {
             altdata: &altdata,
             watched: &resource.key,
         };
-        let text = match resource.template.render(&context) {
+        let rendered = {
+            let _slot = self.options.render_slots.take();
+            resource.template.render(&context)
+        };
+        let text = match rendered {
             Ok(text) => text,
             Err(e) => return (Some(index), Err(PassError::Render(e.to_string()))),
         };
