@@ -13,14 +13,14 @@
 //! `tojson`, `split`, `join`, `sort`, `dictsort`, `items` are MiniJinja built-ins; string and
 //! map methods (`'a,b'.split(',')`, `data.keys()`) come from pycompat.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::sync::Arc;
 
 use minijinja::value::{ArgType, Kwargs, Rest, Value, ValueKind, ValueOrKwargs};
 use minijinja::{Environment, Error, ErrorKind, State};
 
-type DataMap = BTreeMap<String, String>;
+use super::data::DataMap;
 
 pub(super) fn register(env: &mut Environment<'static>) {
     env.add_function("getv", getv);
@@ -72,9 +72,11 @@ fn data_maps(state: &State) -> Vec<Arc<DataMap>> {
 /// `getv(key)` / `getv(key, default)` / `getv(key, default=...)`.
 fn getv(state: &State, key: &str, rest: Rest<ValueOrKwargs>) -> Result<Value, Error> {
     let default = default_argument(rest.into_values())?;
-    let found = data_maps(state)
-        .iter()
-        .find_map(|map| map.get(key).map(|value| Value::from(value.as_str())));
+    let found = data_maps(state).iter().find_map(|map| {
+        map.leaves()
+            .get(key)
+            .map(|value| Value::from(value.as_str()))
+    });
     match (found, default) {
         (Some(value), _) => Ok(value),
         (None, Some(default)) => Ok(default),
@@ -111,8 +113,9 @@ fn default_argument(rest: Vec<Value>) -> Result<Option<Value>, Error> {
 fn exists(state: &State, key: &str) -> bool {
     let dir_prefix = directory_prefix(key);
     data_maps(state).iter().any(|map| {
-        map.contains_key(key)
+        map.leaves().contains_key(key)
             || map
+                .leaves()
                 .range::<str, _>(from(&dir_prefix))
                 .next()
                 .is_some_and(|(found, _)| found.starts_with(&dir_prefix))
@@ -125,7 +128,7 @@ fn ls(state: &State, dir: &str) -> Vec<String> {
     let dir_prefix = directory_prefix(dir);
     let mut names = BTreeSet::new();
     for map in data_maps(state) {
-        for (key, _) in map.range::<str, _>(from(&dir_prefix)) {
+        for (key, _) in map.leaves().range::<str, _>(from(&dir_prefix)) {
             let Some(below) = key.strip_prefix(&dir_prefix) else {
                 break;
             };
@@ -172,21 +175,22 @@ fn start_of(text: &str) -> String {
     start
 }
 
-/// `/a/b/c` → `c`; a trailing slash is ignored (`/a/b/` → `b`).
-fn basename(key: &str) -> String {
+/// `/a/b/c` → `c`; a trailing slash is ignored (`/a/b/` → `b`). A `Value` made from the
+/// slice, not a `String`: short names then need no allocation (this runs once per line).
+fn basename(key: &str) -> Value {
     let trimmed = key.trim_end_matches('/');
-    trimmed.rsplit('/').next().unwrap_or(trimmed).to_string()
+    Value::from(trimmed.rsplit('/').next().unwrap_or(trimmed))
 }
 
 /// `/a/b/c` → `/a/b`; `/a` → `/`; a name without a slash → `.` (like POSIX dirname).
-fn dirname(key: &str) -> String {
+fn dirname(key: &str) -> Value {
     let trimmed = key.trim_end_matches('/');
-    match trimmed.rfind('/') {
-        Some(0) => "/".to_string(),
-        Some(cut) => trimmed[..cut].to_string(),
-        None if key.starts_with('/') => "/".to_string(),
-        None => ".".to_string(),
-    }
+    Value::from(match trimmed.rfind('/') {
+        Some(0) => "/",
+        Some(cut) => &trimmed[..cut],
+        None if key.starts_with('/') => "/",
+        None => ".",
+    })
 }
 
 fn keys(map: &Value) -> Result<Value, Error> {

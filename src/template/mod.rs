@@ -6,6 +6,7 @@
 //! and `watched`. The data maps are handed to MiniJinja as shared objects (no copy per render)
 //! and always iterate in key order, so the same data gives byte-identical output.
 
+mod data;
 mod error;
 mod helpers;
 mod syntax;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use minijinja::value::Value;
 use minijinja::{context, AutoEscape, Environment, UndefinedBehavior};
 
+use data::DataMap;
 pub use error::TemplateError;
 
 /// A compiled template: immutable, cheap to share between threads (`Arc<Template>`).
@@ -104,11 +106,11 @@ impl fmt::Debug for Template {
 /// Builds the render context. The maps are shared, not copied: only the small altdata
 /// index map is built per render.
 fn context_value(ctx: &Context) -> Value {
-    let data = Value::from_dyn_object(Arc::clone(ctx.data));
+    let data = DataMap::value(ctx.data);
     let altdata: BTreeMap<String, Value> = ctx
         .altdata
         .iter()
-        .map(|(alias, map)| (alias.clone(), Value::from_dyn_object(Arc::clone(map))))
+        .map(|(alias, map)| (alias.clone(), DataMap::value(map)))
         .collect();
     let altdata = Value::from(altdata);
     let watched = Value::from(ctx.watched);
