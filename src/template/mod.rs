@@ -14,7 +14,7 @@ mod syntax;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use minijinja::value::Value;
 use minijinja::{context, AutoEscape, Environment, UndefinedBehavior};
@@ -61,20 +61,13 @@ impl Template {
     ) -> Result<Template, TemplateError> {
         let syntax = syntax::syntax_for(pattern)
             .map_err(|reason| TemplateError::without_line(name, reason))?;
-        let mut env = Environment::new();
+        let mut env = prototype().clone();
         env.set_syntax(syntax);
         env.set_undefined_behavior(if strict {
             UndefinedBehavior::Strict
         } else {
             UndefinedBehavior::Lenient
         });
-        // Runtime errors then carry a source excerpt and name the undefined variable.
-        env.set_debug(true);
-        // Config files are not HTML: a template named `*.html` or `*.json` must not escape.
-        env.set_auto_escape_callback(|_| AutoEscape::None);
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        minijinja_contrib::add_to_environment(&mut env);
-        helpers::register(&mut env);
         env.add_template_owned(name.to_string(), source)
             .map_err(|err| TemplateError::from_minijinja(name, &err))?;
         Ok(Template {
@@ -85,13 +78,31 @@ impl Template {
 
     /// Renders the template with one snapshot's data.
     pub fn render(&self, ctx: &Context) -> Result<String, TemplateError> {
-        let template = self
-            .env
-            .get_template(&self.name)
-            .map_err(|err| TemplateError::from_minijinja(&self.name, &err))?;
+        self.render_with_capacity(ctx, 0)
+    }
+
+    /// [`Template::render`] into an output allocated once with room for `capacity` bytes
+    /// (the length of the previous render) instead of grown from nothing: a 32 KB config
+    /// otherwise costs a dozen reallocations, the larger ones each an `mmap`/`munmap` pair
+    /// with musl's allocator.
+    pub fn render_with_capacity(
+        &self,
+        ctx: &Context,
+        capacity: usize,
+    ) -> Result<String, TemplateError> {
+        let failed = |err: minijinja::Error| TemplateError::from_minijinja(&self.name, &err);
+        let template = self.env.get_template(&self.name).map_err(failed)?;
+        if capacity == 0 {
+            return template.render(context_value(ctx)).map_err(failed);
+        }
+        let mut output = Vec::with_capacity(capacity);
         template
-            .render(context_value(ctx))
-            .map_err(|err| TemplateError::from_minijinja(&self.name, &err))
+            .render_captured_to(context_value(ctx), &mut output)
+            .map_err(failed)?;
+        // Only `str`s are written to the output, so it is UTF-8.
+        String::from_utf8(output).map_err(|err| {
+            TemplateError::without_line(&self.name, format!("rendered text is not UTF-8: {err}"))
+        })
     }
 }
 
@@ -101,6 +112,24 @@ impl fmt::Debug for Template {
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
+}
+
+/// The settings and functions every template shares. Cloning it shares its function
+/// tables instead of registering them again: 300 bytes per template instead of 18 KB,
+/// which for 100 resources was 1.7 MB of the daemon's resident memory.
+fn prototype() -> &'static Environment<'static> {
+    static PROTOTYPE: OnceLock<Environment<'static>> = OnceLock::new();
+    PROTOTYPE.get_or_init(|| {
+        let mut env = Environment::new();
+        // Runtime errors then carry a source excerpt and name the undefined variable.
+        env.set_debug(true);
+        // Config files are not HTML: a template named `*.html` or `*.json` must not escape.
+        env.set_auto_escape_callback(|_| AutoEscape::None);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        minijinja_contrib::add_to_environment(&mut env);
+        helpers::register(&mut env);
+        env
+    })
 }
 
 /// Builds the render context. The maps are shared, not copied: only the small altdata

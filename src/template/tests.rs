@@ -368,3 +368,26 @@ fn render_speed_of_a_10000_entry_map() {
     println!("10000-entry render: {per_render:?} per render, {bytes} bytes");
     assert!(per_render < std::time::Duration::from_millis(200));
 }
+
+#[test]
+fn rendering_into_a_sized_output_gives_the_same_text_and_errors() {
+    let f = Fixture::new();
+    let source = "{% for k, v in data|items %}{{ k|basename }}={{ v }} é\n{% endfor %}";
+    let template =
+        Template::from_source("t.tmpl", source.to_string(), None, false).expect("compiles");
+    let grown = template.render(&f.context()).expect("renders");
+    for capacity in [1, 8, grown.len(), 4 * grown.len()] {
+        let sized = template
+            .render_with_capacity(&f.context(), capacity)
+            .expect("renders");
+        assert_eq!(sized, grown, "capacity {capacity}");
+    }
+    let failing =
+        Template::from_source("t.tmpl", "a\n{{ getv('/nope') }}".to_string(), None, false)
+            .expect("compiles");
+    let plain = failing.render(&f.context()).expect_err("missing key");
+    let sized = failing
+        .render_with_capacity(&f.context(), 64)
+        .expect_err("missing key");
+    assert_eq!(sized.to_string(), plain.to_string());
+}
