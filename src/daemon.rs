@@ -3,6 +3,7 @@
 
 use crate::apply;
 use crate::etcd::{Client, SnapshotCache};
+use crate::pool::Pool;
 use crate::resource::{self, LoadOptions, Resource};
 use crate::stop::Stop;
 use crate::watch::{Converged, PassError, RunOptions, Watcher};
@@ -11,7 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// Watch threads need little stack: templates render on it, nothing else is deep.
+/// Watch threads need little stack: nothing on them is deep, except renders in `--onetime`
+/// (the daemon renders on its pool's threads).
 const WATCH_THREAD_STACK: usize = 512 * 1024;
 
 /// Builds a fresh etcd client; the daemon makes one per generation so that SIGHUP can
@@ -203,7 +205,7 @@ pub fn run_daemon(
     resources: Vec<Arc<Resource>>,
     load_options: LoadOptions,
     mut make_client: Box<ClientFactory>,
-    options: RunOptions,
+    mut options: RunOptions,
 ) -> i32 {
     let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
     {
@@ -222,6 +224,12 @@ pub fn run_daemon(
     };
     if !options.dry_run {
         clean_stale_temp_files(&resources);
+    }
+    match Pool::per_core() {
+        Ok(pool) => options.render_pool = Some(Arc::new(pool)),
+        Err(e) => {
+            log::warn!("cannot start the render threads ({e}); rendering on the watch threads")
+        }
     }
     let process = Stop::new();
     let mut generation = Generation::start(&resources, client, &options, &process);

@@ -8,8 +8,8 @@
 
 use crate::apply::{self, InstallSpec, Outcome, ReloadResult};
 use crate::etcd::{self, Freshness, SnapshotCache, WaitOutcome};
+use crate::pool::Pool;
 use crate::resource::{Resource, Wait};
-use crate::slots::Slots;
 use crate::stop::Stop;
 use crate::template::Context;
 use std::collections::BTreeMap;
@@ -26,8 +26,9 @@ pub struct RunOptions {
     pub command_timeout: Duration,
     /// Longest pause between retries after an error.
     pub max_backoff: Duration,
-    /// Bounds how many resources render at once (one per core), shared by all of them.
-    pub render_slots: Arc<Slots>,
+    /// Where the daemon renders (one thread per core, shared by every resource); `None`:
+    /// on the resource's own thread, as `--onetime` does on its few workers.
+    pub render_pool: Option<Arc<Pool>>,
 }
 
 impl Default for RunOptions {
@@ -36,7 +37,7 @@ impl Default for RunOptions {
             dry_run: false,
             command_timeout: Duration::from_secs(30),
             max_backoff: Duration::from_secs(30),
-            render_slots: Arc::new(Slots::per_core()),
+            render_pool: None,
         }
     }
 }
@@ -91,6 +92,8 @@ pub struct Watcher {
     reload_pending: bool,
     problem: Option<String>,
     last_index: u64,
+    /// Length of the last rendered text: the next output is allocated this big at once.
+    rendered_len: usize,
 }
 
 impl Watcher {
@@ -115,6 +118,7 @@ impl Watcher {
             reload_pending: false,
             problem: None,
             last_index: 0,
+            rendered_len: 0,
         }
     }
 
@@ -245,21 +249,42 @@ impl Watcher {
             Ok(altdata) => altdata,
             Err(e) => return (Some(index), Err(PassError::Etcd(e))),
         };
-        let context = Context {
-            data: &data,
-            altdata: &altdata,
-            watched: &resource.key,
-        };
-        let rendered = {
-            let _slot = self.options.render_slots.take();
-            resource.template.render(&context)
-        };
+        let rendered = self.render(data, altdata);
         let text = match rendered {
             Ok(text) => text,
-            Err(e) => return (Some(index), Err(PassError::Render(e.to_string()))),
+            Err(e) => return (Some(index), Err(PassError::Render(e))),
         };
         log::debug!(target: &resource.id, "rendered {} bytes from index {index}", text.len());
+        self.rendered_len = text.len();
         (Some(index), self.apply(&text))
+    }
+
+    /// Renders on the pool when there is one, else on this thread.
+    fn render(
+        &self,
+        data: Arc<BTreeMap<String, String>>,
+        altdata: BTreeMap<String, Arc<BTreeMap<String, String>>>,
+    ) -> Result<String, String> {
+        let resource = Arc::clone(&self.resource);
+        // Room for a little growth, so the usual small change needs no reallocation.
+        let capacity = self.rendered_len + self.rendered_len / 8;
+        let job = move || {
+            let context = Context {
+                data: &data,
+                altdata: &altdata,
+                watched: &resource.key,
+            };
+            resource
+                .template
+                .render_with_capacity(&context, capacity)
+                .map_err(|e| e.to_string())
+        };
+        match &self.options.render_pool {
+            Some(pool) => pool.run(job).unwrap_or_else(|| {
+                Err("the render panicked: a bug in reconfig, please report it".to_string())
+            }),
+            None => job(),
+        }
     }
 
     /// Alias → every leaf under the altkey, read after the pass began. Altkeys are read,
