@@ -16,7 +16,7 @@ mod transport;
 
 pub use endpoints::{normalize_endpoint, Discover};
 pub use error::{Error, ErrorCode, EtcdError, TransportError, TransportKind};
-pub use node::{Member, Node, Response, Version};
+pub use node::{LeavesAnswer, Member, Node, Response, Version};
 pub use shared::{Freshness, SharedSnapshot, SnapshotCache};
 
 use endpoints::Endpoints;
@@ -263,10 +263,10 @@ impl Client {
         if recursive {
             query.push(("recursive", "true".to_string()));
         }
-        match self.keys_request(Method::Get, key, query, Vec::new(), None) {
-            Ok(response) => Ok(Snapshot {
-                data: Some(response.node.into_leaves()),
-                index: response.etcd_index,
+        match self.keys_exchange::<LeavesAnswer>(Method::Get, key, query, Vec::new(), None) {
+            Ok((answer, etcd_index)) => Ok(Snapshot {
+                data: Some(answer.leaves),
+                index: etcd_index,
             }),
             Err(Error::Etcd(e)) if e.code == ErrorCode::KeyNotFound => Ok(Snapshot {
                 data: None,
@@ -349,6 +349,21 @@ impl Client {
         form: Vec<(&'static str, String)>,
         timeout: Option<Duration>,
     ) -> Result<Response, Error> {
+        let (mut response, etcd_index) =
+            self.keys_exchange::<Response>(method, key, query, form, timeout)?;
+        response.etcd_index = etcd_index;
+        Ok(response)
+    }
+
+    /// One `/v2/keys` request with failover, its answer decoded as `T`, with `X-Etcd-Index`.
+    fn keys_exchange<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        key: &str,
+        query: Vec<(&'static str, String)>,
+        form: Vec<(&'static str, String)>,
+        timeout: Option<Duration>,
+    ) -> Result<(T, u64), Error> {
         if !key.starts_with('/') {
             return Err(Error::InvalidArgument(format!(
                 "key {key:?} must start with '/'"
@@ -367,9 +382,7 @@ impl Client {
                     }),
                     other => other,
                 })?;
-            let mut response: Response = answer.json(endpoint)?;
-            response.etcd_index = answer.etcd_index;
-            Ok(response)
+            Ok((answer.json(endpoint)?, answer.etcd_index))
         })
     }
 
