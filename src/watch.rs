@@ -7,7 +7,7 @@
 //! when they clear, not on every retry.
 
 use crate::apply::{self, InstallSpec, Outcome, ReloadResult};
-use crate::etcd::{self, Freshness, SnapshotCache, WaitOutcome};
+use crate::etcd::{self, Change, Freshness, SnapshotCache, WaitOutcome};
 use crate::pool::Pool;
 use crate::resource::{Resource, Wait};
 use crate::stop::Stop;
@@ -94,6 +94,9 @@ pub struct Watcher {
     last_index: u64,
     /// Length of the last rendered text: the next output is allocated this big at once.
     rendered_len: usize,
+    /// The changes the last wait reported after the index it watched from, for the next
+    /// pass to apply to the kept snapshot instead of reading the tree again.
+    changes: Option<(u64, Vec<Change>)>,
 }
 
 impl Watcher {
@@ -119,6 +122,7 @@ impl Watcher {
             problem: None,
             last_index: 0,
             rendered_len: 0,
+            changes: None,
         }
     }
 
@@ -173,15 +177,17 @@ impl Watcher {
                 index,
                 within,
             ) {
-                Ok(WaitOutcome::Changed(changed)) => {
-                    log::debug!(target: &self.resource.id, "change at index {changed}");
-                    let last = match self.resource.wait {
-                        Some(wait) => self.quiesce(wait, changed),
-                        None => changed,
-                    };
+                Ok(WaitOutcome::Changed(change)) => {
+                    log::debug!(target: &self.resource.id, "change at index {}: {} {}", change.index, change.action, change.key);
+                    let mut changes = vec![change];
+                    if let Some(wait) = self.resource.wait {
+                        self.quiesce(wait, &mut changes);
+                    }
+                    let last = changes.last().map_or(index, |change| change.index);
                     // Any snapshot holding that change will do, even one another
                     // resource on the same key has just read.
                     self.next_fresh = Some(Freshness::including(last, Instant::now()));
+                    self.changes = Some((index, changes));
                 }
                 Ok(WaitOutcome::Resync) => {}
                 Err(etcd::Error::Shutdown) => break,
@@ -197,15 +203,17 @@ impl Watcher {
     }
 
     /// Waits until no change has come for `wait.min`, but no longer than `wait.max` after
-    /// the first change, so a burst of updates costs one render. Returns the index of the
-    /// last change seen.
-    fn quiesce(&self, wait: Wait, first_change: u64) -> u64 {
+    /// the first change, so a burst of updates costs one render. Adds the changes seen to
+    /// `changes` (which holds the first).
+    fn quiesce(&self, wait: Wait, changes: &mut Vec<Change>) {
         let started = Instant::now();
-        let mut last = first_change;
         loop {
+            let Some(last) = changes.last().map(|change| change.index) else {
+                return;
+            };
             let left = wait.max.saturating_sub(started.elapsed());
             if left.is_zero() || self.generation.is_stopped() {
-                return last;
+                return;
             }
             let within = wait.min.min(left);
             match self.snapshots.client().wait_within(
@@ -214,8 +222,8 @@ impl Watcher {
                 last,
                 Some(within),
             ) {
-                Ok(WaitOutcome::Changed(index)) => last = index,
-                _ => return last,
+                Ok(WaitOutcome::Changed(change)) => changes.push(change),
+                _ => return,
             }
         }
     }
@@ -228,10 +236,13 @@ impl Watcher {
             .next_fresh
             .take()
             .unwrap_or_else(|| Freshness::read_after(started));
-        let snapshot = match self
-            .snapshots
-            .snapshot(&resource.key, resource.recursive, fresh)
-        {
+        let snapshot = match self.advance_kept(&resource) {
+            Some(snapshot) => Ok(snapshot),
+            None => self
+                .snapshots
+                .snapshot(&resource.key, resource.recursive, fresh),
+        };
+        let snapshot = match snapshot {
             Ok(snapshot) => snapshot,
             Err(e) => return (None, Err(PassError::Etcd(e))),
         };
@@ -257,6 +268,19 @@ impl Watcher {
         log::debug!(target: &resource.id, "rendered {} bytes from index {index}", text.len());
         self.rendered_len = text.len();
         (Some(index), self.apply(&text))
+    }
+
+    /// The kept snapshot with the changes the last wait reported applied, when the cache
+    /// can do that (see `SnapshotCache::advance`).
+    fn advance_kept(&mut self, resource: &Resource) -> Option<etcd::SharedSnapshot> {
+        let (after, changes) = self.changes.take()?;
+        // After a burst, one read takes every change queued behind the last one seen.
+        if !resource.recursive || !changes.last()?.was_newest() {
+            return None;
+        }
+        let snapshot = self.snapshots.advance(&resource.key, after, &changes)?;
+        log::debug!(target: &resource.id, "applied {} change(s) to the kept snapshot, now at index {}", changes.len(), snapshot.index);
+        Some(snapshot)
     }
 
     /// Renders on the pool when there is one, else on this thread.

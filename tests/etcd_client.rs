@@ -138,7 +138,14 @@ fn snapshot_gives_leaves_and_an_index_to_watch_from() {
     // it happened before the wait started: nothing is lost between read and watch.
     etcd.put("/app/c", "3");
     match client.wait("/app", true, snap.index).expect("wait") {
-        WaitOutcome::Changed(index) => assert_eq!(index, snap.index + 1),
+        WaitOutcome::Changed(change) => {
+            assert_eq!(change.index, snap.index + 1);
+            assert_eq!(
+                (change.action.as_str(), change.key.as_str()),
+                ("set", "/app/c")
+            );
+            assert_eq!(change.value.as_deref(), Some("3"));
+        }
         WaitOutcome::Resync => panic!("expected a change"),
     }
 }
@@ -292,4 +299,27 @@ fn shutdown_interrupts_a_pending_watch() {
     let result = watcher.join().expect("watcher thread");
     assert!(began.elapsed() < Duration::from_secs(1));
     assert!(matches!(result, Err(Error::Shutdown)), "{result:?}");
+}
+
+#[test]
+fn an_event_with_newer_writes_behind_it_is_not_the_newest() {
+    let etcd = Etcd::start();
+    let client = etcd.client();
+    etcd.put("/burst/a", "0");
+    let snap = client.snapshot("/burst", true).expect("snapshot");
+    etcd.put("/burst/a", "1");
+    etcd.put("/elsewhere", "x");
+    let WaitOutcome::Changed(first) = client.wait("/burst", true, snap.index).expect("wait") else {
+        panic!("expected a change");
+    };
+    assert_eq!(first.value.as_deref(), Some("1"));
+    assert!(!first.was_newest(), "a write came after it: {first:?}");
+    let latest = client.snapshot("/", true).expect("snapshot").index;
+    let waiter = std::thread::spawn(move || client.wait("/burst", true, latest));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    etcd.put("/burst/a", "2");
+    let Ok(WaitOutcome::Changed(last)) = waiter.join().expect("no panic") else {
+        panic!("expected a change");
+    };
+    assert!(last.was_newest(), "nothing after it: {last:?}");
 }

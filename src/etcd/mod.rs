@@ -7,6 +7,7 @@
 //! The daemon only needs [`Client::snapshot`] and [`Client::wait`]: the small interface a
 //! future v3 client can also provide.
 
+mod change;
 mod endpoints;
 mod error;
 mod keypath;
@@ -14,6 +15,7 @@ mod node;
 mod shared;
 mod transport;
 
+pub use change::Change;
 pub use endpoints::{normalize_endpoint, Discover};
 pub use error::{Error, ErrorCode, EtcdError, TransportError, TransportKind};
 pub use node::{LeavesAnswer, Member, Node, Response, Version};
@@ -100,8 +102,8 @@ pub struct Snapshot {
 /// What one watch long-poll ended with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WaitOutcome {
-    /// Something changed at this index.
-    Changed(u64),
+    /// Something changed: the event etcd reported.
+    Changed(Change),
     /// No event in time, or the index fell out of etcd's history: read again.
     Resync,
 }
@@ -291,7 +293,7 @@ impl Client {
         within: Option<Duration>,
     ) -> Result<WaitOutcome, Error> {
         match self.watch_within(key, recursive, Some(after_index + 1), within) {
-            Ok(Some(event)) => Ok(WaitOutcome::Changed(event.node.modified_index)),
+            Ok(Some(event)) => Ok(WaitOutcome::Changed(Change::from_event(event))),
             Ok(None) => Ok(WaitOutcome::Resync),
             Err(e) if e.is_index_cleared() => Ok(WaitOutcome::Resync),
             Err(Error::IndexWentBack { .. }) => Ok(WaitOutcome::Resync),
