@@ -27,7 +27,8 @@ pub mod exit {
     pub const CONFIG: i32 = 1;
     /// `--onetime`: at least one resource did not converge.
     pub const NOT_CONVERGED: i32 = 2;
-    /// `--onetime`: no etcd endpoint answered.
+    /// `--onetime`: no etcd endpoint answered; either mode: the SRV record giving the
+    /// endpoints could not be resolved at start-up.
     pub const UNAVAILABLE: i32 = 3;
 }
 

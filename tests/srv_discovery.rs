@@ -191,8 +191,14 @@ fn a_missing_record_is_reported_naming_record_and_server() {
             "missing.example.test",
         ],
     );
-    assert_eq!(once.status.code(), Some(1), "{}", stderr(&once));
+    assert_eq!(once.status.code(), Some(3), "{}", stderr(&once));
     assert!(stderr(&once).contains(&expected), "{}", stderr(&once));
+    let daemon = run(
+        RECONFIG,
+        &dns,
+        &["--cfgdir", &cfg, "--srv-domain", "missing.example.test"],
+    );
+    assert_eq!(daemon.status.code(), Some(3), "{}", stderr(&daemon));
 }
 
 #[test]

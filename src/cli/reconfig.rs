@@ -164,7 +164,12 @@ pub fn main() -> i32 {
         Ok(client) => client,
         Err(e) => {
             log::error!("{e}");
-            return exit::CONFIG;
+            // An SRV record that cannot be resolved means no etcd to reach, not a bad flag.
+            return if e.code == super::exit::UNAVAILABLE {
+                exit::UNAVAILABLE
+            } else {
+                exit::CONFIG
+            };
         }
     };
     if args.onetime {
