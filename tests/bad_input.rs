@@ -478,6 +478,15 @@ fn connection_cases(missing: &str) -> Vec<(Vec<String>, String)> {
             "--endpoints cannot be combined with --host/--port".to_string(),
         ),
         (
+            s(&[
+                "--endpoints",
+                "http://127.0.0.1:1",
+                "--srv-domain",
+                "example.test",
+            ]),
+            "--srv/--srv-domain cannot be combined with --endpoints".to_string(),
+        ),
+        (
             s(&["--host", ""]),
             "--host: \"\" is not a host name or address".to_string(),
         ),

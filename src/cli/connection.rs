@@ -211,6 +211,11 @@ impl ConnectionArgs {
     pub fn client(&self) -> Result<Client, CliError> {
         let tls = self.tls()?;
         let (endpoints, discover) = match self.srv_record() {
+            Some(_) if !self.endpoints.is_empty() => {
+                return Err(CliError::usage(
+                    "--srv/--srv-domain cannot be combined with --endpoints: both give the endpoints; use one or the other",
+                ))
+            }
             Some(record) => {
                 let discover = srv_discovery(record.clone(), self.wants_tls());
                 let endpoints = discover().map_err(|e| CliError {
