@@ -29,9 +29,12 @@ deps:
 test: deps
 	PATH="$$PATH:/usr/sbin" $(CARGO) test --locked -- --test-threads=4
 
+# The fuzz crate (fuzz/, its own workspace) is held to the same rules.
 lint:
 	$(CARGO) fmt --check
+	$(CARGO) fmt --check --manifest-path fuzz/Cargo.toml
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
 # 30 minutes of random updates, deletes, TTL expiries and etcd restarts against 50
 # resources with the release binary; not part of `make test`. SOAK_SECONDS shortens it.
