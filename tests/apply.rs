@@ -881,3 +881,43 @@ fn unwritable_directory_is_a_clear_error_and_target_untouched() {
     assert_eq!(names_in(&conf_dir), ["a.conf"]);
     assert!(!dir.join("marker").exists());
 }
+
+#[test]
+fn a_mode_or_owner_the_file_lacks_is_installed_even_with_the_same_content() {
+    let dir = TempDir::new("attrs-only");
+    let mut spec = spec(&dir, "a.conf");
+    spec.reloadcmd = Some(format!("echo reload >> {}", dir.join("reloads").display()));
+    fs::write(&spec.target, "same\n").unwrap();
+    fs::set_permissions(&spec.target, fs::Permissions::from_mode(0o644)).unwrap();
+    spec.mode = Some(0o600);
+    assert!(matches!(run(&spec, "same\n"), Outcome::Installed { .. }));
+    assert_eq!(mode_of(&spec.target), 0o600);
+    assert_eq!(fs::read_to_string(&spec.target).unwrap(), "same\n");
+    assert_eq!(fs::read_to_string(dir.join("reloads")).unwrap(), "reload\n");
+    // Now it holds: nothing to do, no reload.
+    assert!(matches!(run(&spec, "same\n"), Outcome::Unchanged));
+    assert_eq!(fs::read_to_string(dir.join("reloads")).unwrap(), "reload\n");
+
+    if is_root() {
+        spec.owner = Some("1".to_string());
+        assert!(matches!(run(&spec, "same\n"), Outcome::Installed { .. }));
+        assert_eq!(fs::metadata(&spec.target).unwrap().uid(), 1);
+        assert!(matches!(run(&spec, "same\n"), Outcome::Unchanged));
+    }
+    // A dry run shows the attribute change even with no line changed.
+    fs::set_permissions(&spec.target, fs::Permissions::from_mode(0o640)).unwrap();
+    let Outcome::WouldChange { diff } = apply(&spec, "same\n", true, &Stop::new()).unwrap() else {
+        panic!("expected a dry-run change");
+    };
+    assert!(diff.contains("mode 0640 -> 0600"), "{diff}");
+}
+
+#[test]
+fn without_a_requested_mode_a_hand_changed_mode_is_left_alone() {
+    let dir = TempDir::new("attrs-free");
+    let spec = spec(&dir, "a.conf");
+    fs::write(&spec.target, "same\n").unwrap();
+    fs::set_permissions(&spec.target, fs::Permissions::from_mode(0o640)).unwrap();
+    assert!(matches!(run(&spec, "same\n"), Outcome::Unchanged));
+    assert_eq!(mode_of(&spec.target), 0o640);
+}

@@ -215,6 +215,38 @@ impl Attributes {
             },
         }
     }
+
+    /// Whether `current` already has this mode and the ids the resource asks for (ids only
+    /// preserved from it hold by definition).
+    pub(crate) fn holds_for(&self, current: &Current) -> bool {
+        let holds = |wanted: Option<WantedId>, actual: u32| {
+            wanted.is_none_or(|wanted| !wanted.requested || wanted.id == actual)
+        };
+        self.mode == current.mode
+            && holds(self.ownership.uid, current.uid)
+            && holds(self.ownership.gid, current.gid)
+    }
+
+    /// What installing with these attributes changes on `current`, for the log:
+    /// `mode 0644 -> 0600, owner 1000 -> 0`.
+    pub(crate) fn describe_change(&self, current: Option<&Current>) -> String {
+        let Some(current) = current else {
+            return format!("new file, mode {:04o}", self.mode);
+        };
+        let mut parts = Vec::new();
+        if self.mode != current.mode {
+            parts.push(format!("mode {:04o} -> {:04o}", current.mode, self.mode));
+        }
+        for (what, wanted, actual) in [
+            ("owner", self.ownership.uid, current.uid),
+            ("group", self.ownership.gid, current.gid),
+        ] {
+            if let Some(wanted) = wanted.filter(|w| w.requested && w.id != actual) {
+                parts.push(format!("{what} {actual} -> {}", wanted.id));
+            }
+        }
+        parts.join(", ")
+    }
 }
 
 /// The step of staging that failed.

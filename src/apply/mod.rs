@@ -2,11 +2,12 @@
 //!
 //! Guarantees: the target is never left partial (a complete, fsync'd temp file in the same
 //! directory is renamed over it); a failed check never leaves the new content in place; bytes
-//! equal to the file on disk mean no write and no command.
+//! equal to the file on disk, with the mode and ids the resource asks for, mean no write and
+//! no command.
 //!
-//! Order of [`apply`]: follow symlinks → read current → (equal: done) → (dry run: diff) →
-//! directory → owner lookup → stage → check with `{{src}}` → rename → check without
-//! `{{src}}` (restore on failure) → splay → reload.
+//! Order of [`apply`]: follow symlinks → read current → owner lookup → (same bytes, mode and
+//! requested ids: done) → (dry run: diff) → directory → stage → check with `{{src}}` →
+//! rename → check without `{{src}}` (restore on failure) → splay → reload.
 
 mod command;
 mod diff;
@@ -92,19 +93,33 @@ pub fn apply(
         .map_err(|e| io_error(spec, Step::ResolveSymlinks, &spec.target, e))?;
     let current = read_current(spec, &target)?;
     let current_bytes = current.as_ref().map(|current| current.bytes.as_slice());
-    if current_bytes == Some(content.as_bytes()) {
+    let attributes = wanted_attributes(spec, current.as_ref())?;
+    // Same bytes: nothing to do, unless the resource asks for a mode or owner the file
+    // does not have (it was changed by hand, or the resource's fields were); then the
+    // file is installed again with them, checked and reloaded like any change.
+    let attributes_differ = current
+        .as_ref()
+        .is_some_and(|current| !attributes.holds_for(current));
+    if current_bytes == Some(content.as_bytes()) && !attributes_differ {
         return Ok(Outcome::Unchanged);
     }
+    let attribute_change = if attributes_differ {
+        format!(" ({})", attributes.describe_change(current.as_ref()))
+    } else {
+        String::new()
+    };
     if dry_run {
-        let diff = diff::unified(&spec.target, &spec.id, current_bytes, content);
+        let mut diff = diff::unified(&spec.target, &spec.id, current_bytes, content);
+        if attributes_differ {
+            diff.push_str(&format!("# attributes{attribute_change}\n"));
+        }
         return Ok(Outcome::WouldChange { diff });
     }
-    let attributes = wanted_attributes(spec, current.as_ref())?;
     ensure_directory(spec, &target)?;
     install_checked(spec, &target, current.as_ref(), content, &attributes, stop)?;
     let old = current_bytes.map(FileSummary::of);
     let new = FileSummary::of(content.as_bytes());
-    log::info!(target: &spec.id, "changed {}: {} -> {new}", spec.target.display(), summary_text(old.as_ref()));
+    log::info!(target: &spec.id, "changed {}: {} -> {new}{attribute_change}", spec.target.display(), summary_text(old.as_ref()));
     let reload = reload(spec, stop);
     Ok(Outcome::Installed { old, new, reload })
 }
