@@ -207,10 +207,7 @@ impl Watcher {
     /// `changes` (which holds the first).
     fn quiesce(&self, wait: Wait, changes: &mut Vec<Change>) {
         let started = Instant::now();
-        loop {
-            let Some(last) = changes.last().map(|change| change.index) else {
-                return;
-            };
+        while let Some(last) = changes.last().map(|change| change.index) {
             let left = wait.max.saturating_sub(started.elapsed());
             if left.is_zero() || self.generation.is_stopped() {
                 return;
@@ -260,8 +257,7 @@ impl Watcher {
             Ok(altdata) => altdata,
             Err(e) => return (Some(index), Err(PassError::Etcd(e))),
         };
-        let rendered = self.render(data, altdata);
-        let text = match rendered {
+        let text = match self.render(data, altdata) {
             Ok(text) => text,
             Err(e) => return (Some(index), Err(PassError::Render(e))),
         };
@@ -274,11 +270,9 @@ impl Watcher {
     /// can do that (see `SnapshotCache::advance`).
     fn advance_kept(&mut self, resource: &Resource) -> Option<etcd::SharedSnapshot> {
         let (after, changes) = self.changes.take()?;
-        // After a burst, one read takes every change queued behind the last one seen.
-        if !resource.recursive || !changes.last()?.was_newest() {
-            return None;
-        }
-        let snapshot = self.snapshots.advance(&resource.key, after, &changes)?;
+        let snapshot =
+            self.snapshots
+                .advance(&resource.key, resource.recursive, after, &changes)?;
         log::debug!(target: &resource.id, "applied {} change(s) to the kept snapshot, now at index {}", changes.len(), snapshot.index);
         Some(snapshot)
     }

@@ -62,11 +62,6 @@ enum Effect<'a> {
     Remove,
 }
 
-/// Whether every one of `changes` can be applied (see [`apply_all`]).
-pub fn applicable(watched: &str, changes: &[Change]) -> bool {
-    changes.iter().all(|change| effect(watched, change).is_ok())
-}
-
 /// Applies `changes` (consecutive events under `watched`, in order) to `leaves`, the leaves
 /// of a recursive read of `watched`. Leaves `leaves` untouched when any change is
 /// [`Unapplicable`].

@@ -92,10 +92,11 @@ struct Shared {
 /// there than the 1-2 ms a read costs).
 const KEPT_LEAVES_BUDGET: usize = 5_000;
 
-/// How many reads may run at once (one per core, at least 2). At start-up every resource reads its tree at the same
-/// moment; 100 trees of 1 000 keys read and parsed together made a heap of 30 MB that the
-/// allocator kept in pieces afterwards (idle RSS 13+ MB instead of 11). Reading a few at a
-/// time costs nothing that matters: etcd answers them one after another anyway.
+/// How many reads may run at once: one per core, at least 2. At start-up every resource
+/// reads its tree at the same moment; 100 trees of 1 000 keys read and parsed together made
+/// a heap of 30 MB that the allocator kept in pieces afterwards (idle RSS 13+ MB instead of
+/// 11). Reading a few at a time costs nothing that matters: etcd answers them one after
+/// another anyway.
 fn max_reads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
 }
@@ -241,18 +242,23 @@ impl SnapshotCache {
         result
     }
 
-    /// The snapshot of `key` after `changes`, the events a recursive watch from
-    /// `after_index` + 1 reported (all of them, in order), made by applying them to the kept
-    /// read. `None` when that cannot be done: the kept read is gone, older than
-    /// `after_index`, or a change is not plain; then read with
-    /// `Freshness::including(last change)`.
+    /// The snapshot of `key` after `changes`, the events a watch from `after_index` + 1
+    /// reported (all of them, in order), made by applying them to the kept read. `None`
+    /// when that cannot be done, and the caller reads with `Freshness::including(last
+    /// change)`: the watch was not recursive, newer writes were queued behind the last
+    /// change (a burst: one read then takes them all), the kept read is gone or older than
+    /// `after_index`, or a change is not plain (see `change`).
     pub fn advance(
         &self,
         key: &str,
+        recursive: bool,
         after_index: u64,
         changes: &[Change],
     ) -> Option<SharedSnapshot> {
-        let last = changes.last()?.index;
+        let last = changes
+            .last()
+            .filter(|last| recursive && last.was_newest())?;
+        let last = last.index;
         let mut entries = self.lock();
         let entry = entries.get_mut(&(key.to_string(), true))?;
         let read = entry.latest.as_ref()?;
@@ -273,11 +279,9 @@ impl SnapshotCache {
             .iter()
             .position(|change| change.index > read.index)
             .unwrap_or(changes.len());
-        if !change::applicable(key, &changes[newer..]) {
-            return None;
-        }
         // Release the cache's own reference, so that the usual single user updates the
-        // map in place instead of copying it.
+        // map in place instead of copying it. Should a change not apply, the read is
+        // dropped: the caller's new read replaces it anyway.
         self.release(entry);
         change::apply_all(Arc::make_mut(&mut data), key, &changes[newer..]).ok()?;
         let snapshot = SharedSnapshot {
