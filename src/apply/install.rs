@@ -4,7 +4,6 @@
 //! Temp files are named `.<basename>.reconfig-<pid>-<n>.tmp` in the target's own directory, so
 //! the final `rename(2)` is atomic (same file system) and leftovers are easy to recognise.
 
-use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
@@ -12,8 +11,8 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 
+use super::directory::{in_directory, sync_dir};
 use super::owner::{NotPreserved, Ownership, WantedId};
 
 /// Symlink hops followed before giving up, like the kernel's own limit.
@@ -24,49 +23,6 @@ const MAX_BASENAME_IN_TEMP: usize = 200;
 const TEMP_NAME_ATTEMPTS: usize = 100;
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// What this process shares about one target directory.
-#[derive(Default)]
-struct Directory {
-    /// Held for each create, rename or unlink in the directory (see [`in_directory`]).
-    changes: Mutex<()>,
-    fsyncs: Mutex<Fsyncs>,
-    fsync_done: Condvar,
-}
-
-/// The directory's fsyncs, numbered; one runs at a time, so they finish in order.
-#[derive(Default)]
-struct Fsyncs {
-    started: u64,
-    finished: u64,
-    running: bool,
-    /// Why the last finished one failed, if it did.
-    last_error: Option<String>,
-}
-
-fn directory(dir: &Path) -> Arc<Directory> {
-    static DIRECTORIES: OnceLock<Mutex<HashMap<PathBuf, Arc<Directory>>>> = OnceLock::new();
-    let mut directories = DIRECTORIES
-        .get_or_init(Mutex::default)
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    Arc::clone(directories.entry(dir.to_path_buf()).or_default())
-}
-
-/// Runs `change` (a create, rename or unlink in `dir`) holding this process's lock on `dir`.
-///
-/// The kernel takes a directory's own lock exclusively for each of these, and its waiters
-/// spin for it: 100 resources installing into one directory at once spent a third of
-/// their CPU time spinning there, time the other renders needed. Waiting here first puts
-/// them to sleep instead; changes to different directories still run in parallel.
-fn in_directory<T>(dir: &Path, change: impl FnOnce() -> T) -> T {
-    let directory = directory(dir);
-    let _held = directory
-        .changes
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    change()
-}
 
 /// The file that is really replaced: the end of the target's symlink chain.
 pub(crate) struct RealTarget {
@@ -216,36 +172,23 @@ impl Attributes {
         }
     }
 
-    /// Whether `current` already has this mode and the ids the resource asks for (ids only
-    /// preserved from it hold by definition).
-    pub(crate) fn holds_for(&self, current: &Current) -> bool {
-        let holds = |wanted: Option<WantedId>, actual: u32| {
-            wanted.is_none_or(|wanted| !wanted.requested || wanted.id == actual)
-        };
-        self.mode == current.mode
-            && holds(self.ownership.uid, current.uid)
-            && holds(self.ownership.gid, current.gid)
-    }
-
-    /// What installing with these attributes changes on `current`, for the log:
-    /// `mode 0644 -> 0600, owner 1000 -> 0`.
-    pub(crate) fn describe_change(&self, current: Option<&Current>) -> String {
-        let Some(current) = current else {
-            return format!("new file, mode {:04o}", self.mode);
-        };
-        let mut parts = Vec::new();
+    /// How `current` differs from this mode and the ids the resource asks for (ids only
+    /// preserved from it never differ), for the log: `["mode 0644 -> 0600", "owner 1000 -> 0"]`.
+    /// Empty, and allocation-free, when the file already has them.
+    pub(crate) fn differences(&self, current: &Current) -> Vec<String> {
+        let mut differences = Vec::new();
         if self.mode != current.mode {
-            parts.push(format!("mode {:04o} -> {:04o}", current.mode, self.mode));
+            differences.push(format!("mode {:04o} -> {:04o}", current.mode, self.mode));
         }
         for (what, wanted, actual) in [
             ("owner", self.ownership.uid, current.uid),
             ("group", self.ownership.gid, current.gid),
         ] {
             if let Some(wanted) = wanted.filter(|w| w.requested && w.id != actual) {
-                parts.push(format!("{what} {actual} -> {}", wanted.id));
+                differences.push(format!("{what} {actual} -> {}", wanted.id));
             }
         }
-        parts.join(", ")
+        differences
     }
 }
 
@@ -389,50 +332,6 @@ fn temp_prefix(file_name: &OsStr) -> OsString {
     OsString::from_vec(prefix)
 }
 
-/// fsync of the directory makes the rename durable. A failure here is only logged: the new
-/// file is already in place and visible, only its survival of a power cut is in doubt.
-///
-/// Renames into one directory share fsyncs: any fsync of the directory that starts after a
-/// rename covers it. So 100 resources installing into one directory at once wait for a few
-/// fsyncs instead of queueing for 100 (each a disk flush, and on a VM an exit to the host).
-fn sync_dir(dir: &Path) {
-    let shared = directory(dir);
-    if let Err(error) = shared.fsync(|| File::open(dir).and_then(|d| d.sync_all())) {
-        log::warn!("cannot fsync directory {}: {error}", dir.display());
-    }
-}
-
-impl Directory {
-    /// Returns once an fsync that started after this call has finished: one already running
-    /// (it may predate the caller's rename) does not count, the next one started does.
-    fn fsync(&self, run: impl FnOnce() -> io::Result<()>) -> Result<(), String> {
-        let lock = || self.fsyncs.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut fsyncs = lock();
-        let needed = fsyncs.started + 1;
-        while fsyncs.running {
-            fsyncs = self
-                .fsync_done
-                .wait(fsyncs)
-                .unwrap_or_else(PoisonError::into_inner);
-            if fsyncs.finished >= needed {
-                return fsyncs.last_error.clone().map_or(Ok(()), Err);
-            }
-        }
-        fsyncs.started += 1;
-        fsyncs.running = true;
-        let mine = fsyncs.started;
-        drop(fsyncs);
-        let result = run().map_err(|error| error.to_string());
-        let mut fsyncs = lock();
-        fsyncs.running = false;
-        fsyncs.finished = mine;
-        fsyncs.last_error = result.clone().err();
-        drop(fsyncs);
-        self.fsync_done.notify_all();
-        result
-    }
-}
-
 /// Puts `previous` back in place of the target (atomically, with its old mode and ids), or
 /// removes the target when there was no previous file.
 pub(crate) fn restore(target: &RealTarget, previous: Option<&Current>) -> io::Result<()> {
@@ -493,65 +392,6 @@ fn stale_temp_pid(name: &OsStr, prefix: &OsStr) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn concurrent_directory_fsyncs_are_shared() {
-        let directory = Directory::default();
-        let runs = std::sync::atomic::AtomicUsize::new(0);
-        let run = || {
-            runs.fetch_add(1, Ordering::SeqCst);
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            Ok(())
-        };
-        std::thread::scope(|scope| {
-            for _ in 0..8 {
-                scope.spawn(|| assert_eq!(directory.fsync(run), Ok(())));
-            }
-        });
-        let shared = runs.load(Ordering::SeqCst);
-        assert!((1..8).contains(&shared), "{shared} fsyncs for 8 callers");
-        directory.fsync(run).expect("fsync");
-        assert_eq!(
-            runs.load(Ordering::SeqCst),
-            shared + 1,
-            "a later call runs its own"
-        );
-    }
-
-    #[test]
-    fn an_fsync_already_running_does_not_cover_a_later_caller() {
-        let directory = Directory::default();
-        let (started_tx, started_rx) = std::sync::mpsc::channel();
-        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let runs = std::sync::atomic::AtomicUsize::new(0);
-        std::thread::scope(|scope| {
-            let (directory, runs) = (&directory, &runs);
-            scope.spawn(move || {
-                directory.fsync(|| {
-                    runs.fetch_add(1, Ordering::SeqCst);
-                    started_tx.send(()).expect("send");
-                    release_rx.recv().expect("released");
-                    Err(io::Error::other("disk gone"))
-                })
-            });
-            started_rx.recv().expect("first fsync running");
-            let later = scope.spawn(move || {
-                directory.fsync(|| {
-                    runs.fetch_add(1, Ordering::SeqCst);
-                    Ok(())
-                })
-            });
-            // Let the later caller arrive while the first fsync still runs.
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            release_tx.send(()).expect("release");
-            assert_eq!(
-                later.join().expect("no panic"),
-                Ok(()),
-                "its own fsync, not the failed one"
-            );
-        });
-        assert_eq!(runs.load(Ordering::SeqCst), 2);
-    }
 
     #[test]
     fn temp_names_follow_the_recognisable_pattern() {

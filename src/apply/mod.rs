@@ -11,6 +11,7 @@
 
 mod command;
 mod diff;
+mod directory;
 mod error;
 mod install;
 mod owner;
@@ -97,20 +98,21 @@ pub fn apply(
     // Same bytes: nothing to do, unless the resource asks for a mode or owner the file
     // does not have (it was changed by hand, or the resource's fields were); then the
     // file is installed again with them, checked and reloaded like any change.
-    let attributes_differ = current
+    let differences = current
         .as_ref()
-        .is_some_and(|current| !attributes.holds_for(current));
-    if current_bytes == Some(content.as_bytes()) && !attributes_differ {
+        .map(|current| attributes.differences(current))
+        .unwrap_or_default();
+    if current_bytes == Some(content.as_bytes()) && differences.is_empty() {
         return Ok(Outcome::Unchanged);
     }
-    let attribute_change = if attributes_differ {
-        format!(" ({})", attributes.describe_change(current.as_ref()))
-    } else {
+    let attribute_change = if differences.is_empty() {
         String::new()
+    } else {
+        format!(" ({})", differences.join(", "))
     };
     if dry_run {
         let mut diff = diff::unified(&spec.target, &spec.id, current_bytes, content);
-        if attributes_differ {
+        if !differences.is_empty() {
             diff.push_str(&format!("# attributes{attribute_change}\n"));
         }
         return Ok(Outcome::WouldChange { diff });
