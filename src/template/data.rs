@@ -19,10 +19,6 @@ impl DataMap {
     pub(super) fn value(data: &Arc<BTreeMap<String, String>>) -> Value {
         Value::from_object(DataMap(Arc::clone(data)))
     }
-
-    pub(super) fn leaves(&self) -> &BTreeMap<String, String> {
-        &self.0
-    }
 }
 
 impl Object for DataMap {

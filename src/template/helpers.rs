@@ -13,7 +13,7 @@
 //! `tojson`, `split`, `join`, `sort`, `dictsort`, `items` are MiniJinja built-ins; string and
 //! map methods (`'a,b'.split(',')`, `data.keys()`) come from pycompat.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -21,6 +21,8 @@ use minijinja::value::{ArgType, Kwargs, Rest, Value, ValueKind, ValueOrKwargs};
 use minijinja::{Environment, Error, ErrorKind, State};
 
 use super::data::DataMap;
+
+type Leaves = BTreeMap<String, String>;
 
 pub(super) fn register(env: &mut Environment<'static>) {
     env.add_function("getv", getv);
@@ -41,7 +43,7 @@ fn invalid(message: String) -> Error {
 
 /// The data maps of this render: `reconfig.data` first, then each `reconfig.altdata` map in
 /// alias order. Looked up through `reconfig` so a template's own `data` variable cannot hide them.
-fn data_maps(state: &State) -> Vec<Arc<DataMap>> {
+fn data_maps(state: &State) -> Vec<Arc<Leaves>> {
     let Some(reconfig) = state.lookup("reconfig") else {
         return Vec::new();
     };
@@ -51,7 +53,7 @@ fn data_maps(state: &State) -> Vec<Arc<DataMap>> {
         .ok()
         .and_then(|data| data.downcast_object::<DataMap>())
     {
-        maps.push(data);
+        maps.push(Arc::clone(&data.0));
     }
     if let Ok(altdata) = reconfig.get_attr("altdata") {
         if let Ok(aliases) = altdata.try_iter() {
@@ -61,7 +63,7 @@ fn data_maps(state: &State) -> Vec<Arc<DataMap>> {
                     .ok()
                     .and_then(|map| map.downcast_object::<DataMap>())
                 {
-                    maps.push(map);
+                    maps.push(Arc::clone(&map.0));
                 }
             }
         }
@@ -72,11 +74,9 @@ fn data_maps(state: &State) -> Vec<Arc<DataMap>> {
 /// `getv(key)` / `getv(key, default)` / `getv(key, default=...)`.
 fn getv(state: &State, key: &str, rest: Rest<ValueOrKwargs>) -> Result<Value, Error> {
     let default = default_argument(rest.into_values())?;
-    let found = data_maps(state).iter().find_map(|map| {
-        map.leaves()
-            .get(key)
-            .map(|value| Value::from(value.as_str()))
-    });
+    let found = data_maps(state)
+        .iter()
+        .find_map(|map| map.get(key).map(|value| Value::from(value.as_str())));
     match (found, default) {
         (Some(value), _) => Ok(value),
         (None, Some(default)) => Ok(default),
@@ -113,9 +113,8 @@ fn default_argument(rest: Vec<Value>) -> Result<Option<Value>, Error> {
 fn exists(state: &State, key: &str) -> bool {
     let dir_prefix = directory_prefix(key);
     data_maps(state).iter().any(|map| {
-        map.leaves().contains_key(key)
+        map.contains_key(key)
             || map
-                .leaves()
                 .range::<str, _>(from(&dir_prefix))
                 .next()
                 .is_some_and(|(found, _)| found.starts_with(&dir_prefix))
@@ -128,7 +127,7 @@ fn ls(state: &State, dir: &str) -> Vec<String> {
     let dir_prefix = directory_prefix(dir);
     let mut names = BTreeSet::new();
     for map in data_maps(state) {
-        for (key, _) in map.leaves().range::<str, _>(from(&dir_prefix)) {
+        for (key, _) in map.range::<str, _>(from(&dir_prefix)) {
             let Some(below) = key.strip_prefix(&dir_prefix) else {
                 break;
             };

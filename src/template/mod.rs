@@ -92,9 +92,6 @@ impl Template {
     ) -> Result<String, TemplateError> {
         let failed = |err: minijinja::Error| TemplateError::from_minijinja(&self.name, &err);
         let template = self.env.get_template(&self.name).map_err(failed)?;
-        if capacity == 0 {
-            return template.render(context_value(ctx)).map_err(failed);
-        }
         let mut output = Vec::with_capacity(capacity);
         template
             .render_captured_to(context_value(ctx), &mut output)
