@@ -92,6 +92,12 @@ impl Template {
     ) -> Result<String, TemplateError> {
         let failed = |err: minijinja::Error| TemplateError::from_minijinja(&self.name, &err);
         let template = self.env.get_template(&self.name).map_err(failed)?;
+        if capacity == 0 {
+            // Unknown size (a first render): MiniJinja's own path. Growing the sized
+            // output from nothing instead made `--onetime` with 100 × 10 000 keys 3 times
+            // slower (769 → 2 241 ms, make bench).
+            return template.render(context_value(ctx)).map_err(failed);
+        }
         let mut output = Vec::with_capacity(capacity);
         template
             .render_captured_to(context_value(ctx), &mut output)
