@@ -414,3 +414,42 @@ fn an_html_error_page_from_a_fake_proxy_is_a_clear_error_and_fails_over() {
     onetime_against(&page, "HTTP 502 with a body that is not etcd's");
     daemon_fails_over_from(&page);
 }
+
+#[test]
+fn a_hung_endpoint_fake_met_on_failover_after_a_restart_does_not_stall_the_watch() {
+    // FAKE: a real etcd always sends a watch's response headers at once; only a fake can
+    // accept the connection and then never answer (a wedged process, a black-holed proxy).
+    let hung = FakeServer::start(Behaviour::Hang);
+    let mut etcd = Etcd::start();
+    etcd.put("/bh/a", "1");
+    let setup = Setup::new();
+    setup.resource("bh", setup.list_resource("bh", "/bh"));
+    let target = setup.out("bh.conf");
+    // `--timeout 1`: the daemon gives up on the hung endpoint at start-up after 1 s and
+    // settles on etcd.
+    let endpoints = format!("{},{}", hung.url(), etcd.url());
+    let mut daemon = FakeFirstDaemon::start(&setup, &endpoints);
+    assert!(
+        wait_content(&target, "/bh/a=1\n", CONVERGE),
+        "{}",
+        daemon.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    // The restart cuts the watch on etcd: the failover sends the next watch to the hung
+    // endpoint, which must be given up on after the request timeout, not the 300 s watch
+    // bound.
+    etcd.restart();
+    etcd.put("/bh/b", "2");
+    let written = Instant::now();
+    assert!(
+        wait_content(&target, "/bh/a=1\n/bh/b=2\n", Duration::from_secs(8)),
+        "not converged {:?} after the write; the watch is stuck on the hung endpoint:\n{}",
+        written.elapsed(),
+        daemon.log_text()
+    );
+    assert!(
+        matches!(daemon.child.try_wait(), Ok(None)),
+        "daemon died:\n{}",
+        daemon.log_text()
+    );
+}

@@ -55,6 +55,9 @@ pub enum TransportKind {
     Connect,
     /// The request went out but no complete answer came back in time.
     Timeout,
+    /// A watch's bound passed with no event; the endpoint answered. Not a failure: the
+    /// caller reads again.
+    WatchExpired,
     /// The connection closed before the answer was complete.
     Disconnected,
     /// TLS failed: certificate, name, or client certificate.
@@ -114,6 +117,7 @@ impl fmt::Display for TransportKind {
         f.write_str(match self {
             TransportKind::Connect => "cannot connect",
             TransportKind::Timeout => "timed out",
+            TransportKind::WatchExpired => "watch ended with no event",
             TransportKind::Disconnected => "connection closed",
             TransportKind::Tls => "TLS failed",
             TransportKind::BadResponse => "bad response",

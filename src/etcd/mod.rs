@@ -39,7 +39,8 @@ pub struct ClientOptions {
     pub tls: Option<ureq::tls::TlsConfig>,
     pub credentials: Option<Credentials>,
     pub connect_timeout: Duration,
-    /// Bound on an ordinary request, answer body included.
+    /// Bound on an ordinary request, answer body included, and on a watch's wait for its
+    /// response head (etcd sends it at once; an endpoint that does not is skipped).
     pub request_timeout: Duration,
     /// Bound on one watch long-poll; after it the caller re-reads. It guards against a
     /// half-open connection to a member that died without closing it.
@@ -254,7 +255,7 @@ impl Client {
         }
         match self.keys_request(Method::Watch, key, query, Vec::new(), within) {
             Ok(response) => Ok(Some(response)),
-            Err(Error::Transport(e)) if e.kind == TransportKind::Timeout => Ok(None),
+            Err(Error::Transport(e)) if e.kind == TransportKind::WatchExpired => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -419,7 +420,7 @@ impl Client {
             for endpoint in self.inner.endpoints.in_order() {
                 if method == Method::Watch && self.inner.endpoints.generation() != generation {
                     return Err(Error::Transport(TransportError {
-                        kind: TransportKind::Timeout,
+                        kind: TransportKind::WatchExpired,
                         endpoint,
                         detail: "endpoints rediscovered; reading again before watching".into(),
                     }));
