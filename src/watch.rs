@@ -6,7 +6,7 @@
 //! of events costs one pass. Problems are logged once when they start or change and once
 //! when they clear, not on every retry.
 
-use crate::apply::{self, InstallSpec, Outcome, ReloadResult};
+use crate::apply::{self, ApplyError, ApplyErrorKind, InstallSpec, Outcome, ReloadResult};
 use crate::etcd::{self, Change, Freshness, SnapshotCache, WaitOutcome};
 use crate::pool::Pool;
 use crate::resource::{Resource, Wait};
@@ -14,6 +14,7 @@ use crate::stop::Stop;
 use crate::template::Context;
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::mem::Discriminant;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -58,9 +59,48 @@ pub enum PassError {
     /// The watched key does not exist (never created, deleted or expired).
     Missing,
     Render(String),
-    Apply(String),
+    Apply(ApplyError),
     Reload(String),
     Stopped,
+}
+
+impl PassError {
+    /// Which problem this is, for telling a repeat from a new one; `None` for a stop.
+    fn problem(&self) -> Option<Problem> {
+        Some(match self {
+            PassError::Etcd(e) if is_unreachable(e) => Problem::Unreachable,
+            PassError::Etcd(e) => Problem::EtcdAnswer(e.code()),
+            PassError::Missing => Problem::Missing,
+            PassError::Render(_) => Problem::Render,
+            PassError::Apply(e) => match e.kind.as_ref() {
+                ApplyErrorKind::CheckFailed { .. } => Problem::Check,
+                ApplyErrorKind::Io { step, .. } => {
+                    Problem::Install(std::mem::discriminant(&*e.kind), Some(*step))
+                }
+                other => Problem::Install(std::mem::discriminant(other), None),
+            },
+            PassError::Reload(_) => Problem::Reload,
+            PassError::Stopped => return None,
+        })
+    }
+}
+
+/// A problem as the log tells problems apart: its kind and the step that failed, without
+/// the details that change on every attempt (a checker's PID and the staged file's name in
+/// its output, which endpoint refused how). It is logged when it starts or becomes another
+/// problem, and not again while it persists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Problem {
+    /// No endpoint answered.
+    Unreachable,
+    /// etcd answered with an error.
+    EtcdAnswer(Option<etcd::ErrorCode>),
+    Missing,
+    Render,
+    /// Installing failed: how, and for a file-system error, at which step.
+    Install(Discriminant<ApplyErrorKind>, Option<apply::Step>),
+    Check,
+    Reload,
 }
 
 impl std::fmt::Display for PassError {
@@ -69,7 +109,7 @@ impl std::fmt::Display for PassError {
             PassError::Etcd(e) => write!(f, "etcd: {e}"),
             PassError::Missing => f.write_str("watched key does not exist; target left unchanged"),
             PassError::Render(e) => write!(f, "render failed, target left unchanged: {e}"),
-            PassError::Apply(e) => f.write_str(e),
+            PassError::Apply(e) => e.fmt(f),
             PassError::Reload(e) => write!(f, "installed, but reload failed (will retry): {e}"),
             PassError::Stopped => f.write_str("stopped"),
         }
@@ -90,7 +130,8 @@ pub struct Watcher {
     /// Kills running commands and splays: SIGTERM only, so SIGHUP never cuts a reload short.
     process: Stop,
     reload_pending: bool,
-    problem: Option<String>,
+    /// The problem last logged, until a pass succeeds.
+    problem: Option<Problem>,
     last_index: u64,
     /// Length of the last rendered text: the next output is allocated this big at once.
     rendered_len: usize,
@@ -326,7 +367,7 @@ impl Watcher {
 
     fn apply(&mut self, text: &str) -> Result<Converged, PassError> {
         let outcome = apply::apply(&self.spec, text, self.options.dry_run, &self.process)
-            .map_err(|e| PassError::Apply(e.to_string()))?;
+            .map_err(PassError::Apply)?;
         match outcome {
             Outcome::Unchanged if self.reload_pending => {
                 self.finish_reload(apply::reload(&self.spec, &self.process))?;
@@ -361,33 +402,26 @@ impl Watcher {
         }
     }
 
-    /// Logs a problem when it is new or different; repeats stay quiet. An outage is one
-    /// problem however its symptoms change (connection closed, then refused, then timed
-    /// out), so it is logged once until it clears.
-    fn report(&mut self, problem: &PassError) {
-        let text = problem.to_string();
-        let same = match (&self.problem, problem) {
-            (Some(previous), PassError::Etcd(e)) if is_unreachable(e) => {
-                previous.starts_with(UNREACHABLE_PREFIX)
-            }
-            (previous, _) => previous.as_deref() == Some(text.as_str()),
+    /// Logs a problem when it is new or another kind of problem; repeats stay quiet, however
+    /// their text varies (see [`Problem`]). An outage is one problem however its symptoms
+    /// change (connection closed, then refused, then timed out).
+    fn report(&mut self, error: &PassError) {
+        let Some(problem) = error.problem() else {
+            return;
         };
-        if same {
+        if self.problem == Some(problem) {
             return;
         }
-        match problem {
+        match error {
             PassError::Missing => {
-                log::warn!(target: &self.resource.id, "{}: {text}", self.resource.key)
+                log::warn!(target: &self.resource.id, "{}: {error}", self.resource.key)
             }
-            PassError::Etcd(e) if is_unreachable(e) => {
-                let text = format!("{UNREACHABLE_PREFIX}{e}");
-                log::error!(target: &self.resource.id, "{text}; retrying with backoff (logged once until it clears)");
-                self.problem = Some(text);
-                return;
+            PassError::Etcd(e) if problem == Problem::Unreachable => {
+                log::error!(target: &self.resource.id, "etcd unreachable: {e}; retrying with backoff (logged once until it clears)");
             }
-            _ => log::error!(target: &self.resource.id, "{text}"),
+            _ => log::error!(target: &self.resource.id, "{error}"),
         }
-        self.problem = Some(text);
+        self.problem = Some(problem);
     }
 
     fn clear_problem(&mut self) {
@@ -396,9 +430,6 @@ impl Watcher {
         }
     }
 }
-
-/// How an outage's log line starts; repeats of any unreachable error are then quiet.
-const UNREACHABLE_PREFIX: &str = "etcd unreachable: ";
 
 /// Whether etcd did not answer at all (as opposed to answering with an error).
 fn is_unreachable(error: &etcd::Error) -> bool {
