@@ -184,6 +184,7 @@ impl Watcher {
     pub fn run(mut self) {
         let mut backoff = Backoff::new(self.options.max_backoff);
         while !self.generation.is_stopped() {
+            let attempted = Instant::now();
             let (index, result) = self.pass();
             let failed = match &result {
                 Ok(_) => {
@@ -205,13 +206,15 @@ impl Watcher {
             };
             let Some(index) = index else {
                 // etcd did not answer: nothing to watch from yet.
-                if self.generation.sleep(backoff.next()) {
+                let outage = matches!(&result, Err(PassError::Etcd(e)) if e.is_outage());
+                if self.pause(outage, attempted, &mut backoff) {
                     break;
                 }
                 continue;
             };
             // After a failure, retry after the backoff, or at once when the data changes.
             let within = failed.then(|| backoff.next());
+            let attempted = Instant::now();
             match self.snapshots.client().wait_within(
                 &self.resource.key,
                 self.resource.recursive,
@@ -233,14 +236,30 @@ impl Watcher {
                 Ok(WaitOutcome::Resync) => {}
                 Err(etcd::Error::Shutdown) => break,
                 Err(e) => {
+                    let outage = e.is_outage();
                     self.report(&PassError::Etcd(e));
-                    if self.generation.sleep(backoff.next()) {
+                    if self.pause(outage, attempted, &mut backoff) {
                         break;
                     }
                 }
             }
         }
         log::debug!(target: &self.resource.id, "watch ended");
+    }
+
+    /// Waits before retrying a pass that failed on etcd. After an outage (no endpoint
+    /// answered the request made at `attempted`): until etcd answers again, which every
+    /// watcher of the client learns at once, whatever the outage's length. Otherwise: the
+    /// backoff. Returns true when the generation was stopped.
+    fn pause(&self, outage: bool, attempted: Instant, backoff: &mut Backoff) -> bool {
+        if outage {
+            let generation = &self.generation;
+            return !self
+                .snapshots
+                .client()
+                .await_recovery(attempted, || generation.is_stopped());
+        }
+        self.generation.sleep(backoff.next())
     }
 
     /// Waits until no change has come for `wait.min`, but no longer than `wait.max` after

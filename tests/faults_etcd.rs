@@ -453,3 +453,44 @@ fn a_hung_endpoint_fake_met_on_failover_after_a_restart_does_not_stall_the_watch
         daemon.log_text()
     );
 }
+
+#[test]
+fn every_watch_follows_within_seconds_of_etcd_returning_after_a_long_outage() {
+    let mut etcd = Etcd::start();
+    etcd.put("/ra/x", "1");
+    etcd.put("/rb/x", "1");
+    let setup = Setup::new();
+    // Two resources on the same key and one on another.
+    for (name, key) in [("a1", "/ra"), ("a2", "/ra"), ("b", "/rb")] {
+        setup.resource(name, setup.list_resource(name, key));
+    }
+    let mut daemon = setup.daemon(&etcd, &[]);
+    for (name, want) in [("a1", "/ra/x=1\n"), ("a2", "/ra/x=1\n"), ("b", "/rb/x=1\n")] {
+        assert!(
+            wait_content(&setup.out(&format!("{name}.conf")), want, CONVERGE),
+            "{}",
+            daemon.log_text()
+        );
+    }
+    // 10 s down: a per-watch exponential backoff (0.5, 1, 2, 4, 8 s...) would next retry
+    // several seconds after etcd is back.
+    etcd.kill();
+    std::thread::sleep(Duration::from_secs(10));
+    etcd.restart();
+    etcd.put("/ra/x", "2");
+    etcd.put("/rb/x", "2");
+    let written = Instant::now();
+    for (name, want) in [("a1", "/ra/x=2\n"), ("a2", "/ra/x=2\n"), ("b", "/rb/x=2\n")] {
+        assert!(
+            wait_content(
+                &setup.out(&format!("{name}.conf")),
+                want,
+                Duration::from_secs(2).saturating_sub(written.elapsed())
+            ),
+            "{name} not converged {:?} after etcd came back:\n{}",
+            written.elapsed(),
+            daemon.log_text()
+        );
+    }
+    assert_alive(&mut daemon);
+}

@@ -110,6 +110,22 @@ impl Error {
     pub fn is_index_cleared(&self) -> bool {
         self.code() == Some(ErrorCode::EventIndexCleared)
     }
+
+    /// Whether no endpoint answered at all (refused, cut off, silent): etcd is down or out
+    /// of reach, as opposed to answering with an error or refusing the credentials.
+    pub fn is_outage(&self) -> bool {
+        let silent = |e: &TransportError| {
+            matches!(
+                e.kind,
+                TransportKind::Connect | TransportKind::Timeout | TransportKind::Disconnected
+            )
+        };
+        match self {
+            Error::Transport(e) => silent(e),
+            Error::Unavailable(errors) => !errors.is_empty() && errors.iter().all(silent),
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Display for TransportKind {

@@ -10,6 +10,7 @@
 mod change;
 mod endpoints;
 mod error;
+mod health;
 mod keypath;
 mod node;
 mod shared;
@@ -22,9 +23,10 @@ pub use node::{LeavesAnswer, Member, Node, Response, Version};
 pub use shared::{Freshness, SharedSnapshot, SnapshotCache};
 
 use endpoints::Endpoints;
+use health::Health;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use transport::{Method, Transport};
 
 /// The endpoint the original reconfig.rb used, kept as the second default.
@@ -118,6 +120,8 @@ pub struct Client {
 struct Inner {
     transport: Transport,
     endpoints: Endpoints,
+    /// Whether etcd answers, shared by every clone: ends an outage for all callers at once.
+    health: Health,
 }
 
 impl Client {
@@ -148,6 +152,7 @@ impl Client {
                     options.watch_timeout,
                 ),
                 endpoints,
+                health: Health::default(),
             }),
         })
     }
@@ -342,6 +347,17 @@ impl Client {
     /// [`Error::Shutdown`].
     pub fn shutdown(&self) {
         self.inner.transport.shutdown();
+        self.inner.health.shut_down();
+    }
+
+    /// After a request that started at `failed_at` found no endpoint answering
+    /// ([`Error::is_outage`]): waits until etcd answers again, so that every caller learns
+    /// it at once instead of after its own backoff. One caller at a time probes (`GET
+    /// /version`) every 250 ms. Returns false when `stopped` or shut down first.
+    pub fn await_recovery(&self, failed_at: Instant, stopped: impl Fn() -> bool) -> bool {
+        self.inner
+            .health
+            .await_recovery(failed_at, || self.version().is_ok(), stopped)
     }
 
     fn keys_request(
@@ -428,7 +444,12 @@ impl Client {
                 match attempt(&endpoint) {
                     Ok(value) => {
                         self.inner.endpoints.mark_working(&endpoint);
+                        self.inner.health.succeeded();
                         return Ok(value);
+                    }
+                    Err(answered @ Error::Etcd(_)) => {
+                        self.inner.health.succeeded();
+                        return Err(answered);
                     }
                     Err(Error::Transport(e)) if transport::may_try_next(method, e.kind) => {
                         log::debug!("{e}; trying the next endpoint");
