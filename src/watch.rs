@@ -12,7 +12,7 @@ use crate::pool::Pool;
 use crate::resource::{Resource, Wait};
 use crate::stop::Stop;
 use crate::template::Context;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::mem::Discriminant;
 use std::sync::Arc;
@@ -110,7 +110,7 @@ impl std::fmt::Display for PassError {
             PassError::Missing => f.write_str("watched key does not exist; target left unchanged"),
             PassError::Render(e) => write!(f, "render failed, target left unchanged: {e}"),
             PassError::Apply(e) => e.fmt(f),
-            PassError::Reload(e) => write!(f, "installed, but reload failed (will retry): {e}"),
+            PassError::Reload(e) => write!(f, "installed, but reload failed: {e}"),
             PassError::Stopped => f.write_str("stopped"),
         }
     }
@@ -132,6 +132,10 @@ pub struct Watcher {
     reload_pending: bool,
     /// The problem last logged, until a pass succeeds.
     problem: Option<Problem>,
+    /// Whether a failed pass is retried (the daemon) or not (`--onetime`), for the log.
+    retries: bool,
+    /// Aliases of the altkeys found missing, warned about once while they stay missing.
+    missing_altkeys: BTreeSet<String>,
     last_index: u64,
     /// Length of the last rendered text: the next output is allocated this big at once.
     rendered_len: usize,
@@ -161,6 +165,8 @@ impl Watcher {
             process,
             reload_pending: false,
             problem: None,
+            retries: true,
+            missing_altkeys: BTreeSet::new(),
             last_index: 0,
             rendered_len: 0,
             changes: None,
@@ -173,6 +179,7 @@ impl Watcher {
 
     /// One pass for `--onetime`; the error is already logged.
     pub fn converge_once(&mut self) -> Result<Converged, PassError> {
+        self.retries = false;
         let (_, result) = self.pass();
         if let Err(e) = &result {
             self.report(e);
@@ -366,19 +373,31 @@ impl Watcher {
     }
 
     /// Alias → every leaf under the altkey, read after the pass began. Altkeys are read,
-    /// not watched; a missing one renders as an empty map.
+    /// not watched; a missing one renders as an empty map, with a warning when it goes
+    /// missing (not on every render while it stays so).
     fn altdata(
-        &self,
+        &mut self,
         pass_started: Instant,
     ) -> Result<BTreeMap<String, Arc<BTreeMap<String, String>>>, etcd::Error> {
+        let resource = Arc::clone(&self.resource);
         let mut altdata = BTreeMap::new();
-        for (alias, key) in &self.resource.altkeys {
+        for (alias, key) in &resource.altkeys {
             let fresh = Freshness::read_after(pass_started);
             let snapshot = self.snapshots.snapshot(key, true, fresh)?;
-            let data = snapshot.data.unwrap_or_else(|| {
-                log::warn!(target: &self.resource.id, "altkey {alias} = {key} does not exist; rendering it as empty");
-                Arc::new(BTreeMap::new())
-            });
+            let data = match snapshot.data {
+                Some(data) => {
+                    if self.missing_altkeys.remove(alias) {
+                        log::info!(target: &resource.id, "altkey {alias} = {key} exists again");
+                    }
+                    data
+                }
+                None => {
+                    if self.missing_altkeys.insert(alias.clone()) {
+                        log::warn!(target: &resource.id, "altkey {alias} = {key} does not exist; rendering it as empty until it does");
+                    }
+                    Arc::new(BTreeMap::new())
+                }
+            };
             altdata.insert(alias.clone(), data);
         }
         Ok(altdata)
@@ -435,8 +454,14 @@ impl Watcher {
             PassError::Missing => {
                 log::warn!(target: &self.resource.id, "{}: {error}", self.resource.key)
             }
+            PassError::Etcd(e) if problem == Problem::Unreachable && self.retries => {
+                log::error!(target: &self.resource.id, "etcd unreachable: {e}; retrying (logged once until it clears)");
+            }
             PassError::Etcd(e) if problem == Problem::Unreachable => {
-                log::error!(target: &self.resource.id, "etcd unreachable: {e}; retrying with backoff (logged once until it clears)");
+                log::error!(target: &self.resource.id, "etcd unreachable: {e}");
+            }
+            PassError::Reload(_) if self.retries => {
+                log::error!(target: &self.resource.id, "{error}; will retry")
             }
             _ => log::error!(target: &self.resource.id, "{error}"),
         }

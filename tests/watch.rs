@@ -8,7 +8,7 @@ mod support;
 use serde_json::json;
 use std::time::Duration;
 use support::daemon::{count_lines, wait_content, Setup};
-use support::{eventually, Etcd};
+use support::{eventually, stderr, Etcd};
 
 const SECS: Duration = Duration::from_secs(10);
 
@@ -60,4 +60,74 @@ fn a_check_failing_with_different_output_each_time_is_logged_once_until_it_recov
     );
     assert_eq!(lines_containing(&log, "ERROR"), 1, "{log}");
     assert!(daemon.is_running());
+}
+
+#[test]
+fn a_missing_altkey_renders_as_empty_and_is_warned_about_once() {
+    let etcd = Etcd::start();
+    etcd.put("/ak/a", "0");
+    let setup = Setup::new();
+    setup.template(
+        "alt.tmpl",
+        "{{ reconfig.data|tojson }} {{ reconfig.altdata.m|tojson }}\n",
+    );
+    setup.resource(
+        "ak",
+        json!({"key": "/ak", "recursive": true, "source": "alt.tmpl",
+        "altkeys": {"m": "/missing"}, "target": setup.out("ak.conf")}),
+    );
+    let target = setup.out("ak.conf");
+    let mut daemon = setup.daemon(&etcd, &[]);
+    for i in 0..4 {
+        if i > 0 {
+            etcd.put("/ak/a", &i.to_string());
+        }
+        assert!(
+            wait_content(&target, &format!("{{\"/ak/a\": \"{i}\"}} {{}}\n"), SECS),
+            "{}",
+            daemon.log_text()
+        );
+    }
+    let log = daemon.log_text();
+    assert_eq!(
+        lines_containing(&log, "altkey m = /missing does not exist"),
+        1,
+        "warned once while it persists:\n{log}"
+    );
+    // Altkeys are read on each render, not watched: the next change shows it.
+    etcd.put("/missing/x", "here");
+    etcd.put("/ak/a", "4");
+    assert!(
+        wait_content(
+            &target,
+            "{\"/ak/a\": \"4\"} {\"/missing/x\": \"here\"}\n",
+            SECS
+        ),
+        "{}",
+        daemon.log_text()
+    );
+    assert!(daemon.is_running());
+}
+
+#[test]
+fn onetime_does_not_promise_retries_it_will_not_make() {
+    let mut etcd = Etcd::start();
+    etcd.put("/once/a", "1");
+    let setup = Setup::new();
+    let mut resource = setup.list_resource("once", "/once");
+    resource["reloadcmd"] = json!("echo reload refused >&2; exit 1");
+    setup.resource("once", resource);
+    let out = setup.onetime(&etcd, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(log.contains("reload failed"), "{log}");
+    assert!(!log.contains("retry"), "{log}");
+
+    etcd.kill();
+    let out = setup.onetime(&etcd, &["--timeout", "1"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(log.contains("etcd unreachable"), "{log}");
+    assert!(!log.contains("retry"), "{log}");
+    assert!(!log.contains("backoff"), "{log}");
 }
