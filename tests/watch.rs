@@ -110,6 +110,82 @@ fn a_missing_altkey_renders_as_empty_and_is_warned_about_once() {
 }
 
 #[test]
+fn a_reload_that_fails_once_is_retried_and_the_file_is_right() {
+    let etcd = Etcd::start();
+    etcd.put("/rr/a", "1");
+    let setup = Setup::new();
+    let mut resource = setup.list_resource("rr", "/rr");
+    resource["reloadcmd"] = json!(format!(
+        "if [ -e {failed} ]; then echo reload >> {reloads}; else touch {failed}; echo busy >&2; exit 1; fi",
+        failed = setup.out("failed-once").display(),
+        reloads = setup.out("rr.reloads").display()
+    ));
+    setup.resource("rr", resource);
+    let target = setup.out("rr.conf");
+    let mut daemon = setup.daemon(&etcd, &[]);
+    assert!(
+        wait_content(&target, "/rr/a=1\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    assert!(
+        eventually(SECS, || count_lines(&setup.out("rr.reloads")) == 1),
+        "the failed reload was not retried:\n{}",
+        daemon.log_text()
+    );
+    assert!(daemon.wait_log("recovered", SECS), "{}", daemon.log_text());
+    let log = daemon.log_text();
+    assert_eq!(lines_containing(&log, "reload failed"), 1, "{log}");
+    etcd.put("/rr/a", "2");
+    assert!(
+        wait_content(&target, "/rr/a=2\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    assert!(eventually(SECS, || count_lines(&setup.out("rr.reloads")) == 2));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        count_lines(&setup.out("rr.reloads")),
+        2,
+        "one reload per change"
+    );
+    assert!(daemon.is_running());
+}
+
+#[test]
+fn sighup_with_no_valid_resource_left_keeps_the_running_ones() {
+    let etcd = Etcd::start();
+    etcd.put("/hup/a", "1");
+    let setup = Setup::new();
+    setup.resource("hup", setup.list_resource("hup", "/hup"));
+    let target = setup.out("hup.conf");
+    let mut daemon = setup.daemon(&etcd, &[]);
+    assert!(
+        wait_content(&target, "/hup/a=1\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    std::fs::write(setup.cfgdir().join("conf.d/hup.json"), "{ not json").expect("break");
+    daemon.signal(libc::SIGHUP);
+    assert!(
+        daemon.wait_log("keeping the resources already running", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    let log = daemon.log_text();
+    assert!(log.contains("hup.json"), "names the bad file:\n{log}");
+    assert!(log.contains("no valid resource"), "{log}");
+    // The old generation still follows etcd.
+    etcd.put("/hup/a", "2");
+    assert!(
+        wait_content(&target, "/hup/a=2\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    assert!(daemon.is_running());
+}
+
+#[test]
 fn onetime_does_not_promise_retries_it_will_not_make() {
     let mut etcd = Etcd::start();
     etcd.put("/once/a", "1");

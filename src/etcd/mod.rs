@@ -301,7 +301,13 @@ impl Client {
         match self.watch_within(key, recursive, Some(after_index + 1), within) {
             Ok(Some(event)) => Ok(WaitOutcome::Changed(Change::from_event(event))),
             Ok(None) => Ok(WaitOutcome::Resync),
-            Err(e) if e.is_index_cleared() => Ok(WaitOutcome::Resync),
+            Err(e) if e.is_index_cleared() => {
+                log::debug!(
+                    "{key}: index {} is out of etcd's event history (error 401); reading again",
+                    after_index + 1
+                );
+                Ok(WaitOutcome::Resync)
+            }
             Err(Error::IndexWentBack { .. }) => Ok(WaitOutcome::Resync),
             Err(e) => Err(e),
         }
