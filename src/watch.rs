@@ -6,14 +6,15 @@
 //! of events costs one pass. Problems are logged once when they start or change and once
 //! when they clear, not on every retry.
 
-use crate::apply::{self, InstallSpec, Outcome, ReloadResult};
+use crate::apply::{self, ApplyError, ApplyErrorKind, InstallSpec, Outcome, ReloadResult};
 use crate::etcd::{self, Change, Freshness, SnapshotCache, WaitOutcome};
 use crate::pool::Pool;
 use crate::resource::{Resource, Wait};
 use crate::stop::Stop;
 use crate::template::Context;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
+use std::mem::Discriminant;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -58,9 +59,48 @@ pub enum PassError {
     /// The watched key does not exist (never created, deleted or expired).
     Missing,
     Render(String),
-    Apply(String),
+    Apply(ApplyError),
     Reload(String),
     Stopped,
+}
+
+impl PassError {
+    /// Which problem this is, for telling a repeat from a new one; `None` for a stop.
+    fn problem(&self) -> Option<Problem> {
+        Some(match self {
+            PassError::Etcd(e) if is_unreachable(e) => Problem::Unreachable,
+            PassError::Etcd(e) => Problem::EtcdAnswer(e.code()),
+            PassError::Missing => Problem::Missing,
+            PassError::Render(_) => Problem::Render,
+            PassError::Apply(e) => match e.kind.as_ref() {
+                ApplyErrorKind::CheckFailed { .. } => Problem::Check,
+                ApplyErrorKind::Io { step, .. } => {
+                    Problem::Install(std::mem::discriminant(&*e.kind), Some(*step))
+                }
+                other => Problem::Install(std::mem::discriminant(other), None),
+            },
+            PassError::Reload(_) => Problem::Reload,
+            PassError::Stopped => return None,
+        })
+    }
+}
+
+/// A problem as the log tells problems apart: its kind and the step that failed, without
+/// the details that change on every attempt (a checker's PID and the staged file's name in
+/// its output, which endpoint refused how). It is logged when it starts or becomes another
+/// problem, and not again while it persists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Problem {
+    /// No endpoint answered.
+    Unreachable,
+    /// etcd answered with an error.
+    EtcdAnswer(Option<etcd::ErrorCode>),
+    Missing,
+    Render,
+    /// Installing failed: how, and for a file-system error, at which step.
+    Install(Discriminant<ApplyErrorKind>, Option<apply::Step>),
+    Check,
+    Reload,
 }
 
 impl std::fmt::Display for PassError {
@@ -69,8 +109,8 @@ impl std::fmt::Display for PassError {
             PassError::Etcd(e) => write!(f, "etcd: {e}"),
             PassError::Missing => f.write_str("watched key does not exist; target left unchanged"),
             PassError::Render(e) => write!(f, "render failed, target left unchanged: {e}"),
-            PassError::Apply(e) => f.write_str(e),
-            PassError::Reload(e) => write!(f, "installed, but reload failed (will retry): {e}"),
+            PassError::Apply(e) => e.fmt(f),
+            PassError::Reload(e) => write!(f, "installed, but reload failed: {e}"),
             PassError::Stopped => f.write_str("stopped"),
         }
     }
@@ -90,7 +130,12 @@ pub struct Watcher {
     /// Kills running commands and splays: SIGTERM only, so SIGHUP never cuts a reload short.
     process: Stop,
     reload_pending: bool,
-    problem: Option<String>,
+    /// The problem last logged, until a pass succeeds.
+    problem: Option<Problem>,
+    /// Whether a failed pass is retried (the daemon) or not (`--onetime`), for the log.
+    retries: bool,
+    /// Aliases of the altkeys found missing, warned about once while they stay missing.
+    missing_altkeys: BTreeSet<String>,
     last_index: u64,
     /// Length of the last rendered text: the next output is allocated this big at once.
     rendered_len: usize,
@@ -120,6 +165,8 @@ impl Watcher {
             process,
             reload_pending: false,
             problem: None,
+            retries: true,
+            missing_altkeys: BTreeSet::new(),
             last_index: 0,
             rendered_len: 0,
             changes: None,
@@ -132,6 +179,7 @@ impl Watcher {
 
     /// One pass for `--onetime`; the error is already logged.
     pub fn converge_once(&mut self) -> Result<Converged, PassError> {
+        self.retries = false;
         let (_, result) = self.pass();
         if let Err(e) = &result {
             self.report(e);
@@ -143,6 +191,7 @@ impl Watcher {
     pub fn run(mut self) {
         let mut backoff = Backoff::new(self.options.max_backoff);
         while !self.generation.is_stopped() {
+            let attempted = Instant::now();
             let (index, result) = self.pass();
             let failed = match &result {
                 Ok(_) => {
@@ -164,13 +213,15 @@ impl Watcher {
             };
             let Some(index) = index else {
                 // etcd did not answer: nothing to watch from yet.
-                if self.generation.sleep(backoff.next()) {
+                let outage = matches!(&result, Err(PassError::Etcd(e)) if e.is_outage());
+                if self.pause(outage, attempted, &mut backoff) {
                     break;
                 }
                 continue;
             };
             // After a failure, retry after the backoff, or at once when the data changes.
             let within = failed.then(|| backoff.next());
+            let attempted = Instant::now();
             match self.snapshots.client().wait_within(
                 &self.resource.key,
                 self.resource.recursive,
@@ -192,14 +243,30 @@ impl Watcher {
                 Ok(WaitOutcome::Resync) => {}
                 Err(etcd::Error::Shutdown) => break,
                 Err(e) => {
+                    let outage = e.is_outage();
                     self.report(&PassError::Etcd(e));
-                    if self.generation.sleep(backoff.next()) {
+                    if self.pause(outage, attempted, &mut backoff) {
                         break;
                     }
                 }
             }
         }
         log::debug!(target: &self.resource.id, "watch ended");
+    }
+
+    /// Waits before retrying a pass that failed on etcd. After an outage (no endpoint
+    /// answered the request made at `attempted`): until etcd answers again, which every
+    /// watcher of the client learns at once, whatever the outage's length. Otherwise: the
+    /// backoff. Returns true when the generation was stopped.
+    fn pause(&self, outage: bool, attempted: Instant, backoff: &mut Backoff) -> bool {
+        if outage {
+            let generation = &self.generation;
+            return !self
+                .snapshots
+                .client()
+                .await_recovery(attempted, || generation.is_stopped());
+        }
+        self.generation.sleep(backoff.next())
     }
 
     /// Waits until no change has come for `wait.min`, but no longer than `wait.max` after
@@ -306,19 +373,31 @@ impl Watcher {
     }
 
     /// Alias → every leaf under the altkey, read after the pass began. Altkeys are read,
-    /// not watched; a missing one renders as an empty map.
+    /// not watched; a missing one renders as an empty map, with a warning when it goes
+    /// missing (not on every render while it stays so).
     fn altdata(
-        &self,
+        &mut self,
         pass_started: Instant,
     ) -> Result<BTreeMap<String, Arc<BTreeMap<String, String>>>, etcd::Error> {
+        let resource = Arc::clone(&self.resource);
         let mut altdata = BTreeMap::new();
-        for (alias, key) in &self.resource.altkeys {
+        for (alias, key) in &resource.altkeys {
             let fresh = Freshness::read_after(pass_started);
             let snapshot = self.snapshots.snapshot(key, true, fresh)?;
-            let data = snapshot.data.unwrap_or_else(|| {
-                log::warn!(target: &self.resource.id, "altkey {alias} = {key} does not exist; rendering it as empty");
-                Arc::new(BTreeMap::new())
-            });
+            let data = match snapshot.data {
+                Some(data) => {
+                    if self.missing_altkeys.remove(alias) {
+                        log::info!(target: &resource.id, "altkey {alias} = {key} exists again");
+                    }
+                    data
+                }
+                None => {
+                    if self.missing_altkeys.insert(alias.clone()) {
+                        log::warn!(target: &resource.id, "altkey {alias} = {key} does not exist; rendering it as empty until it does");
+                    }
+                    Arc::new(BTreeMap::new())
+                }
+            };
             altdata.insert(alias.clone(), data);
         }
         Ok(altdata)
@@ -326,7 +405,7 @@ impl Watcher {
 
     fn apply(&mut self, text: &str) -> Result<Converged, PassError> {
         let outcome = apply::apply(&self.spec, text, self.options.dry_run, &self.process)
-            .map_err(|e| PassError::Apply(e.to_string()))?;
+            .map_err(PassError::Apply)?;
         match outcome {
             Outcome::Unchanged if self.reload_pending => {
                 self.finish_reload(apply::reload(&self.spec, &self.process))?;
@@ -361,33 +440,32 @@ impl Watcher {
         }
     }
 
-    /// Logs a problem when it is new or different; repeats stay quiet. An outage is one
-    /// problem however its symptoms change (connection closed, then refused, then timed
-    /// out), so it is logged once until it clears.
-    fn report(&mut self, problem: &PassError) {
-        let text = problem.to_string();
-        let same = match (&self.problem, problem) {
-            (Some(previous), PassError::Etcd(e)) if is_unreachable(e) => {
-                previous.starts_with(UNREACHABLE_PREFIX)
-            }
-            (previous, _) => previous.as_deref() == Some(text.as_str()),
+    /// Logs a problem when it is new or another kind of problem; repeats stay quiet, however
+    /// their text varies (see [`Problem`]). An outage is one problem however its symptoms
+    /// change (connection closed, then refused, then timed out).
+    fn report(&mut self, error: &PassError) {
+        let Some(problem) = error.problem() else {
+            return;
         };
-        if same {
+        if self.problem == Some(problem) {
             return;
         }
-        match problem {
+        match error {
             PassError::Missing => {
-                log::warn!(target: &self.resource.id, "{}: {text}", self.resource.key)
+                log::warn!(target: &self.resource.id, "{}: {error}", self.resource.key)
             }
-            PassError::Etcd(e) if is_unreachable(e) => {
-                let text = format!("{UNREACHABLE_PREFIX}{e}");
-                log::error!(target: &self.resource.id, "{text}; retrying with backoff (logged once until it clears)");
-                self.problem = Some(text);
-                return;
+            PassError::Etcd(e) if problem == Problem::Unreachable && self.retries => {
+                log::error!(target: &self.resource.id, "etcd unreachable: {e}; retrying (logged once until it clears)");
             }
-            _ => log::error!(target: &self.resource.id, "{text}"),
+            PassError::Etcd(e) if problem == Problem::Unreachable => {
+                log::error!(target: &self.resource.id, "etcd unreachable: {e}");
+            }
+            PassError::Reload(_) if self.retries => {
+                log::error!(target: &self.resource.id, "{error}; will retry")
+            }
+            _ => log::error!(target: &self.resource.id, "{error}"),
         }
-        self.problem = Some(text);
+        self.problem = Some(problem);
     }
 
     fn clear_problem(&mut self) {
@@ -396,9 +474,6 @@ impl Watcher {
         }
     }
 }
-
-/// How an outage's log line starts; repeats of any unreachable error are then quiet.
-const UNREACHABLE_PREFIX: &str = "etcd unreachable: ";
 
 /// Whether etcd did not answer at all (as opposed to answering with an error).
 fn is_unreachable(error: &etcd::Error) -> bool {

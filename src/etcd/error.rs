@@ -55,6 +55,9 @@ pub enum TransportKind {
     Connect,
     /// The request went out but no complete answer came back in time.
     Timeout,
+    /// A watch's bound passed with no event; the endpoint answered. Not a failure: the
+    /// caller reads again.
+    WatchExpired,
     /// The connection closed before the answer was complete.
     Disconnected,
     /// TLS failed: certificate, name, or client certificate.
@@ -107,6 +110,22 @@ impl Error {
     pub fn is_index_cleared(&self) -> bool {
         self.code() == Some(ErrorCode::EventIndexCleared)
     }
+
+    /// Whether no endpoint answered at all (refused, cut off, silent): etcd is down or out
+    /// of reach, as opposed to answering with an error or refusing the credentials.
+    pub fn is_outage(&self) -> bool {
+        let silent = |e: &TransportError| {
+            matches!(
+                e.kind,
+                TransportKind::Connect | TransportKind::Timeout | TransportKind::Disconnected
+            )
+        };
+        match self {
+            Error::Transport(e) => silent(e),
+            Error::Unavailable(errors) => !errors.is_empty() && errors.iter().all(silent),
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Display for TransportKind {
@@ -114,6 +133,7 @@ impl fmt::Display for TransportKind {
         f.write_str(match self {
             TransportKind::Connect => "cannot connect",
             TransportKind::Timeout => "timed out",
+            TransportKind::WatchExpired => "watch ended with no event",
             TransportKind::Disconnected => "connection closed",
             TransportKind::Tls => "TLS failed",
             TransportKind::BadResponse => "bad response",

@@ -10,6 +10,7 @@
 mod change;
 mod endpoints;
 mod error;
+mod health;
 mod keypath;
 mod node;
 mod shared;
@@ -22,9 +23,10 @@ pub use node::{LeavesAnswer, Member, Node, Response, Version};
 pub use shared::{Freshness, SharedSnapshot, SnapshotCache};
 
 use endpoints::Endpoints;
+use health::Health;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use transport::{Method, Transport};
 
 /// The endpoint the original reconfig.rb used, kept as the second default.
@@ -39,7 +41,8 @@ pub struct ClientOptions {
     pub tls: Option<ureq::tls::TlsConfig>,
     pub credentials: Option<Credentials>,
     pub connect_timeout: Duration,
-    /// Bound on an ordinary request, answer body included.
+    /// Bound on an ordinary request, answer body included, and on a watch's wait for its
+    /// response head (etcd sends it at once; an endpoint that does not is skipped).
     pub request_timeout: Duration,
     /// Bound on one watch long-poll; after it the caller re-reads. It guards against a
     /// half-open connection to a member that died without closing it.
@@ -117,6 +120,8 @@ pub struct Client {
 struct Inner {
     transport: Transport,
     endpoints: Endpoints,
+    /// Whether etcd answers, shared by every clone: ends an outage for all callers at once.
+    health: Health,
 }
 
 impl Client {
@@ -147,6 +152,7 @@ impl Client {
                     options.watch_timeout,
                 ),
                 endpoints,
+                health: Health::default(),
             }),
         })
     }
@@ -254,7 +260,7 @@ impl Client {
         }
         match self.keys_request(Method::Watch, key, query, Vec::new(), within) {
             Ok(response) => Ok(Some(response)),
-            Err(Error::Transport(e)) if e.kind == TransportKind::Timeout => Ok(None),
+            Err(Error::Transport(e)) if e.kind == TransportKind::WatchExpired => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -295,7 +301,13 @@ impl Client {
         match self.watch_within(key, recursive, Some(after_index + 1), within) {
             Ok(Some(event)) => Ok(WaitOutcome::Changed(Change::from_event(event))),
             Ok(None) => Ok(WaitOutcome::Resync),
-            Err(e) if e.is_index_cleared() => Ok(WaitOutcome::Resync),
+            Err(e) if e.is_index_cleared() => {
+                log::debug!(
+                    "{key}: index {} is out of etcd's event history (error 401); reading again",
+                    after_index + 1
+                );
+                Ok(WaitOutcome::Resync)
+            }
             Err(Error::IndexWentBack { .. }) => Ok(WaitOutcome::Resync),
             Err(e) => Err(e),
         }
@@ -341,6 +353,17 @@ impl Client {
     /// [`Error::Shutdown`].
     pub fn shutdown(&self) {
         self.inner.transport.shutdown();
+        self.inner.health.shut_down();
+    }
+
+    /// After a request that started at `failed_at` found no endpoint answering
+    /// ([`Error::is_outage`]): waits until etcd answers again, so that every caller learns
+    /// it at once instead of after its own backoff. One caller at a time probes (`GET
+    /// /version`) every 250 ms. Returns false when `stopped` or shut down first.
+    pub fn await_recovery(&self, failed_at: Instant, stopped: impl Fn() -> bool) -> bool {
+        self.inner
+            .health
+            .await_recovery(failed_at, || self.version().is_ok(), stopped)
     }
 
     fn keys_request(
@@ -419,7 +442,7 @@ impl Client {
             for endpoint in self.inner.endpoints.in_order() {
                 if method == Method::Watch && self.inner.endpoints.generation() != generation {
                     return Err(Error::Transport(TransportError {
-                        kind: TransportKind::Timeout,
+                        kind: TransportKind::WatchExpired,
                         endpoint,
                         detail: "endpoints rediscovered; reading again before watching".into(),
                     }));
@@ -427,7 +450,12 @@ impl Client {
                 match attempt(&endpoint) {
                     Ok(value) => {
                         self.inner.endpoints.mark_working(&endpoint);
+                        self.inner.health.succeeded();
                         return Ok(value);
+                    }
+                    Err(answered @ Error::Etcd(_)) => {
+                        self.inner.health.succeeded();
+                        return Err(answered);
                     }
                     Err(Error::Transport(e)) if transport::may_try_next(method, e.kind) => {
                         log::debug!("{e}; trying the next endpoint");

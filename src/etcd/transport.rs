@@ -32,6 +32,8 @@ pub enum Method {
 pub fn may_try_next(method: Method, kind: TransportKind) -> bool {
     match kind {
         TransportKind::Connect | TransportKind::Tls => true,
+        // The endpoint answered; nothing failed.
+        TransportKind::WatchExpired => false,
         TransportKind::Unauthorized => false,
         _ => matches!(method, Method::Get | Method::Watch),
     }
@@ -137,11 +139,17 @@ impl Transport {
             return Err(Error::Shutdown);
         }
         let url = format!("{endpoint}{path}");
-        let timeout = timeout.unwrap_or(match method {
-            Method::Watch => self.watch_timeout,
-            _ => self.request_timeout,
-        });
-        let result = self.exchange(&url, method, query, form, timeout);
+        let bounds = match method {
+            Method::Watch => {
+                let whole = timeout.unwrap_or(self.watch_timeout);
+                Bounds {
+                    head: whole.min(self.request_timeout),
+                    whole,
+                }
+            }
+            _ => Bounds::whole(timeout.unwrap_or(self.request_timeout)),
+        };
+        let result = self.exchange(&url, method, query, form, bounds);
         match result {
             Ok(Exchange::Answer(answer)) => self.check_status(endpoint, answer),
             Ok(Exchange::IndexWentBack {
@@ -153,11 +161,13 @@ impl Transport {
                 wait_index,
             }),
             Err(_) if self.shut_down.load(Ordering::SeqCst) => Err(Error::Shutdown),
-            Err(e) => Err(Error::Transport(classify(
-                endpoint,
-                &e,
-                self.sends_client_cert,
-            ))),
+            Err(e) => {
+                let mut failure = classify(endpoint, &e, self.sends_client_cert);
+                if method == Method::Watch && failure.kind == TransportKind::Timeout {
+                    failure = watch_timeout(failure, &e, bounds);
+                }
+                Err(Error::Transport(failure))
+            }
         }
     }
 
@@ -167,7 +177,7 @@ impl Transport {
         method: Method,
         query: &[(&str, String)],
         form: &[(&str, String)],
-        timeout: Duration,
+        timeout: Bounds,
     ) -> Result<Exchange, ureq::Error> {
         let query_pairs = query;
         let query = query.iter().map(|(k, v)| (*k, v.as_str()));
@@ -215,7 +225,7 @@ impl Transport {
         &self,
         mut request: ureq::RequestBuilder<B>,
         url: &str,
-        timeout: Duration,
+        timeout: Bounds,
     ) -> ureq::RequestBuilder<B> {
         if let Some(auth) = &self.authorization {
             request = request.header("Authorization", auth);
@@ -317,24 +327,68 @@ impl Answer {
     }
 }
 
+/// How long one exchange may take.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    /// Sending the request and receiving the answer's head.
+    head: Duration,
+    /// The whole exchange (for an IP address: the answer's body after its head).
+    whole: Duration,
+}
+
+impl Bounds {
+    fn whole(whole: Duration) -> Bounds {
+        Bounds { head: whole, whole }
+    }
+}
+
 /// Bounds one request by `timeout`.
 ///
 /// A global timeout also bounds ureq's name lookup, which it then runs on a new thread per
 /// request, pooled connection or not: two thread spawns per pass of every resource. An
 /// endpoint given as an IP address needs no lookup, so its phases are bounded instead
-/// (sending, the answer's head, the answer's body: each within `timeout`).
+/// (sending and the answer's head within `timeout.head`, the body within `timeout.whole`).
 fn bounded<B>(
     config: ConfigBuilder<RequestScope<B>>,
     url: &str,
-    timeout: Duration,
+    timeout: Bounds,
 ) -> ConfigBuilder<RequestScope<B>> {
     if host_is_ip_address(url) {
         config
-            .timeout_send_request(Some(timeout))
-            .timeout_recv_response(Some(timeout))
-            .timeout_recv_body(Some(timeout))
+            .timeout_send_request(Some(timeout.head))
+            .timeout_recv_response(Some(timeout.head))
+            .timeout_recv_body(Some(timeout.whole))
+    } else if timeout.head < timeout.whole {
+        config
+            .timeout_global(Some(timeout.whole))
+            .timeout_recv_response(Some(timeout.head))
     } else {
-        config.timeout_global(Some(timeout))
+        config.timeout_global(Some(timeout.whole))
+    }
+}
+
+/// What a timeout of a watch means. etcd sends a watch's response head at once and holds
+/// only the body until an event: a watch whose head did not come within the request timeout
+/// went to a dead endpoint (a wedged process, a black-holed proxy) and the client fails
+/// over. Any other timeout is the watch bound passing with no event.
+fn watch_timeout(failure: TransportError, error: &ureq::Error, bounds: Bounds) -> TransportError {
+    use ureq::Timeout;
+    let before_head = matches!(
+        error,
+        ureq::Error::Timeout(Timeout::SendRequest | Timeout::SendBody | Timeout::RecvResponse)
+    );
+    if before_head && bounds.head < bounds.whole {
+        return TransportError {
+            detail: format!(
+                "no response to a watch within {:?} (etcd answers at once); skipping this endpoint",
+                bounds.head
+            ),
+            ..failure
+        };
+    }
+    TransportError {
+        kind: TransportKind::WatchExpired,
+        ..failure
     }
 }
 
