@@ -276,14 +276,9 @@ const SRV_REDISCOVERY: Duration = Duration::from_secs(60);
 /// Resolves `record` into endpoint URLs in RFC 2782 order (priority, then weighted random).
 fn srv_discovery(record: String, tls: bool) -> etcd::Discover {
     let scheme = if tls { "https" } else { "http" };
-    let random = std::sync::Mutex::new(srv::random_source());
     Box::new(move || {
         let targets = srv::lookup(&record, None).map_err(|e| e.to_string())?;
-        let mut random = random
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let ordered = srv::order(targets, &mut *random);
-        Ok(ordered
+        Ok(srv::order_randomly(targets)
             .into_iter()
             .map(|t| format!("{scheme}://{}:{}", t.host, t.port))
             .collect())

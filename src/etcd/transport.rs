@@ -3,6 +3,8 @@
 
 use super::error::{Error, ErrorCode, EtcdError, TransportError, TransportKind};
 use super::node::ErrorBody;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -107,7 +109,7 @@ impl Transport {
         let authorization = credentials.map(|c| {
             format!(
                 "Basic {}",
-                base64(format!("{}:{}", c.user, c.password).as_bytes())
+                BASE64.encode(format!("{}:{}", c.user, c.password))
             )
         });
         Transport {
@@ -465,45 +467,9 @@ fn describe(error: &ureq::Error) -> String {
     }
 }
 
-/// Standard base64 with padding, for the Basic authorization header.
-fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (input, expected) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("root:pa ss", "cm9vdDpwYSBzcw=="),
-        ] {
-            assert_eq!(base64(input.as_bytes()), expected);
-        }
-    }
 
     fn error_body(code: u32) -> ErrorBody {
         serde_json::from_value(serde_json::json!({"errorCode": code})).unwrap()
