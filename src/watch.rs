@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::mem::Discriminant;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Settings that apply to every resource.
 #[derive(Debug, Clone)]
@@ -535,12 +535,8 @@ impl Backoff {
     fn next(&mut self) -> Duration {
         let base = self.next;
         self.next = (self.next * 2).min(self.max);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
         // A factor in [0.8, 1.2).
-        base.mul_f64(0.8 + f64::from(nanos % 400) / 1000.0)
+        base.mul_f64(0.8 + fastrand::f64() * 0.4)
     }
 }
 
