@@ -726,24 +726,37 @@ fn stop_kills_a_running_reload_command() {
     assert!(dies_soon(read_pid(&pidfile)));
 }
 
+/// The pid of a process that has exited and been reaped.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
 #[test]
-fn stale_temp_files_of_other_processes_are_removed() {
+fn stale_temp_files_of_dead_processes_are_removed_and_live_ones_kept() {
     let dir = TempDir::new("stale");
     let own = format!(".a.conf.reconfig-{}-7.tmp", std::process::id());
+    let dead = format!(".a.conf.reconfig-{}-0.tmp", dead_pid());
+    // pid 1 is alive (a daemon's staged file, say), whoever owns it.
+    let live = ".a.conf.reconfig-1-12.tmp";
     for name in [
-        ".a.conf.reconfig-999999-0.tmp",
-        ".a.conf.reconfig-1-12.tmp",
+        ".a.conf.reconfig-4194305-0.tmp",
+        dead.as_str(),
+        live,
         own.as_str(),
-        ".b.conf.reconfig-1-1.tmp",
+        ".b.conf.reconfig-4194305-1.tmp",
         "a.conf",
-        ".a.conf.reconfig-1-1.tmp.keep",
+        ".a.conf.reconfig-4194305-1.tmp.keep",
     ] {
         fs::write(dir.join(name), "x").unwrap();
     }
     assert_eq!(remove_stale_temp_files(&dir.join("a.conf")), 2);
     let mut expected = vec![
-        ".a.conf.reconfig-1-1.tmp.keep",
-        ".b.conf.reconfig-1-1.tmp",
+        ".a.conf.reconfig-1-12.tmp",
+        ".a.conf.reconfig-4194305-1.tmp.keep",
+        ".b.conf.reconfig-4194305-1.tmp",
         own.as_str(),
         "a.conf",
     ];

@@ -534,3 +534,58 @@ fn wait_coalesces_a_burst_into_few_reloads() {
     let reloads = count_lines(&setup.out("burst.reloads"));
     assert!(reloads <= 3, "{reloads} reloads for one burst");
 }
+
+/// Names of reconfig's temp files in `dir`.
+fn staged_files(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.contains(".reconfig-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn onetime_beside_a_running_daemon_leaves_its_staged_file_alone() {
+    let etcd = Etcd::start();
+    etcd.put("/cron/a", "1");
+    let setup = Setup::new();
+    let target = setup.out("cron.conf");
+    let mut resource = setup.list_resource("cron", "/cron");
+    resource["checkcmd"] = json!("sleep 3; cat {{src}}");
+    setup.resource("cron", resource);
+    // Already converged: the daemon's first pass runs no check.
+    std::fs::write(&target, "/cron/a=1\n").expect("old");
+    let daemon = setup.daemon(&etcd, &[]);
+    assert!(
+        daemon.wait_log("watching 1 resource", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    etcd.put("/cron/a", "2");
+    // The daemon's check runs on its staged file for 3 s; cron's --onetime starts meanwhile.
+    assert!(
+        support::eventually(SECS, || !staged_files(&setup.out("")).is_empty()),
+        "{}",
+        daemon.log_text()
+    );
+    let out = setup.onetime(&etcd, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("removed"),
+        "onetime removed the daemon's staged file: {}",
+        stderr(&out)
+    );
+    assert!(
+        daemon.wait_log("check ok", SECS),
+        "the daemon's check failed: {}",
+        daemon.log_text()
+    );
+    assert!(!daemon
+        .log_text()
+        .contains("check of the new content failed"));
+    assert_eq!(support::read(&target).as_deref(), Some("/cron/a=2\n"));
+}

@@ -350,17 +350,17 @@ pub(crate) fn restore(target: &RealTarget, previous: Option<&Current>) -> io::Re
 }
 
 /// Removes temp files a crashed earlier run left beside `target`; returns how many.
-/// Files named with this process's pid are skipped: they may belong to an apply in progress.
+/// Files named with the pid of a live process are skipped: they may belong to an apply in
+/// progress, ours or another reconfig's (cron's `--onetime` beside the daemon).
 pub(crate) fn remove_stale(target: &RealTarget) -> usize {
     let Ok(entries) = fs::read_dir(&target.dir) else {
         return 0;
     };
     let prefix = temp_prefix(&target.file_name);
-    let own_pid = std::process::id();
     let mut removed = 0;
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let is_stale = stale_temp_pid(&name, &prefix).is_some_and(|pid| pid != own_pid)
+        let is_stale = stale_temp_pid(&name, &prefix).is_some_and(|pid| !process_exists(pid))
             && entry.file_type().is_ok_and(|kind| kind.is_file());
         if !is_stale {
             continue;
@@ -374,6 +374,23 @@ pub(crate) fn remove_stale(target: &RealTarget) -> usize {
         }
     }
     removed
+}
+
+/// Whether a process `pid` exists (ours included). A pid reused by an unrelated process
+/// keeps a stale file until that process ends: a leftover file is harmless, deleting a
+/// live run's staged file fails its check.
+fn process_exists(pid: u32) -> bool {
+    // 0 and values beyond pid_t would make kill(2) signal a group or fail: no such process.
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid == 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let rc = unsafe { libc::kill(pid, 0) };
+    // EPERM: it exists but belongs to another user.
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// The pid in a name of the form `<prefix><pid>-<n>.tmp`, if it has that form.
@@ -411,6 +428,19 @@ mod tests {
         assert_eq!(pid(".a.conf.reconfig-x-3.tmp"), None);
         assert_eq!(pid(".b.conf.reconfig-12-3.tmp"), None);
         assert_eq!(pid("a.conf"), None);
+    }
+
+    #[test]
+    fn live_processes_exist_and_reaped_ones_do_not() {
+        assert!(process_exists(std::process::id()));
+        // pid 1 runs as root: kill(2) answers EPERM to other users, which still means alive.
+        assert!(process_exists(1));
+        assert!(!process_exists(0));
+        assert!(!process_exists(u32::MAX));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!process_exists(pid));
     }
 
     #[test]

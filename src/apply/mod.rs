@@ -150,7 +150,8 @@ pub fn reload(spec: &InstallSpec, stop: &Stop) -> ReloadResult {
 }
 
 /// Removes temp files that a crashed earlier reconfig left beside `target` (after following
-/// its symlinks); returns how many. Meant for start-up.
+/// its symlinks); returns how many. Files of a live process (a daemon's check in progress
+/// while cron starts `--onetime`) are kept. Meant for start-up.
 pub fn remove_stale_temp_files(target: &Path) -> usize {
     match RealTarget::resolve(target) {
         Ok(real) => install::remove_stale(&real),
