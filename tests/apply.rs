@@ -934,3 +934,80 @@ fn without_a_requested_mode_a_hand_changed_mode_is_left_alone() {
     assert!(matches!(run(&spec, "same\n"), Outcome::Unchanged));
     assert_eq!(mode_of(&spec.target), 0o640);
 }
+
+/// A target in a directory whose name holds a space and both quotes.
+fn awkward_target(dir: &TempDir) -> InstallSpec {
+    let awkward = dir.join("my app's \"conf\"");
+    fs::create_dir(&awkward).unwrap();
+    let mut spec = spec(dir, "unused");
+    spec.target = awkward.join("a $b.conf");
+    spec
+}
+
+#[test]
+fn bare_single_and_double_quoted_placeholders_all_reach_the_files() {
+    let dir = TempDir::new("quoted");
+    let seen = dir.join("seen");
+    for (check, reload) in [
+        ("cat {{src}} >> ", "cat {{target}} >> "),
+        ("cat '{{src}}' >> ", "cat '{{target}}' >> "),
+        ("cat \"{{src}}\" >> ", "cat \"{{target}}\" >> "),
+        (
+            "test -s \"{{src}}\" && cat \"{{src}}\" >> ",
+            "cp \"{{target}}\" ",
+        ),
+    ] {
+        let _ = fs::remove_file(&seen);
+        let case = TempDir::new("quoted-case");
+        let mut spec = awkward_target(&case);
+        spec.checkcmd = Some(format!("{check}'{}'", seen.display()));
+        spec.reloadcmd = Some(format!("{reload}'{}.reload'", seen.display()));
+        let outcome = run(&spec, "new\n");
+        assert!(
+            matches!(
+                outcome,
+                Outcome::Installed {
+                    reload: ReloadResult::Reloaded,
+                    ..
+                }
+            ),
+            "{check}: {outcome:?}"
+        );
+        assert_eq!(
+            fs::read_to_string(&spec.target).unwrap(),
+            "new\n",
+            "{check}"
+        );
+        assert_eq!(fs::read_to_string(&seen).unwrap(), "new\n", "{check}");
+        let reloaded = fs::read_to_string(format!("{}.reload", seen.display())).unwrap();
+        assert_eq!(reloaded, "new\n", "{reload}");
+        fs::remove_file(format!("{}.reload", seen.display())).unwrap();
+    }
+}
+
+#[test]
+fn a_failed_check_shows_the_command_with_the_real_paths() {
+    let dir = TempDir::new("shown");
+    let mut spec = awkward_target(&dir);
+    spec.checkcmd = Some("grep -q good \"{{src}}\" && test -s {{target}}".to_string());
+    fs::write(&spec.target, "old\n").unwrap();
+    let error = apply(&spec, "bad\n", false, &Stop::new()).unwrap_err();
+    let text = error.to_string();
+    let target_dir = spec.target.parent().unwrap().display().to_string();
+    let staged = format!(
+        "{}/.a \\$b.conf.reconfig-{}-0.tmp",
+        target_dir.replace('"', "\\\""),
+        std::process::id()
+    );
+    let target = format!(
+        "'{}'",
+        spec.target.display().to_string().replace('\'', "'\\''")
+    );
+    assert!(
+        text.contains(&format!(
+            "command `grep -q good \"{staged}\" && test -s {target}` exited with status 1"
+        )),
+        "{text}"
+    );
+    assert_eq!(fs::read_to_string(&spec.target).unwrap(), "old\n");
+}

@@ -589,3 +589,42 @@ fn onetime_beside_a_running_daemon_leaves_its_staged_file_alone() {
         .contains("check of the new content failed"));
     assert_eq!(support::read(&target).as_deref(), Some("/cron/a=2\n"));
 }
+
+#[test]
+fn quoted_placeholders_work_for_a_target_dir_with_a_space_and_a_quote() {
+    let etcd = Etcd::start();
+    etcd.put("/q/a", "1");
+    let setup = Setup::new();
+    let dir = setup.out("my app's dir");
+    std::fs::create_dir(&dir).expect("dir");
+    let target = dir.join("q.conf");
+    let mut resource = setup.list_resource_at("q", "/q", &target);
+    // As confd users write it, and single-quoted.
+    resource["checkcmd"] = json!("test -s \"{{src}}\" && grep -q /q/a '{{src}}'");
+    resource["reloadcmd"] = json!(format!(
+        "cp \"{{{{target}}}}\" {}",
+        setup.out("reloaded").display()
+    ));
+    setup.resource("q", resource);
+    let out = setup.onetime(&etcd, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(support::read(&target).as_deref(), Some("/q/a=1\n"));
+    assert_eq!(
+        support::read(&setup.out("reloaded")).as_deref(),
+        Some("/q/a=1\n")
+    );
+    // A failing check shows the command as run, with the real paths.
+    etcd.put("/q/a", "2");
+    let mut resource = setup.list_resource_at("q", "/q", &target);
+    resource["checkcmd"] = json!("grep -q /q/a=1 \"{{src}}\"");
+    setup.resource("q", resource);
+    let out = setup.onetime(&etcd, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let staged = dir.join(".q.conf.reconfig-");
+    assert!(
+        stderr(&out).contains(&format!("command `grep -q /q/a=1 \"{}", staged.display())),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(support::read(&target).as_deref(), Some("/q/a=1\n"));
+}

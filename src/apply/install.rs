@@ -3,6 +3,8 @@
 //!
 //! Temp files are named `.<basename>.reconfig-<pid>-<n>.tmp` in the target's own directory, so
 //! the final `rename(2)` is atomic (same file system) and leftovers are easy to recognise.
+//! `n` is the first free number from 0: a retried check sees the same `{{src}}` path, so its
+//! error reads the same on every retry.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
@@ -10,7 +12,6 @@ use std::io::{self, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::directory::{in_directory, sync_dir};
 use super::owner::{NotPreserved, Ownership, WantedId};
@@ -21,8 +22,6 @@ const MAX_SYMLINK_HOPS: usize = 40;
 const MAX_BASENAME_IN_TEMP: usize = 200;
 /// Attempts at a fresh temp name when one already exists.
 const TEMP_NAME_ATTEMPTS: usize = 100;
-
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// The file that is really replaced: the end of the target's symlink chain.
 pub(crate) struct RealTarget {
@@ -287,8 +286,8 @@ fn staged_path(target: &RealTarget) -> PathBuf {
 /// Creates a fresh temp file with O_EXCL (never follows or reuses an existing path).
 fn create_temp(target: &RealTarget) -> Result<(PathBuf, File), StageError> {
     let mut last_error = io::Error::from(io::ErrorKind::AlreadyExists);
-    for _ in 0..TEMP_NAME_ATTEMPTS {
-        let path = target.dir.join(temp_name(&target.file_name));
+    for attempt in 0..TEMP_NAME_ATTEMPTS {
+        let path = target.dir.join(temp_name(&target.file_name, attempt));
         let created = in_directory(&target.dir, || {
             OpenOptions::new()
                 .write(true)
@@ -315,10 +314,9 @@ fn create_temp(target: &RealTarget) -> Result<(PathBuf, File), StageError> {
     })
 }
 
-fn temp_name(file_name: &OsStr) -> OsString {
-    let counter = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+fn temp_name(file_name: &OsStr, attempt: usize) -> OsString {
     let mut name = temp_prefix(file_name);
-    name.push(format!("{}-{counter}.tmp", std::process::id()));
+    name.push(format!("{}-{attempt}.tmp", std::process::id()));
     name
 }
 
@@ -412,7 +410,7 @@ mod tests {
 
     #[test]
     fn temp_names_follow_the_recognisable_pattern() {
-        let name = temp_name(OsStr::new("haproxy.cfg"));
+        let name = temp_name(OsStr::new("haproxy.cfg"), 3);
         let prefix = temp_prefix(OsStr::new("haproxy.cfg"));
         assert!(name.to_string_lossy().starts_with(".haproxy.cfg.reconfig-"));
         assert_eq!(stale_temp_pid(&name, &prefix), Some(std::process::id()));
@@ -446,7 +444,7 @@ mod tests {
     #[test]
     fn long_basenames_are_shortened_in_temp_names() {
         let long = "x".repeat(250);
-        assert!(temp_name(OsStr::new(&long)).len() < 255);
+        assert!(temp_name(OsStr::new(&long), 99).len() < 255);
     }
 
     #[test]
