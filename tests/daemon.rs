@@ -181,8 +181,13 @@ fn bad_resource_files_are_reported_and_the_good_ones_still_run() {
     std::fs::write(setup.cfgdir().join("conf.d/broken.json"), "{ not json").expect("broken");
     setup.resource("strbool", json!({"key": "/svc", "recursive": "false", "source": "list.tmpl", "target": setup.out("x.conf")}));
     let out = setup.onetime(&etcd, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The good resource converged, but cron must notice the broken files.
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let log = stderr(&out);
+    assert!(
+        log.contains("2 resource file(s) were skipped as invalid"),
+        "{log}"
+    );
     assert!(log.contains("broken.json"), "{log}");
     assert!(
         log.contains("strbool.json") && log.contains("recursive"),
