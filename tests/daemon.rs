@@ -220,6 +220,14 @@ fn check_with_src_failing_leaves_the_old_file_and_skips_the_reload() {
     std::fs::write(setup.out("chk.conf"), "known good\n").expect("old");
     let out = setup.onetime(&etcd, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // The resource is named once, by the line's label.
+    let failure = format!(
+        "ERROR [chk] cannot install {}: the check of the new content failed: command `! grep -q BAD {}",
+        setup.out("chk.conf").display(),
+        setup.out(".chk.conf.reconfig-").display()
+    );
+    assert!(stderr(&out).contains(&failure), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("resource chk"), "{}", stderr(&out));
     assert_eq!(
         support::read(&setup.out("chk.conf")).as_deref(),
         Some("known good\n")

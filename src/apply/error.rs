@@ -88,8 +88,9 @@ impl fmt::Display for Step {
 
 impl fmt::Display for ApplyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // No resource id: every log line already carries it as its label.
         let target = self.target.display();
-        write!(f, "resource {}: cannot install {target}: ", self.id)?;
+        write!(f, "cannot install {target}: ")?;
         match self.kind.as_ref() {
             ApplyErrorKind::Io { step, path, source } => {
                 write!(f, "{step} {} failed: {source}. ", path.display())?;
