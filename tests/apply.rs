@@ -1010,3 +1010,19 @@ fn a_failed_check_shows_the_command_with_the_real_paths() {
     );
     assert_eq!(fs::read_to_string(&spec.target).unwrap(), "old\n");
 }
+
+#[test]
+fn the_change_summary_checksum_is_what_sha256sum_prints() {
+    let dir = TempDir::new("sha");
+    let spec = spec(&dir, "a.conf");
+    let Outcome::Installed { new, .. } = run(&spec, "server a 10.0.0.1:80\n") else {
+        panic!("not installed");
+    };
+    let output = std::process::Command::new("sha256sum")
+        .arg(&spec.target)
+        .output()
+        .unwrap();
+    let sum = String::from_utf8_lossy(&output.stdout);
+    assert!(sum.starts_with(&new.checksum), "{sum} vs {new}");
+    assert_eq!(new.to_string(), format!("21/{}", &sum[..16]));
+}
