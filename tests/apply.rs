@@ -312,7 +312,8 @@ fn dry_run_returns_a_diff_and_writes_nothing() {
     assert_eq!(
         diff,
         format!(
-            "--- {target} (current)\n+++ {target} (rendered by test-resource)\n@@ -1,3 +1,3 @@\n a\n-b\n+B\n c\n"
+            "--- {target} (current)\n+++ {target} (rendered by test-resource)\n@@ -1,3 +1,3 @@\n a\n-b\n+B\n c\n\
+             # checkcmd has no {{{{src}}}}: it checks the installed file, not run in a dry run\n"
         )
     );
     assert_eq!(fs::read_to_string(&spec.target).unwrap(), "a\nb\nc\n");
@@ -1025,4 +1026,51 @@ fn the_change_summary_checksum_is_what_sha256sum_prints() {
     let sum = String::from_utf8_lossy(&output.stdout);
     assert!(sum.starts_with(&new.checksum), "{sum} vs {new}");
     assert_eq!(new.to_string(), format!("21/{}", &sum[..16]));
+}
+
+#[test]
+fn dry_run_checks_a_private_copy_with_src_and_never_reloads() {
+    let dir = TempDir::new("dry-check");
+    let seen = TempDir::new("dry-check-seen");
+    let marker = seen.join("reloaded");
+    let mut spec = spec(&dir, "a.conf");
+    fs::write(&spec.target, "old\n").unwrap();
+    spec.checkcmd = Some(format!(
+        "printf %s {{{{src}}}} > '{path}'; cat {{{{src}}}} > '{content}'; grep -q good {{{{src}}}}",
+        path = seen.join("path").display(),
+        content = seen.join("content").display(),
+    ));
+    spec.reloadcmd = Some(touch_command(&marker));
+
+    let Outcome::WouldChange { diff } = apply(&spec, "good\n", true, &Stop::new()).unwrap() else {
+        panic!("expected WouldChange");
+    };
+    assert!(diff.contains("-old\n+good\n"), "{diff}");
+    assert_eq!(fs::read_to_string(seen.join("content")).unwrap(), "good\n");
+    // The copy was private and is gone; nothing was written beside the target.
+    let copy = PathBuf::from(fs::read_to_string(seen.join("path")).unwrap());
+    assert_eq!(copy.file_name().unwrap(), "a.conf");
+    assert!(!copy.parent().unwrap().exists(), "{}", copy.display());
+    assert_eq!(dir.names(), ["a.conf"]);
+    assert_eq!(fs::read_to_string(&spec.target).unwrap(), "old\n");
+    assert!(!marker.exists(), "reload ran in a dry run");
+
+    // A change its check would reject is a failure, not a diff.
+    let error = apply(&spec, "bad\n", true, &Stop::new()).unwrap_err();
+    let ApplyErrorKind::CheckFailed { target_state, .. } = &*error.kind else {
+        panic!("expected CheckFailed, got {error}");
+    };
+    assert!(matches!(target_state, TargetState::DryRun));
+    let text = error.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "dry run: the change to {} would be rejected: the check of the new content failed: command `printf %s ",
+            spec.target.display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("nothing was written"), "{text}");
+    assert_eq!(dir.names(), ["a.conf"]);
+    assert_eq!(fs::read_to_string(&spec.target).unwrap(), "old\n");
+    assert!(!marker.exists());
 }

@@ -140,6 +140,54 @@ fn notreally_prints_a_diff_and_touches_nothing() {
         Some("/svc/a=old\n")
     );
     assert!(!setup.out("svc.reloads").exists(), "no command ran");
+    // No drift: 0.
+    std::fs::write(setup.out("svc.conf"), "/svc/a=new\n").expect("converged");
+    let out = setup.onetime(&etcd, &["--notreally"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(support::stdout(&out), "");
+}
+
+#[test]
+fn notreally_runs_src_checks_on_a_copy_and_a_rejected_change_fails() {
+    let etcd = Etcd::start();
+    etcd.put("/dry/a", "good");
+    etcd.put("/dry2/a", "BAD");
+    let setup = Setup::new();
+    for name in ["dry", "dry2"] {
+        let mut resource = setup.list_resource(name, &format!("/{name}"));
+        resource["checkcmd"] = json!("! grep -q BAD \"{{src}}\"");
+        setup.resource(name, resource);
+        std::fs::write(setup.out(&format!("{name}.conf")), "old\n").expect("old");
+    }
+    let out = setup.onetime(&etcd, &["--notreally"]);
+    // A change its check would reject is a failure (2), not a diff.
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let diff = support::stdout(&out);
+    assert!(diff.contains("# dry would change"), "{diff}");
+    assert!(diff.contains("+/dry/a=good"), "{diff}");
+    assert!(
+        !diff.contains("dry2"),
+        "a rejected change shows no diff: {diff}"
+    );
+    let log = stderr(&out);
+    assert!(
+        log.contains(&format!(
+            "[dry2] dry run: the change to {} would be rejected",
+            setup.out("dry2.conf").display()
+        )),
+        "{log}"
+    );
+    for name in ["dry", "dry2"] {
+        assert_eq!(
+            support::read(&setup.out(&format!("{name}.conf"))).as_deref(),
+            Some("old\n")
+        );
+        assert!(
+            !setup.out(&format!("{name}.reloads")).exists(),
+            "reload ran"
+        );
+    }
+    assert_eq!(staged_files(&setup.out("")), Vec::<String>::new());
 }
 
 #[test]

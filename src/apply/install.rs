@@ -330,6 +330,68 @@ fn temp_prefix(file_name: &OsStr) -> OsString {
     OsString::from_vec(prefix)
 }
 
+/// A copy of rendered content in a private directory of its own, for a dry run's check:
+/// a dry run writes nothing beside the target. Both are removed on drop.
+pub(crate) struct PrivateCopy {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl PrivateCopy {
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for PrivateCopy {
+    fn drop(&mut self) {
+        if let Err(error) = fs::remove_dir_all(&self.dir) {
+            log::warn!("cannot remove directory {}: {error}", self.dir.display());
+        }
+    }
+}
+
+/// Writes `content` to `<tmp>/reconfig-dry-run-XXXXXX/<target's file name>` (mode 0600 in a
+/// 0700 directory, so no other user sees the rendered text).
+pub(crate) fn copy_privately(
+    target: &RealTarget,
+    content: &[u8],
+) -> Result<PrivateCopy, StageError> {
+    let template = std::env::temp_dir().join("reconfig-dry-run-XXXXXX");
+    let fail = |step, path: &Path, error| StageError {
+        step,
+        path: path.to_path_buf(),
+        error,
+    };
+    let mut template = std::ffi::CString::new(template.into_os_string().into_vec())
+        .map_err(|error| {
+            let error = io::Error::new(io::ErrorKind::InvalidInput, error);
+            fail(StageStep::Create, &std::env::temp_dir(), error)
+        })?
+        .into_bytes_with_nul();
+    // SAFETY: a writable, NUL-terminated buffer ending in XXXXXX, as mkdtemp(3) requires;
+    // it only rewrites the Xs in place.
+    let created = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
+    template.pop();
+    let dir = PathBuf::from(OsString::from_vec(template));
+    if created.is_null() {
+        return Err(fail(StageStep::Create, &dir, io::Error::last_os_error()));
+    }
+    let copy = PrivateCopy {
+        path: dir.join(&target.file_name),
+        dir,
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&copy.path)
+        .map_err(|e| fail(StageStep::Create, &copy.path, e))?;
+    file.write_all(content)
+        .map_err(|e| fail(StageStep::Write, &copy.path, e))?;
+    Ok(copy)
+}
+
 /// Puts `previous` back in place of the target (atomically, with its old mode and ids), or
 /// removes the target when there was no previous file.
 pub(crate) fn restore(target: &RealTarget, previous: Option<&Current>) -> io::Result<()> {

@@ -6,7 +6,7 @@
 //! no command.
 //!
 //! Order of [`apply`]: follow symlinks → read current → owner lookup → (same bytes, mode and
-//! requested ids: done) → (dry run: diff) → directory → stage → check with `{{src}}` →
+//! requested ids: done) → (dry run: check with `{{src}}` on a private copy, diff) → directory → stage → check with `{{src}}` →
 //! rename → check without `{{src}}` (restore on failure) → splay → reload.
 
 mod command;
@@ -65,7 +65,8 @@ pub enum Outcome {
         new: FileSummary,
         reload: ReloadResult,
     },
-    /// Dry run: the unified diff; nothing written, no command run.
+    /// Dry run: the unified diff; nothing written beside the target, no reload run (a
+    /// `{{src}}` check ran on a private copy and passed).
     WouldChange { diff: String },
 }
 
@@ -106,9 +107,19 @@ pub fn apply(
         format!(" ({})", differences.join(", "))
     };
     if dry_run {
+        check_privately(spec, &target, content, stop)?;
         let mut diff = diff::unified(&spec.target, &spec.id, current_bytes, content);
         if !differences.is_empty() {
             diff.push_str(&format!("# attributes{attribute_change}\n"));
+        }
+        if spec
+            .checkcmd
+            .as_ref()
+            .is_some_and(|check| !check.contains(placeholder::SRC))
+        {
+            diff.push_str(
+                "# checkcmd has no {{src}}: it checks the installed file, not run in a dry run\n",
+            );
         }
         return Ok(Outcome::WouldChange { diff });
     }
@@ -262,6 +273,27 @@ fn install_checked(
         }
     }
     Ok(())
+}
+
+/// Dry run: a `{{src}}` check runs on a private copy of the new content, so the diff shown
+/// is one a real run would install. Other checks need the installed file and do not run.
+fn check_privately(
+    spec: &InstallSpec,
+    target: &RealTarget,
+    content: &str,
+    stop: &Stop,
+) -> Result<(), ApplyError> {
+    let Some(check) = spec
+        .checkcmd
+        .as_deref()
+        .filter(|check| check.contains(placeholder::SRC))
+    else {
+        return Ok(());
+    };
+    let copy = install::copy_privately(target, content.as_bytes())
+        .map_err(|failure| stage_error(spec, failure))?;
+    run_check(spec, check, Some(copy.path()), stop)
+        .map_err(|error| check_failed(spec, error, TargetState::DryRun))
 }
 
 fn restore_after_failed_check(
