@@ -31,6 +31,9 @@ pub mod exit {
     /// `--onetime`: no etcd endpoint answered; either mode: the SRV record giving the
     /// endpoints could not be resolved at start-up.
     pub const UNAVAILABLE: i32 = 3;
+    /// `--onetime --notreally`: every resource could be rendered and checked, and at least
+    /// one file would change (a drift signal for cron and CI).
+    pub const WOULD_CHANGE: i32 = 4;
 }
 
 /// The valid resources of conf.d, and how many of its files were skipped as invalid.
@@ -76,8 +79,8 @@ fn clean_stale_temp_files(resources: &[Arc<Resource>]) {
     }
 }
 
-/// Renders every resource once, in parallel; exit code 0 only if all converged and no
-/// resource file was skipped.
+/// Renders every resource once, in parallel; exit code 0 only if all converged, no resource
+/// file was skipped and (dry run) no file would change.
 pub fn run_onetime(loaded: LoadedResources, client: Client, options: RunOptions) -> i32 {
     let resources = loaded.resources;
     if !options.dry_run {
@@ -87,8 +90,10 @@ pub fn run_onetime(loaded: LoadedResources, client: Client, options: RunOptions)
     let total = results.len();
     let mut failed = 0;
     let mut unreachable = 0;
+    let mut would_change = 0;
     for result in results {
         match result {
+            Ok(Converged::WouldChange) => would_change += 1,
             Ok(_) => {}
             Err(PassError::Etcd(e)) if !e.is_key_not_found() && e.code().is_none() => {
                 unreachable += 1
@@ -114,6 +119,12 @@ pub fn run_onetime(loaded: LoadedResources, client: Client, options: RunOptions)
             loaded.skipped_files
         );
         code = exit::NOT_CONVERGED;
+    }
+    if would_change > 0 {
+        log::info!("dry run: {would_change} of {total} resources would change");
+        if code == exit::OK {
+            code = exit::WOULD_CHANGE;
+        }
     }
     code
 }

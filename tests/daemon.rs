@@ -131,7 +131,13 @@ fn notreally_prints_a_diff_and_touches_nothing() {
     setup.resource("svc", setup.list_resource("svc", "/svc"));
     std::fs::write(setup.out("svc.conf"), "/svc/a=old\n").expect("old");
     let out = setup.onetime(&etcd, &["--notreally"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // A drift signal for cron and CI: 4 when some file would change.
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("dry run: 1 of 1 resources would change"),
+        "{}",
+        stderr(&out)
+    );
     let diff = String::from_utf8_lossy(&out.stdout);
     assert!(diff.contains("# svc would change"), "{diff}");
     assert!(diff.contains("-/svc/a=old\n+/svc/a=new\n"), "{diff}");

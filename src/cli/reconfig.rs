@@ -32,7 +32,8 @@ Signals: TERM/INT stop within a second; HUP re-reads conf.d and templates; USR1 
 
 const EXIT_CODES: &str = "\
 Exit codes: 0 ok (onetime: every resource converged), 1 bad command line or configuration,
-2 onetime: some resource did not converge, 3 onetime: no etcd endpoint answered.
+2 onetime: some resource did not converge or a resource file was skipped, 3 onetime: no etcd
+endpoint answered, 4 onetime with --notreally: some file would change.
 ";
 
 #[derive(Debug)]
