@@ -25,15 +25,26 @@ pub mod exit {
     pub const OK: i32 = 0;
     /// Bad command line or configuration: nothing was started.
     pub const CONFIG: i32 = 1;
-    /// `--onetime`: at least one resource did not converge.
+    /// `--onetime`: at least one resource did not converge, or a resource file was skipped
+    /// as invalid.
     pub const NOT_CONVERGED: i32 = 2;
     /// `--onetime`: no etcd endpoint answered; either mode: the SRV record giving the
     /// endpoints could not be resolved at start-up.
     pub const UNAVAILABLE: i32 = 3;
+    /// `--onetime --notreally`: every resource could be rendered and checked, and at least
+    /// one file would change (a drift signal for cron and CI).
+    pub const WOULD_CHANGE: i32 = 4;
+}
+
+/// The valid resources of conf.d, and how many of its files were skipped as invalid.
+pub struct LoadedResources {
+    pub resources: Vec<Arc<Resource>>,
+    /// Each was logged; `--onetime` then exits [`exit::NOT_CONVERGED`] so cron notices.
+    pub skipped_files: usize,
 }
 
 /// Loads conf.d, logging every rejected file; `Err` when nothing valid is left.
-pub fn load_resources(options: &LoadOptions) -> Result<Vec<Arc<Resource>>, String> {
+pub fn load_resources(options: &LoadOptions) -> Result<LoadedResources, String> {
     let loaded = resource::load(options).map_err(|e| e.to_string())?;
     for problem in &loaded.problems {
         log::error!("{problem}; this resource is skipped");
@@ -52,7 +63,10 @@ pub fn load_resources(options: &LoadOptions) -> Result<Vec<Arc<Resource>>, Strin
             r.target.display(),
             r.template_path.display());
     }
-    Ok(loaded.resources.into_iter().map(Arc::new).collect())
+    Ok(LoadedResources {
+        resources: loaded.resources.into_iter().map(Arc::new).collect(),
+        skipped_files: loaded.problems.len(),
+    })
 }
 
 /// Temp files a killed predecessor left beside the targets.
@@ -65,8 +79,10 @@ fn clean_stale_temp_files(resources: &[Arc<Resource>]) {
     }
 }
 
-/// Renders every resource once, in parallel; exit code 0 only if all converged.
-pub fn run_onetime(resources: Vec<Arc<Resource>>, client: Client, options: RunOptions) -> i32 {
+/// Renders every resource once, in parallel; exit code 0 only if all converged, no resource
+/// file was skipped and (dry run) no file would change.
+pub fn run_onetime(loaded: LoadedResources, client: Client, options: RunOptions) -> i32 {
+    let resources = loaded.resources;
     if !options.dry_run {
         clean_stale_temp_files(&resources);
     }
@@ -74,8 +90,10 @@ pub fn run_onetime(resources: Vec<Arc<Resource>>, client: Client, options: RunOp
     let total = results.len();
     let mut failed = 0;
     let mut unreachable = 0;
+    let mut would_change = 0;
     for result in results {
         match result {
+            Ok(Converged::WouldChange) => would_change += 1,
             Ok(_) => {}
             Err(PassError::Etcd(e)) if !e.is_key_not_found() && e.code().is_none() => {
                 unreachable += 1
@@ -87,14 +105,28 @@ pub fn run_onetime(resources: Vec<Arc<Resource>>, client: Client, options: RunOp
         log::error!("no resource could read etcd");
         return exit::UNAVAILABLE;
     }
+    let mut code = exit::OK;
     if failed + unreachable > 0 {
         log::error!(
             "{} of {total} resources did not converge",
             failed + unreachable
         );
-        return exit::NOT_CONVERGED;
+        code = exit::NOT_CONVERGED;
     }
-    exit::OK
+    if loaded.skipped_files > 0 {
+        log::error!(
+            "{} resource file(s) were skipped as invalid: fix the errors above",
+            loaded.skipped_files
+        );
+        code = exit::NOT_CONVERGED;
+    }
+    if would_change > 0 {
+        log::info!("dry run: {would_change} of {total} resources would change");
+        if code == exit::OK {
+            code = exit::WOULD_CHANGE;
+        }
+    }
+    code
 }
 
 /// Threads of `--onetime`: enough to overlap etcd reads, renders and check/reload commands,
@@ -201,9 +233,9 @@ impl Generation {
     }
 }
 
-/// The daemon: runs until SIGTERM/SIGINT. `resources` were loaded by the caller.
+/// The daemon: runs until SIGTERM/SIGINT. `loaded` by the caller; skipped files were logged.
 pub fn run_daemon(
-    resources: Vec<Arc<Resource>>,
+    loaded: LoadedResources,
     load_options: LoadOptions,
     mut make_client: Box<ClientFactory>,
     mut options: RunOptions,
@@ -223,6 +255,7 @@ pub fn run_daemon(
             return exit::CONFIG;
         }
     };
+    let resources = loaded.resources;
     if !options.dry_run {
         clean_stale_temp_files(&resources);
     }
@@ -248,8 +281,8 @@ pub fn run_daemon(
             }
             SIGHUP => {
                 log::info!("SIGHUP: re-reading {}", load_options.confdir.display());
-                let reloaded =
-                    load_resources(&load_options).and_then(|r| make_client().map(|c| (r, c)));
+                let reloaded = load_resources(&load_options)
+                    .and_then(|r| make_client().map(|c| (r.resources, c)));
                 match reloaded {
                     Ok((resources, client)) => {
                         generation.end();

@@ -277,8 +277,9 @@ fn unknown_owner_is_a_clear_error_and_nothing_changes() {
     fs::write(&spec.target, "old\n").unwrap();
     spec.owner = Some("no-such-user-for-reconfig".to_string());
     let error = apply(&spec, "new\n", false, &Stop::new()).unwrap_err();
+    // The resource is the log line's label, not part of the text.
+    assert_eq!(error.id, "test-resource");
     let text = error.to_string();
-    assert!(text.contains("test-resource"), "{text}");
     assert!(
         text.contains("\"owner\": no user named \"no-such-user-for-reconfig\""),
         "{text}"
@@ -311,7 +312,8 @@ fn dry_run_returns_a_diff_and_writes_nothing() {
     assert_eq!(
         diff,
         format!(
-            "--- {target} (current)\n+++ {target} (rendered by test-resource)\n@@ -1,3 +1,3 @@\n a\n-b\n+B\n c\n"
+            "--- {target} (current)\n+++ {target} (rendered by test-resource)\n@@ -1,3 +1,3 @@\n a\n-b\n+B\n c\n\
+             # checkcmd has no {{{{src}}}}: it checks the installed file, not run in a dry run\n"
         )
     );
     assert_eq!(fs::read_to_string(&spec.target).unwrap(), "a\nb\nc\n");
@@ -726,24 +728,37 @@ fn stop_kills_a_running_reload_command() {
     assert!(dies_soon(read_pid(&pidfile)));
 }
 
+/// The pid of a process that has exited and been reaped.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
 #[test]
-fn stale_temp_files_of_other_processes_are_removed() {
+fn stale_temp_files_of_dead_processes_are_removed_and_live_ones_kept() {
     let dir = TempDir::new("stale");
     let own = format!(".a.conf.reconfig-{}-7.tmp", std::process::id());
+    let dead = format!(".a.conf.reconfig-{}-0.tmp", dead_pid());
+    // pid 1 is alive (a daemon's staged file, say), whoever owns it.
+    let live = ".a.conf.reconfig-1-12.tmp";
     for name in [
-        ".a.conf.reconfig-999999-0.tmp",
-        ".a.conf.reconfig-1-12.tmp",
+        ".a.conf.reconfig-4194305-0.tmp",
+        dead.as_str(),
+        live,
         own.as_str(),
-        ".b.conf.reconfig-1-1.tmp",
+        ".b.conf.reconfig-4194305-1.tmp",
         "a.conf",
-        ".a.conf.reconfig-1-1.tmp.keep",
+        ".a.conf.reconfig-4194305-1.tmp.keep",
     ] {
         fs::write(dir.join(name), "x").unwrap();
     }
     assert_eq!(remove_stale_temp_files(&dir.join("a.conf")), 2);
     let mut expected = vec![
-        ".a.conf.reconfig-1-1.tmp.keep",
-        ".b.conf.reconfig-1-1.tmp",
+        ".a.conf.reconfig-1-12.tmp",
+        ".a.conf.reconfig-4194305-1.tmp.keep",
+        ".b.conf.reconfig-4194305-1.tmp",
         own.as_str(),
         "a.conf",
     ];
@@ -873,10 +888,8 @@ fn unwritable_directory_is_a_clear_error_and_target_untouched() {
         "may write the target's directory"
     };
     assert!(text.contains(expected), "{text}");
-    assert!(
-        text.contains("test-resource") && text.contains("was left unchanged"),
-        "{text}"
-    );
+    assert_eq!(error.id, "test-resource");
+    assert!(text.contains("was left unchanged"), "{text}");
     assert_eq!(fs::read_to_string(&spec.target).unwrap(), "old\n");
     assert_eq!(names_in(&conf_dir), ["a.conf"]);
     assert!(!dir.join("marker").exists());
@@ -920,4 +933,144 @@ fn without_a_requested_mode_a_hand_changed_mode_is_left_alone() {
     fs::set_permissions(&spec.target, fs::Permissions::from_mode(0o640)).unwrap();
     assert!(matches!(run(&spec, "same\n"), Outcome::Unchanged));
     assert_eq!(mode_of(&spec.target), 0o640);
+}
+
+/// A target in a directory whose name holds a space and both quotes.
+fn awkward_target(dir: &TempDir) -> InstallSpec {
+    let awkward = dir.join("my app's \"conf\"");
+    fs::create_dir(&awkward).unwrap();
+    let mut spec = spec(dir, "unused");
+    spec.target = awkward.join("a $b.conf");
+    spec
+}
+
+#[test]
+fn bare_single_and_double_quoted_placeholders_all_reach_the_files() {
+    let dir = TempDir::new("quoted");
+    let seen = dir.join("seen");
+    for (check, reload) in [
+        ("cat {{src}} >> ", "cat {{target}} >> "),
+        ("cat '{{src}}' >> ", "cat '{{target}}' >> "),
+        ("cat \"{{src}}\" >> ", "cat \"{{target}}\" >> "),
+        (
+            "test -s \"{{src}}\" && cat \"{{src}}\" >> ",
+            "cp \"{{target}}\" ",
+        ),
+    ] {
+        let _ = fs::remove_file(&seen);
+        let case = TempDir::new("quoted-case");
+        let mut spec = awkward_target(&case);
+        spec.checkcmd = Some(format!("{check}'{}'", seen.display()));
+        spec.reloadcmd = Some(format!("{reload}'{}.reload'", seen.display()));
+        let outcome = run(&spec, "new\n");
+        assert!(
+            matches!(
+                outcome,
+                Outcome::Installed {
+                    reload: ReloadResult::Reloaded,
+                    ..
+                }
+            ),
+            "{check}: {outcome:?}"
+        );
+        assert_eq!(
+            fs::read_to_string(&spec.target).unwrap(),
+            "new\n",
+            "{check}"
+        );
+        assert_eq!(fs::read_to_string(&seen).unwrap(), "new\n", "{check}");
+        let reloaded = fs::read_to_string(format!("{}.reload", seen.display())).unwrap();
+        assert_eq!(reloaded, "new\n", "{reload}");
+        fs::remove_file(format!("{}.reload", seen.display())).unwrap();
+    }
+}
+
+#[test]
+fn a_failed_check_shows_the_command_with_the_real_paths() {
+    let dir = TempDir::new("shown");
+    let mut spec = awkward_target(&dir);
+    spec.checkcmd = Some("grep -q good \"{{src}}\" && test -s {{target}}".to_string());
+    fs::write(&spec.target, "old\n").unwrap();
+    let error = apply(&spec, "bad\n", false, &Stop::new()).unwrap_err();
+    let text = error.to_string();
+    let target_dir = spec.target.parent().unwrap().display().to_string();
+    let staged = format!(
+        "{}/.a \\$b.conf.reconfig-{}-0.tmp",
+        target_dir.replace('"', "\\\""),
+        std::process::id()
+    );
+    let target = format!(
+        "'{}'",
+        spec.target.display().to_string().replace('\'', "'\\''")
+    );
+    assert!(
+        text.contains(&format!(
+            "command `grep -q good \"{staged}\" && test -s {target}` exited with status 1"
+        )),
+        "{text}"
+    );
+    assert_eq!(fs::read_to_string(&spec.target).unwrap(), "old\n");
+}
+
+#[test]
+fn the_change_summary_checksum_is_what_sha256sum_prints() {
+    let dir = TempDir::new("sha");
+    let spec = spec(&dir, "a.conf");
+    let Outcome::Installed { new, .. } = run(&spec, "server a 10.0.0.1:80\n") else {
+        panic!("not installed");
+    };
+    let output = std::process::Command::new("sha256sum")
+        .arg(&spec.target)
+        .output()
+        .unwrap();
+    let sum = String::from_utf8_lossy(&output.stdout);
+    assert!(sum.starts_with(&new.checksum), "{sum} vs {new}");
+    assert_eq!(new.to_string(), format!("21/{}", &sum[..16]));
+}
+
+#[test]
+fn dry_run_checks_a_private_copy_with_src_and_never_reloads() {
+    let dir = TempDir::new("dry-check");
+    let seen = TempDir::new("dry-check-seen");
+    let marker = seen.join("reloaded");
+    let mut spec = spec(&dir, "a.conf");
+    fs::write(&spec.target, "old\n").unwrap();
+    spec.checkcmd = Some(format!(
+        "printf %s {{{{src}}}} > '{path}'; cat {{{{src}}}} > '{content}'; grep -q good {{{{src}}}}",
+        path = seen.join("path").display(),
+        content = seen.join("content").display(),
+    ));
+    spec.reloadcmd = Some(touch_command(&marker));
+
+    let Outcome::WouldChange { diff } = apply(&spec, "good\n", true, &Stop::new()).unwrap() else {
+        panic!("expected WouldChange");
+    };
+    assert!(diff.contains("-old\n+good\n"), "{diff}");
+    assert_eq!(fs::read_to_string(seen.join("content")).unwrap(), "good\n");
+    // The copy was private and is gone; nothing was written beside the target.
+    let copy = PathBuf::from(fs::read_to_string(seen.join("path")).unwrap());
+    assert_eq!(copy.file_name().unwrap(), "a.conf");
+    assert!(!copy.parent().unwrap().exists(), "{}", copy.display());
+    assert_eq!(dir.names(), ["a.conf"]);
+    assert_eq!(fs::read_to_string(&spec.target).unwrap(), "old\n");
+    assert!(!marker.exists(), "reload ran in a dry run");
+
+    // A change its check would reject is a failure, not a diff.
+    let error = apply(&spec, "bad\n", true, &Stop::new()).unwrap_err();
+    let ApplyErrorKind::CheckFailed { target_state, .. } = &*error.kind else {
+        panic!("expected CheckFailed, got {error}");
+    };
+    assert!(matches!(target_state, TargetState::DryRun));
+    let text = error.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "dry run: the change to {} would be rejected: the check of the new content failed: command `printf %s ",
+            spec.target.display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("nothing was written"), "{text}");
+    assert_eq!(dir.names(), ["a.conf"]);
+    assert_eq!(fs::read_to_string(&spec.target).unwrap(), "old\n");
+    assert!(!marker.exists());
 }

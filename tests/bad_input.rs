@@ -155,7 +155,15 @@ fn conf_d_files_with_errors_are_each_named_with_the_field_and_the_rest_still_run
     }
     let out = setup.onetime(&etcd, &[]);
     let log = stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "{log}");
+    // The good resource converged; the skipped files make cron's run fail (exit 2).
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    assert!(
+        log.contains(&format!(
+            "{} resource file(s) were skipped as invalid",
+            cases.len()
+        )),
+        "{log}"
+    );
     for (name, _, message) in &cases {
         let about = lines_about(&log, name);
         assert!(

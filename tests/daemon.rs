@@ -131,7 +131,13 @@ fn notreally_prints_a_diff_and_touches_nothing() {
     setup.resource("svc", setup.list_resource("svc", "/svc"));
     std::fs::write(setup.out("svc.conf"), "/svc/a=old\n").expect("old");
     let out = setup.onetime(&etcd, &["--notreally"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // A drift signal for cron and CI: 4 when some file would change.
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("dry run: 1 of 1 resources would change"),
+        "{}",
+        stderr(&out)
+    );
     let diff = String::from_utf8_lossy(&out.stdout);
     assert!(diff.contains("# svc would change"), "{diff}");
     assert!(diff.contains("-/svc/a=old\n+/svc/a=new\n"), "{diff}");
@@ -140,6 +146,54 @@ fn notreally_prints_a_diff_and_touches_nothing() {
         Some("/svc/a=old\n")
     );
     assert!(!setup.out("svc.reloads").exists(), "no command ran");
+    // No drift: 0.
+    std::fs::write(setup.out("svc.conf"), "/svc/a=new\n").expect("converged");
+    let out = setup.onetime(&etcd, &["--notreally"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(support::stdout(&out), "");
+}
+
+#[test]
+fn notreally_runs_src_checks_on_a_copy_and_a_rejected_change_fails() {
+    let etcd = Etcd::start();
+    etcd.put("/dry/a", "good");
+    etcd.put("/dry2/a", "BAD");
+    let setup = Setup::new();
+    for name in ["dry", "dry2"] {
+        let mut resource = setup.list_resource(name, &format!("/{name}"));
+        resource["checkcmd"] = json!("! grep -q BAD \"{{src}}\"");
+        setup.resource(name, resource);
+        std::fs::write(setup.out(&format!("{name}.conf")), "old\n").expect("old");
+    }
+    let out = setup.onetime(&etcd, &["--notreally"]);
+    // A change its check would reject is a failure (2), not a diff.
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let diff = support::stdout(&out);
+    assert!(diff.contains("# dry would change"), "{diff}");
+    assert!(diff.contains("+/dry/a=good"), "{diff}");
+    assert!(
+        !diff.contains("dry2"),
+        "a rejected change shows no diff: {diff}"
+    );
+    let log = stderr(&out);
+    assert!(
+        log.contains(&format!(
+            "[dry2] dry run: the change to {} would be rejected",
+            setup.out("dry2.conf").display()
+        )),
+        "{log}"
+    );
+    for name in ["dry", "dry2"] {
+        assert_eq!(
+            support::read(&setup.out(&format!("{name}.conf"))).as_deref(),
+            Some("old\n")
+        );
+        assert!(
+            !setup.out(&format!("{name}.reloads")).exists(),
+            "reload ran"
+        );
+    }
+    assert_eq!(staged_files(&setup.out("")), Vec::<String>::new());
 }
 
 #[test]
@@ -181,8 +235,13 @@ fn bad_resource_files_are_reported_and_the_good_ones_still_run() {
     std::fs::write(setup.cfgdir().join("conf.d/broken.json"), "{ not json").expect("broken");
     setup.resource("strbool", json!({"key": "/svc", "recursive": "false", "source": "list.tmpl", "target": setup.out("x.conf")}));
     let out = setup.onetime(&etcd, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The good resource converged, but cron must notice the broken files.
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let log = stderr(&out);
+    assert!(
+        log.contains("2 resource file(s) were skipped as invalid"),
+        "{log}"
+    );
     assert!(log.contains("broken.json"), "{log}");
     assert!(
         log.contains("strbool.json") && log.contains("recursive"),
@@ -215,6 +274,14 @@ fn check_with_src_failing_leaves_the_old_file_and_skips_the_reload() {
     std::fs::write(setup.out("chk.conf"), "known good\n").expect("old");
     let out = setup.onetime(&etcd, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // The resource is named once, by the line's label.
+    let failure = format!(
+        "ERROR [chk] cannot install {}: the check of the new content failed: command `! grep -q BAD {}",
+        setup.out("chk.conf").display(),
+        setup.out(".chk.conf.reconfig-").display()
+    );
+    assert!(stderr(&out).contains(&failure), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("resource chk"), "{}", stderr(&out));
     assert_eq!(
         support::read(&setup.out("chk.conf")).as_deref(),
         Some("known good\n")
@@ -533,4 +600,98 @@ fn wait_coalesces_a_burst_into_few_reloads() {
     std::thread::sleep(Duration::from_millis(500));
     let reloads = count_lines(&setup.out("burst.reloads"));
     assert!(reloads <= 3, "{reloads} reloads for one burst");
+}
+
+/// Names of reconfig's temp files in `dir`.
+fn staged_files(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.contains(".reconfig-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn onetime_beside_a_running_daemon_leaves_its_staged_file_alone() {
+    let etcd = Etcd::start();
+    etcd.put("/cron/a", "1");
+    let setup = Setup::new();
+    let target = setup.out("cron.conf");
+    let mut resource = setup.list_resource("cron", "/cron");
+    resource["checkcmd"] = json!("sleep 3; cat {{src}}");
+    setup.resource("cron", resource);
+    // Already converged: the daemon's first pass runs no check.
+    std::fs::write(&target, "/cron/a=1\n").expect("old");
+    let daemon = setup.daemon(&etcd, &[]);
+    assert!(
+        daemon.wait_log("watching 1 resource", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    etcd.put("/cron/a", "2");
+    // The daemon's check runs on its staged file for 3 s; cron's --onetime starts meanwhile.
+    assert!(
+        support::eventually(SECS, || !staged_files(&setup.out("")).is_empty()),
+        "{}",
+        daemon.log_text()
+    );
+    let out = setup.onetime(&etcd, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("removed"),
+        "onetime removed the daemon's staged file: {}",
+        stderr(&out)
+    );
+    assert!(
+        daemon.wait_log("check ok", SECS),
+        "the daemon's check failed: {}",
+        daemon.log_text()
+    );
+    assert!(!daemon
+        .log_text()
+        .contains("check of the new content failed"));
+    assert_eq!(support::read(&target).as_deref(), Some("/cron/a=2\n"));
+}
+
+#[test]
+fn quoted_placeholders_work_for_a_target_dir_with_a_space_and_a_quote() {
+    let etcd = Etcd::start();
+    etcd.put("/q/a", "1");
+    let setup = Setup::new();
+    let dir = setup.out("my app's dir");
+    std::fs::create_dir(&dir).expect("dir");
+    let target = dir.join("q.conf");
+    let mut resource = setup.list_resource_at("q", "/q", &target);
+    // As confd users write it, and single-quoted.
+    resource["checkcmd"] = json!("test -s \"{{src}}\" && grep -q /q/a '{{src}}'");
+    resource["reloadcmd"] = json!(format!(
+        "cp \"{{{{target}}}}\" {}",
+        setup.out("reloaded").display()
+    ));
+    setup.resource("q", resource);
+    let out = setup.onetime(&etcd, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(support::read(&target).as_deref(), Some("/q/a=1\n"));
+    assert_eq!(
+        support::read(&setup.out("reloaded")).as_deref(),
+        Some("/q/a=1\n")
+    );
+    // A failing check shows the command as run, with the real paths.
+    etcd.put("/q/a", "2");
+    let mut resource = setup.list_resource_at("q", "/q", &target);
+    resource["checkcmd"] = json!("grep -q /q/a=1 \"{{src}}\"");
+    setup.resource("q", resource);
+    let out = setup.onetime(&etcd, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let staged = dir.join(".q.conf.reconfig-");
+    assert!(
+        stderr(&out).contains(&format!("command `grep -q /q/a=1 \"{}", staged.display())),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(support::read(&target).as_deref(), Some("/q/a=1\n"));
 }

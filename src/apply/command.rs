@@ -9,7 +9,7 @@
 //! zombie its pid (and so the group id) cannot be reused by an unrelated process.
 
 use std::collections::VecDeque;
-use std::ffi::OsStr;
+use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -36,10 +36,21 @@ const KILL_WAIT: Duration = Duration::from_secs(5);
 /// blocking us.
 const READER_GRACE: Duration = Duration::from_millis(500);
 
+/// A check or reload command after placeholder substitution.
+#[derive(Debug)]
+pub(crate) struct ShellCommand {
+    /// The text `sh -c` runs.
+    pub script: OsString,
+    /// The command as messages show it, with the real paths.
+    pub display: String,
+    /// Variables set for it (the paths its placeholders refer to).
+    pub env: Vec<(&'static str, OsString)>,
+}
+
 /// Why a check or reload command failed, with what it printed.
 #[derive(Debug)]
 pub struct CommandError {
-    /// The command as run by `sh -c`, after placeholder substitution.
+    /// The command as run by `sh -c`, with its placeholders shown as the real paths.
     pub command: String,
     pub failure: CommandFailure,
     /// Captured stderr, at most 64 KiB (head and tail, with a truncation note).
@@ -110,12 +121,12 @@ pub(crate) fn human_duration(duration: Duration) -> String {
 
 /// Runs `command` with `sh -c`; returns how long it took when it exits with status 0.
 pub(crate) fn run(
-    command: &OsStr,
+    command: &ShellCommand,
     timeout: Duration,
     stop: &Stop,
 ) -> Result<Duration, CommandError> {
     let started = Instant::now();
-    let display = command.to_string_lossy().into_owned();
+    let display = &command.display;
     let fail = |failure, stdout: &Capture, stderr: &Capture| CommandError {
         command: display.clone(),
         failure,
@@ -144,7 +155,7 @@ pub(crate) fn run(
     // Reaping only now keeps the group id reserved for as long as we might signal it.
     let status = match ending {
         Ending::Exited => child.wait(),
-        Ending::TimedOut | Ending::Stopped => reap_killed(&mut child, &display),
+        Ending::TimedOut | Ending::Stopped => reap_killed(&mut child, display),
     };
     wait_for_readers(readers);
     let stdout = lock(&stdout);
@@ -158,11 +169,12 @@ pub(crate) fn run(
     }
 }
 
-fn spawn_shell(command: &OsStr) -> io::Result<Child> {
+fn spawn_shell(command: &ShellCommand) -> io::Result<Child> {
     let mut shell = Command::new("sh");
     shell
         .arg("-c")
-        .arg(command)
+        .arg(&command.script)
+        .envs(command.env.iter().map(|(name, value)| (name, value)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -353,10 +365,14 @@ fn wait_for_readers(readers: Vec<JoinHandle<()>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::ffi::OsString;
 
     fn sh(command: &str, timeout: Duration) -> Result<Duration, CommandError> {
-        run(&OsString::from(command), timeout, &Stop::new())
+        let command = ShellCommand {
+            script: OsString::from(command),
+            display: command.to_string(),
+            env: Vec::new(),
+        };
+        run(&command, timeout, &Stop::new())
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub enum TargetState {
     /// Checked after install and putting the previous state back failed: the target holds
     /// the new, rejected content.
     RestoreFailed(io::Error),
+    /// Dry run: the check ran on a private copy; nothing was installed.
+    DryRun,
 }
 
 /// The step of an install that failed.
@@ -88,8 +90,15 @@ impl fmt::Display for Step {
 
 impl fmt::Display for ApplyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // No resource id: every log line already carries it as its label.
         let target = self.target.display();
-        write!(f, "resource {}: cannot install {target}: ", self.id)?;
+        match self.kind.as_ref() {
+            ApplyErrorKind::CheckFailed {
+                target_state: TargetState::DryRun,
+                ..
+            } => write!(f, "dry run: the change to {target} would be rejected: ")?,
+            _ => write!(f, "cannot install {target}: ")?,
+        }
         match self.kind.as_ref() {
             ApplyErrorKind::Io { step, path, source } => {
                 write!(f, "{step} {} failed: {source}. ", path.display())?;
@@ -126,6 +135,7 @@ fn describe(state: &TargetState, target: &dyn fmt::Display) -> String {
         TargetState::Untouched => format!("{target} was left unchanged; fix the template or the data so the check passes"),
         TargetState::Restored => format!("the previous {target} was restored; fix the template or the data so the check passes"),
         TargetState::RemovedNewFile => format!("{target} did not exist before and was removed again; fix the template or the data so the check passes"),
+        TargetState::DryRun => format!("nothing was written; a real run would leave {target} unchanged"),
         TargetState::RestoreFailed(error) => format!(
             "RESTORING THE PREVIOUS CONTENT FAILED ({error}): {target} now holds the rejected new content. Fix it by hand before reloading the service"
         ),

@@ -3,6 +3,8 @@
 //!
 //! Temp files are named `.<basename>.reconfig-<pid>-<n>.tmp` in the target's own directory, so
 //! the final `rename(2)` is atomic (same file system) and leftovers are easy to recognise.
+//! `n` is the first free number from 0: a retried check sees the same `{{src}}` path, so its
+//! error reads the same on every retry.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
@@ -10,7 +12,6 @@ use std::io::{self, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::directory::{in_directory, sync_dir};
 use super::owner::{NotPreserved, Ownership, WantedId};
@@ -21,8 +22,6 @@ const MAX_SYMLINK_HOPS: usize = 40;
 const MAX_BASENAME_IN_TEMP: usize = 200;
 /// Attempts at a fresh temp name when one already exists.
 const TEMP_NAME_ATTEMPTS: usize = 100;
-
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// The file that is really replaced: the end of the target's symlink chain.
 pub(crate) struct RealTarget {
@@ -287,8 +286,8 @@ fn staged_path(target: &RealTarget) -> PathBuf {
 /// Creates a fresh temp file with O_EXCL (never follows or reuses an existing path).
 fn create_temp(target: &RealTarget) -> Result<(PathBuf, File), StageError> {
     let mut last_error = io::Error::from(io::ErrorKind::AlreadyExists);
-    for _ in 0..TEMP_NAME_ATTEMPTS {
-        let path = target.dir.join(temp_name(&target.file_name));
+    for attempt in 0..TEMP_NAME_ATTEMPTS {
+        let path = target.dir.join(temp_name(&target.file_name, attempt));
         let created = in_directory(&target.dir, || {
             OpenOptions::new()
                 .write(true)
@@ -315,10 +314,9 @@ fn create_temp(target: &RealTarget) -> Result<(PathBuf, File), StageError> {
     })
 }
 
-fn temp_name(file_name: &OsStr) -> OsString {
-    let counter = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+fn temp_name(file_name: &OsStr, attempt: usize) -> OsString {
     let mut name = temp_prefix(file_name);
-    name.push(format!("{}-{counter}.tmp", std::process::id()));
+    name.push(format!("{}-{attempt}.tmp", std::process::id()));
     name
 }
 
@@ -330,6 +328,68 @@ fn temp_prefix(file_name: &OsStr) -> OsString {
     prefix.extend_from_slice(basename);
     prefix.extend_from_slice(b".reconfig-");
     OsString::from_vec(prefix)
+}
+
+/// A copy of rendered content in a private directory of its own, for a dry run's check:
+/// a dry run writes nothing beside the target. Both are removed on drop.
+pub(crate) struct PrivateCopy {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl PrivateCopy {
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for PrivateCopy {
+    fn drop(&mut self) {
+        if let Err(error) = fs::remove_dir_all(&self.dir) {
+            log::warn!("cannot remove directory {}: {error}", self.dir.display());
+        }
+    }
+}
+
+/// Writes `content` to `<tmp>/reconfig-dry-run-XXXXXX/<target's file name>` (mode 0600 in a
+/// 0700 directory, so no other user sees the rendered text).
+pub(crate) fn copy_privately(
+    target: &RealTarget,
+    content: &[u8],
+) -> Result<PrivateCopy, StageError> {
+    let template = std::env::temp_dir().join("reconfig-dry-run-XXXXXX");
+    let fail = |step, path: &Path, error| StageError {
+        step,
+        path: path.to_path_buf(),
+        error,
+    };
+    let mut template = std::ffi::CString::new(template.into_os_string().into_vec())
+        .map_err(|error| {
+            let error = io::Error::new(io::ErrorKind::InvalidInput, error);
+            fail(StageStep::Create, &std::env::temp_dir(), error)
+        })?
+        .into_bytes_with_nul();
+    // SAFETY: a writable, NUL-terminated buffer ending in XXXXXX, as mkdtemp(3) requires;
+    // it only rewrites the Xs in place.
+    let created = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
+    template.pop();
+    let dir = PathBuf::from(OsString::from_vec(template));
+    if created.is_null() {
+        return Err(fail(StageStep::Create, &dir, io::Error::last_os_error()));
+    }
+    let copy = PrivateCopy {
+        path: dir.join(&target.file_name),
+        dir,
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&copy.path)
+        .map_err(|e| fail(StageStep::Create, &copy.path, e))?;
+    file.write_all(content)
+        .map_err(|e| fail(StageStep::Write, &copy.path, e))?;
+    Ok(copy)
 }
 
 /// Puts `previous` back in place of the target (atomically, with its old mode and ids), or
@@ -350,17 +410,17 @@ pub(crate) fn restore(target: &RealTarget, previous: Option<&Current>) -> io::Re
 }
 
 /// Removes temp files a crashed earlier run left beside `target`; returns how many.
-/// Files named with this process's pid are skipped: they may belong to an apply in progress.
+/// Files named with the pid of a live process are skipped: they may belong to an apply in
+/// progress, ours or another reconfig's (cron's `--onetime` beside the daemon).
 pub(crate) fn remove_stale(target: &RealTarget) -> usize {
     let Ok(entries) = fs::read_dir(&target.dir) else {
         return 0;
     };
     let prefix = temp_prefix(&target.file_name);
-    let own_pid = std::process::id();
     let mut removed = 0;
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let is_stale = stale_temp_pid(&name, &prefix).is_some_and(|pid| pid != own_pid)
+        let is_stale = stale_temp_pid(&name, &prefix).is_some_and(|pid| !process_exists(pid))
             && entry.file_type().is_ok_and(|kind| kind.is_file());
         if !is_stale {
             continue;
@@ -374,6 +434,23 @@ pub(crate) fn remove_stale(target: &RealTarget) -> usize {
         }
     }
     removed
+}
+
+/// Whether a process `pid` exists (ours included). A pid reused by an unrelated process
+/// keeps a stale file until that process ends: a leftover file is harmless, deleting a
+/// live run's staged file fails its check.
+fn process_exists(pid: u32) -> bool {
+    // 0 and values beyond pid_t would make kill(2) signal a group or fail: no such process.
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid == 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let rc = unsafe { libc::kill(pid, 0) };
+    // EPERM: it exists but belongs to another user.
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// The pid in a name of the form `<prefix><pid>-<n>.tmp`, if it has that form.
@@ -395,7 +472,7 @@ mod tests {
 
     #[test]
     fn temp_names_follow_the_recognisable_pattern() {
-        let name = temp_name(OsStr::new("haproxy.cfg"));
+        let name = temp_name(OsStr::new("haproxy.cfg"), 3);
         let prefix = temp_prefix(OsStr::new("haproxy.cfg"));
         assert!(name.to_string_lossy().starts_with(".haproxy.cfg.reconfig-"));
         assert_eq!(stale_temp_pid(&name, &prefix), Some(std::process::id()));
@@ -414,9 +491,22 @@ mod tests {
     }
 
     #[test]
+    fn live_processes_exist_and_reaped_ones_do_not() {
+        assert!(process_exists(std::process::id()));
+        // pid 1 runs as root: kill(2) answers EPERM to other users, which still means alive.
+        assert!(process_exists(1));
+        assert!(!process_exists(0));
+        assert!(!process_exists(u32::MAX));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!process_exists(pid));
+    }
+
+    #[test]
     fn long_basenames_are_shortened_in_temp_names() {
         let long = "x".repeat(250);
-        assert!(temp_name(OsStr::new(&long)).len() < 255);
+        assert!(temp_name(OsStr::new(&long), 99).len() < 255);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! no command.
 //!
 //! Order of [`apply`]: follow symlinks → read current → owner lookup → (same bytes, mode and
-//! requested ids: done) → (dry run: diff) → directory → stage → check with `{{src}}` →
+//! requested ids: done) → (dry run: check with `{{src}}` on a private copy, diff) → directory → stage → check with `{{src}}` →
 //! rename → check without `{{src}}` (restore on failure) → splay → reload.
 
 mod command;
@@ -15,10 +15,9 @@ mod directory;
 mod error;
 mod install;
 mod owner;
+mod placeholder;
 
-use std::ffi::OsString;
 use std::io;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -32,10 +31,6 @@ use command::human_duration;
 use install::{Attributes, Current, ReadError, RealTarget, StageError, StageStep};
 use owner::{NotPreserved, Ownership, WantedId};
 
-/// Placeholder in `checkcmd` for the staged file: the check then runs before install.
-const SRC_PLACEHOLDER: &str = "{{src}}";
-/// Placeholder in `checkcmd` / `reloadcmd` for the target path.
-const TARGET_PLACEHOLDER: &str = "{{target}}";
 /// Mode of a new file when the resource sets none.
 const DEFAULT_MODE: u32 = 0o644;
 
@@ -70,7 +65,8 @@ pub enum Outcome {
         new: FileSummary,
         reload: ReloadResult,
     },
-    /// Dry run: the unified diff; nothing written, no command run.
+    /// Dry run: the unified diff; nothing written beside the target, no reload run (a
+    /// `{{src}}` check ran on a private copy and passed).
     WouldChange { diff: String },
 }
 
@@ -111,9 +107,19 @@ pub fn apply(
         format!(" ({})", differences.join(", "))
     };
     if dry_run {
+        check_privately(spec, &target, content, stop)?;
         let mut diff = diff::unified(&spec.target, &spec.id, current_bytes, content);
         if !differences.is_empty() {
             diff.push_str(&format!("# attributes{attribute_change}\n"));
+        }
+        if spec
+            .checkcmd
+            .as_ref()
+            .is_some_and(|check| !check.contains(placeholder::SRC))
+        {
+            diff.push_str(
+                "# checkcmd has no {{src}}: it checks the installed file, not run in a dry run\n",
+            );
         }
         return Ok(Outcome::WouldChange { diff });
     }
@@ -134,10 +140,10 @@ pub fn reload(spec: &InstallSpec, stop: &Stop) -> ReloadResult {
     if stop.sleep(spec.splay) {
         return ReloadResult::Stopped;
     }
-    let command = substitute(reloadcmd, &spec.target, None);
+    let command = placeholder::expand(reloadcmd, &spec.target, None);
     match command::run(&command, spec.command_timeout, stop) {
         Ok(took) => {
-            log::info!(target: &spec.id, "reloaded: `{reloadcmd}` ({})", human_duration(took));
+            log::info!(target: &spec.id, "reloaded: `{}` ({})", command.display, human_duration(took));
             ReloadResult::Reloaded
         }
         Err(error) if matches!(error.failure, CommandFailure::Stopped) => ReloadResult::Stopped,
@@ -150,7 +156,8 @@ pub fn reload(spec: &InstallSpec, stop: &Stop) -> ReloadResult {
 }
 
 /// Removes temp files that a crashed earlier reconfig left beside `target` (after following
-/// its symlinks); returns how many. Meant for start-up.
+/// its symlinks); returns how many. Files of a live process (a daemon's check in progress
+/// while cron starts `--onetime`) are kept. Meant for start-up.
 pub fn remove_stale_temp_files(target: &Path) -> usize {
     match RealTarget::resolve(target) {
         Ok(real) => install::remove_stale(&real),
@@ -251,7 +258,7 @@ fn install_checked(
         .map_err(|failure| stage_error(spec, failure))?;
     log_not_preserved(spec, &staged.not_preserved);
     let checkcmd = spec.checkcmd.as_deref();
-    if let Some(check) = checkcmd.filter(|check| check.contains(SRC_PLACEHOLDER)) {
+    if let Some(check) = checkcmd.filter(|check| check.contains(placeholder::SRC)) {
         // On error `staged` is dropped, which removes it: the target was never touched.
         run_check(spec, check, Some(staged.path()), stop)
             .map_err(|error| check_failed(spec, error, TargetState::Untouched))?;
@@ -259,13 +266,34 @@ fn install_checked(
     staged
         .install(target)
         .map_err(|e| io_error(spec, Step::Rename, &target.path, e))?;
-    if let Some(check) = checkcmd.filter(|check| !check.contains(SRC_PLACEHOLDER)) {
+    if let Some(check) = checkcmd.filter(|check| !check.contains(placeholder::SRC)) {
         if let Err(error) = run_check(spec, check, None, stop) {
             let state = restore_after_failed_check(spec, target, current);
             return Err(check_failed(spec, error, state));
         }
     }
     Ok(())
+}
+
+/// Dry run: a `{{src}}` check runs on a private copy of the new content, so the diff shown
+/// is one a real run would install. Other checks need the installed file and do not run.
+fn check_privately(
+    spec: &InstallSpec,
+    target: &RealTarget,
+    content: &str,
+    stop: &Stop,
+) -> Result<(), ApplyError> {
+    let Some(check) = spec
+        .checkcmd
+        .as_deref()
+        .filter(|check| check.contains(placeholder::SRC))
+    else {
+        return Ok(());
+    };
+    let copy = install::copy_privately(target, content.as_bytes())
+        .map_err(|failure| stage_error(spec, failure))?;
+    run_check(spec, check, Some(copy.path()), stop)
+        .map_err(|error| check_failed(spec, error, TargetState::DryRun))
 }
 
 fn restore_after_failed_check(
@@ -289,60 +317,18 @@ fn run_check(
     staged: Option<&Path>,
     stop: &Stop,
 ) -> Result<(), CommandError> {
-    let command = substitute(check, &spec.target, staged);
+    let command = placeholder::expand(check, &spec.target, staged);
     match command::run(&command, spec.command_timeout, stop) {
         Ok(took) => {
-            log::info!(target: &spec.id, "check ok: `{check}` ({})", human_duration(took));
+            log::info!(target: &spec.id, "check ok: `{}` ({})", command.display, human_duration(took));
             Ok(())
         }
-        Err(mut error) => {
-            // Name the command as configured: the staged file `{{src}}` stood for is gone,
-            // and a stable text lets the caller log a persisting failure once per change
-            // rather than 64 KiB of output on every retry. The caller logs the error.
-            error.command = check.to_string();
+        Err(error) => {
+            // The caller logs the error.
             log::debug!(target: &spec.id, "check failed: {error}");
             Err(error)
         }
     }
-}
-
-/// Replaces `{{target}}` and (when given) `{{src}}` with the shell-quoted paths.
-fn substitute(command: &str, target: &Path, staged: Option<&Path>) -> OsString {
-    let mut text = command.as_bytes().to_vec();
-    text = replace_all(&text, TARGET_PLACEHOLDER.as_bytes(), &shell_quote(target));
-    if let Some(staged) = staged {
-        text = replace_all(&text, SRC_PLACEHOLDER.as_bytes(), &shell_quote(staged));
-    }
-    OsString::from_vec(text)
-}
-
-fn replace_all(haystack: &[u8], needle: &[u8], replacement: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(haystack.len());
-    let mut rest = haystack;
-    while let Some(at) = rest
-        .windows(needle.len())
-        .position(|window| window == needle)
-    {
-        out.extend_from_slice(&rest[..at]);
-        out.extend_from_slice(replacement);
-        rest = &rest[at + needle.len()..];
-    }
-    out.extend_from_slice(rest);
-    out
-}
-
-/// `'path'`, with each `'` written as `'\''`: safe for any bytes in `sh`.
-fn shell_quote(path: &Path) -> Vec<u8> {
-    let mut quoted = vec![b'\''];
-    for &byte in path.as_os_str().as_bytes() {
-        if byte == b'\'' {
-            quoted.extend_from_slice(b"'\\''");
-        } else {
-            quoted.push(byte);
-        }
-    }
-    quoted.push(b'\'');
-    quoted
 }
 
 fn log_not_preserved(spec: &InstallSpec, skipped: &[NotPreserved]) {
@@ -403,40 +389,4 @@ fn check_failed(spec: &InstallSpec, error: CommandError, target_state: TargetSta
             target_state,
         },
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_are_replaced_with_quoted_paths() {
-        let command = substitute(
-            "check {{src}} && cmp {{src}} {{target}}",
-            Path::new("/etc/it's.conf"),
-            Some(Path::new("/etc/.x.tmp")),
-        );
-        assert_eq!(
-            command.to_string_lossy(),
-            "check '/etc/.x.tmp' && cmp '/etc/.x.tmp' '/etc/it'\\''s.conf'"
-        );
-    }
-
-    #[test]
-    fn src_is_left_alone_without_a_staged_file() {
-        let command = substitute("reload {{src}}", Path::new("/a"), None);
-        assert_eq!(command.to_string_lossy(), "reload {{src}}");
-    }
-
-    #[test]
-    fn quoted_path_survives_the_shell() {
-        let path = Path::new("/tmp/a b'c$d`e\"f");
-        let command = substitute("printf %s {{target}}", path, None);
-        let output = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&command)
-            .output()
-            .unwrap();
-        assert_eq!(output.stdout, path.as_os_str().as_bytes());
-    }
 }

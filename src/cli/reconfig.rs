@@ -18,7 +18,8 @@ result, installs it atomically and runs the reload command.
       --confdir DIR         resource files dir [default: CFGDIR/conf.d]
       --templatedir DIR     templates dir [default: CFGDIR/templates]
   -o, --onetime             render every resource once and exit (for cron)
-  -n, --notreally           print a diff of what would change; write nothing, run nothing
+  -n, --notreally           print a diff of what would change; write nothing, run no reload
+                            (a checkcmd with {{src}} runs on a private copy)
   -p, --prefix /PFX         prepended to every resource's key (not to altkeys)
       --wait MIN[,MAX]      default quiescence for resources without \"wait\", e.g. 100ms
       --command-timeout SECS  bound of checkcmd/reloadcmd without \"timeout\" [default: 30]
@@ -31,7 +32,8 @@ Signals: TERM/INT stop within a second; HUP re-reads conf.d and templates; USR1 
 
 const EXIT_CODES: &str = "\
 Exit codes: 0 ok (onetime: every resource converged), 1 bad command line or configuration,
-2 onetime: some resource did not converge, 3 onetime: no etcd endpoint answered.
+2 onetime: some resource did not converge or a resource file was skipped, 3 onetime: no etcd
+endpoint answered, 4 onetime with --notreally: some file would change.
 ";
 
 #[derive(Debug)]
