@@ -26,8 +26,17 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# Every process of the run inherits RECONFIG_TEST_RUN=<fresh uuid>; scripts/leak-check.sh then
+# fails the target when one of them is still running (a test left it behind), even when the
+# tests passed. TEST_ARGS selects tests, e.g. TEST_ARGS="--test faults_etcd".
+TEST_ARGS ?=
 test: deps
-	PATH="$$PATH:/usr/sbin" $(CARGO) test --locked -- --test-threads=4
+	@marker=$$(cat /proc/sys/kernel/random/uuid); \
+	echo "RECONFIG_TEST_RUN=$$marker $(CARGO) test --locked $(TEST_ARGS) -- --test-threads=4"; \
+	PATH="$$PATH:/usr/sbin" RECONFIG_TEST_RUN=$$marker \
+	  $(CARGO) test --locked $(TEST_ARGS) -- --test-threads=4; status=$$?; \
+	./scripts/leak-check.sh $$marker || status=1; \
+	exit $$status
 
 # The fuzz crate (fuzz/, its own workspace) is held to the same rules.
 lint:
