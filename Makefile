@@ -5,7 +5,7 @@ CARGO ?= cargo
 APT_PACKAGES := etcd-server dnsmasq-base haproxy nginx-light openssl
 MUSL_TARGET := x86_64-unknown-linux-musl
 
-.PHONY: all build test deps lint demo static static-smoke smoke bench soak fuzz clean
+.PHONY: all build test deps lint demo static static-deps static-smoke smoke bench soak fuzz clean
 
 all: build
 
@@ -78,12 +78,23 @@ demo: build deps
 	./scripts/demo.sh
 
 # Both binaries for $(MUSL_TARGET): fully static (non-PIE, so no dynamic section at all),
-# stripped (profile.release), then smoke-tested against a real etcd. Needs musl-tools and
-# `rustup target add $(MUSL_TARGET)`; .ci/run installs both.
+# stripped (profile.release), then smoke-tested against a real etcd (make static-smoke).
 TARGET_DIR = $(or $(CARGO_TARGET_DIR),target)
 STATIC_DIR = $(TARGET_DIR)/$(MUSL_TARGET)/release
 
-static:
+# What the static build needs, installed when missing as `deps` does for the tests: the Rust
+# target (rustup) and a musl C compiler for ring's C code (Debian's musl-tools; apt-get
+# needs root). Fails naming the step to do by hand when it cannot.
+static-deps:
+	@rustup target list --installed 2>/dev/null | grep -qx $(MUSL_TARGET) || \
+	{ echo "installing the Rust target $(MUSL_TARGET)"; rustup target add $(MUSL_TARGET); } || \
+	{ echo "make static: cannot add the Rust target; run: rustup target add $(MUSL_TARGET)" >&2; exit 1; }
+	@command -v x86_64-linux-musl-gcc >/dev/null || command -v musl-gcc >/dev/null || \
+	{ echo "installing: musl-tools"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools >/dev/null; } || \
+	{ echo "make static: cannot install musl-tools; run as root: apt-get install musl-tools" >&2; exit 1; }
+
+static: static-deps
 	CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C relocation-model=static" \
 	  $(CARGO) build --release --locked --target $(MUSL_TARGET)
 	@ls -l $(STATIC_DIR)/reconfig $(STATIC_DIR)/etcd-util
