@@ -7,8 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=target/release
 out=/tmp/reconfig-example
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-client_port=$(free_port); peer_port=$(free_port)
+client_port=$(scripts/free-port.sh); peer_port=$(scripts/free-port.sh "$client_port")
 work=$(mktemp -d /tmp/reconfig-demo.XXXXXX)
 etcd --name demo --data-dir "$work/data" \
   --listen-client-urls "http://127.0.0.1:$client_port" --advertise-client-urls "http://127.0.0.1:$client_port" \

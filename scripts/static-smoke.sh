@@ -39,14 +39,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# free_port [PORT...]: a TCP port nothing uses, other than the PORTs given.
+free_port_script=$PWD/scripts/free-port.sh
+free_port() { "$free_port_script" "$@"; }
+
 
 # start_etcd NAME SCHEME [extra etcd flags...]: sets $port to its client port. (Not run in
 # $(...): the PID must reach the cleanup list of this shell.)
 start_etcd() {
   local name=$1 scheme=$2; shift 2
   local client peer
-  client=$(free_port); peer=$(free_port)
+  client=$(free_port); peer=$(free_port "$client")
   port=$client
   etcd --name "$name" --data-dir "$work/$name" \
     --listen-client-urls "$scheme://127.0.0.1:$client" --advertise-client-urls "$scheme://127.0.0.1:$client" \
