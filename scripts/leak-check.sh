@@ -20,7 +20,7 @@ holders() {
     pid=${dir#/proc/}
     [ "$pid" = "$$" ] && continue
     # A process that exits meanwhile has an unreadable or empty environ: skipped.
-    if { tr '\0' '\n' <"$dir/environ"; } 2>/dev/null | grep -qxF -- "$needle"; then
+    if { tr '\0' '\n' <"$dir/environ"; } 2>/dev/null | grep -xF -- "$needle" >/dev/null; then
       echo "$pid"
     fi
   done
