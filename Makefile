@@ -75,7 +75,7 @@ bench: deps
 # The main job on an embedded default: a throwaway etcd on 127.0.0.1, the example data,
 # reconfig --onetime on conf-example/templates-example, then the rendered files.
 demo: build deps
-	./scripts/demo.sh
+	PATH="$$PATH:/usr/sbin" ./scripts/demo.sh
 
 # Both binaries for $(MUSL_TARGET): fully static (non-PIE, so no dynamic section at all),
 # stripped (profile.release), then smoke-tested against a real etcd (make static-smoke).
