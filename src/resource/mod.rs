@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::template::Template;
+use crate::template::{Template, DEFAULT_RENDER_FUEL};
 
 pub use duration::{parse_duration, parse_wait};
 use fields::Fields;
@@ -112,6 +112,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "timeout",
     "strict",
     "wait",
+    "render_fuel",
 ];
 
 /// Loads every `*.json` file of `opts.confdir`, in file-name order.
@@ -200,7 +201,11 @@ fn resource_from(file: &Path, fields: &Fields, opts: &LoadOptions) -> Result<Res
     let strict = fields.bool("strict")?;
     let pattern = fields.string("pattern")?;
     let template_path = opts.templatedir.join(source);
-    let template = load_template(&template_path, &opts.templatedir, pattern, strict)?;
+    let mut template = load_template(&template_path, &opts.templatedir, pattern, strict)?;
+    let fuel = fields
+        .positive_integer("render_fuel")?
+        .unwrap_or(DEFAULT_RENDER_FUEL);
+    template.set_render_fuel(fuel, format!("render_fuel in {}", file.display()));
     let wait = match fields.get("wait") {
         Some(value) => Some(parse_wait(value).map_err(|err| format!("field \"wait\": {err}"))?),
         None => opts.default_wait,
