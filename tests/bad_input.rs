@@ -568,7 +568,11 @@ fn connection_cases(missing: &str) -> Vec<(Vec<String>, String)> {
             s(&["--endpoints", "ftp://127.0.0.1:1"]),
             "--endpoints:".to_string(),
         ),
-        (s(&["--endpoints", "http://"]), "--endpoints:".to_string()),
+        // Issue 10: this said `has port ""`.
+        (
+            s(&["--endpoints", "http://"]),
+            "--endpoints: endpoint \"http://\" has no host; give scheme://host:port".to_string(),
+        ),
         (
             s(&["--endpoints", "http://127.0.0.1:1", "--host", "h"]),
             "--endpoints cannot be combined with --host/--port".to_string(),
