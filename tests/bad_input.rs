@@ -779,6 +779,34 @@ fn every_invalid_flag_value_of_reconfig_is_refused_with_the_flag_named() {
     assert!(!setup.out("r.conf").exists());
 }
 
+/// Issue 10: a bad connection flag was reported after every resource's "bound:" line, as
+/// if the resources had started. The flags are checked first; conf.d is not even read.
+#[test]
+fn a_bad_connection_flag_is_reported_before_any_resource_is_loaded() {
+    let setup = Setup::new();
+    setup.template("list.tmpl", LIST);
+    for name in ["a", "b"] {
+        setup.resource(
+            name,
+            json!({"key": "/r", "source": "list.tmpl", "target": setup.out(name)}),
+        );
+    }
+    let cfgdir = setup.cfgdir().display().to_string();
+    let missing = setup.out("no-such-ca.pem").display().to_string();
+    for flags in [
+        vec!["--ssl_cafile", missing.as_str()],
+        vec!["--endpoints", "http://127.0.0.1:1", "--host", "h"],
+    ] {
+        let mut args = vec!["--onetime", "-c", cfgdir.as_str()];
+        args.extend_from_slice(&flags);
+        let out = support::run_bin(RECONFIG, &args, Duration::from_secs(20));
+        let log = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{flags:?}: {log}");
+        assert!(!log.contains("bound:"), "{flags:?}: {log}");
+        assert_eq!(log.lines().count(), 1, "{flags:?}: one error: {log}");
+    }
+}
+
 #[test]
 fn every_invalid_flag_value_of_etcd_util_is_refused_with_the_flag_named() {
     let dir = tempfile::tempdir().expect("dir");
