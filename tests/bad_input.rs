@@ -759,7 +759,21 @@ fn every_invalid_flag_value_of_reconfig_is_refused_with_the_flag_named() {
                 &missing,
             ],
             1,
-            "cannot read the conf.d directory",
+            "cannot read the conf.d directory: No such file or directory (os error 2) (check --cfgdir and permissions)",
+        ),
+        // Issue 10: a bad --confdir said "check --cfgdir".
+        bad(
+            &[
+                "--onetime",
+                "--endpoints",
+                "http://127.0.0.1:1",
+                "-c",
+                &cfgdir,
+                "--confdir",
+                &missing,
+            ],
+            1,
+            "(check --confdir and permissions)",
         ),
         bad(
             &[

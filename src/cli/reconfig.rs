@@ -152,6 +152,11 @@ pub fn main() -> i32 {
             .confdir
             .clone()
             .unwrap_or_else(|| args.cfgdir.join("conf.d")),
+        confdir_flag: if args.confdir.is_some() {
+            "--confdir"
+        } else {
+            "--cfgdir"
+        },
         templatedir: args
             .templatedir
             .clone()
