@@ -95,6 +95,32 @@ fn delete_needs_recursive_for_a_directory() {
     assert_eq!(leaf.status.code(), Some(4));
 }
 
+/// Issue 10: SET on a directory answered "use -r", also when -r was given; -r does not
+/// make SET act on a tree.
+#[test]
+fn set_on_a_directory_says_set_writes_one_key_with_or_without_r() {
+    let etcd = Etcd::start();
+    etcd.put("/dir/leaf", "1");
+    for extra in [&[][..], &["-r"][..]] {
+        let mut args = vec!["-o", "set", "-k", "/dir", "-v", "2"];
+        args.extend_from_slice(extra);
+        let out = util(&etcd, &args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("/dir is a directory: SET writes a value to a single key")
+                && err.contains("set a key under it (e.g. /dir/name)")
+                && !err.contains("use -r"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.contains("also with -r"), !extra.is_empty(), "{err}");
+    }
+    assert_eq!(
+        stdout(&util(&etcd, &["-k", "/dir/leaf"])),
+        "{\n  \"/dir/leaf\": \"1\"\n}\n"
+    );
+}
+
 #[test]
 fn ttl_makes_the_key_expire() {
     let etcd = Etcd::start();
@@ -194,6 +220,18 @@ fn bad_command_lines_are_refused_before_any_request() {
         ),
         (&["-k", "/x", "--bogus"], "--bogus"),
         (&["-k", "/x", "-v", "1"], "only for SET"),
+        (
+            &["-k", "/x", "-k", "/y"],
+            "--key given twice (\"/x\" and \"/y\"): etcd-util acts on one key",
+        ),
+        (
+            &["-o", "set", "-k", "/x", "-v", "1", "-v", "2"],
+            "--value given twice",
+        ),
+        (
+            &["-o", "set", "-k", "/x", "-v", "1", "-t", "5", "-t", "9"],
+            "--ttl given twice (5 and 9)",
+        ),
         (
             &["-k", "/x", "--password", "p"],
             "--password needs --username",
