@@ -50,7 +50,11 @@ fn directory_listing_and_recursive_flattening() {
     etcd.put("/abc/test2", "hello");
     etcd.put("/test1/999", "helloworld");
     let list = util(&etcd, &["-k", "/abc"]);
-    assert_eq!(stdout(&list), "[\n  \"/abc/test1\",\n  \"/abc/test2\"\n]\n");
+    // Like etcdctl v2's `ls -p`: a directory's name ends in '/', a leaf's is its key.
+    assert_eq!(
+        stdout(&list),
+        "[\n  \"/abc/test1/\",\n  \"/abc/test2\"\n]\n"
+    );
     let tree = util(&etcd, &["-k", "/", "-r"]);
     assert_eq!(
         stdout(&tree),

@@ -2,7 +2,7 @@
 
 use super::connection::{self, ConnectionArgs};
 use super::{exit, value, CliError};
-use crate::etcd::{Client, Error, ErrorCode, GetOptions, Response, SetOptions};
+use crate::etcd::{Client, Error, ErrorCode, GetOptions, Node, Response, SetOptions};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -11,7 +11,9 @@ Usage: etcd-util -k KEY [-o GET|SET|DEL|WATCH] [-v VALUE] [-t TTL] [-r] [connect
 
 Get, set, delete or watch keys in etcd (v2 API).
 
-  -o, --operation OP      GET (default), SET, DEL or WATCH; any letter case
+  -o, --operation OP      GET (default), SET, DEL or WATCH; any letter case.
+                          GET of a directory lists its children as JSON; the
+                          names of directories end in '/'
   -k, --key KEY           the key, starting with '/'; required
   -v, --value VALUE       the value to SET; required with SET
   -t, --ttl SECS          SET only: the key expires after SECS seconds
@@ -254,11 +256,25 @@ fn get(client: &Client, key: &str, recursive: bool) -> Result<(), CliError> {
         let leaves: BTreeMap<String, String> = node.leaves();
         json!(leaves)
     } else {
-        let children: Vec<&str> = node.nodes.iter().map(|n| n.key()).collect();
-        json!(children)
+        json!(children_listing(node))
     };
     println!("{}", pretty(&output));
     Ok(())
+}
+
+/// The direct children of a directory, sorted; a directory's name ends in `/`
+/// (as etcdctl v2's `ls -p` shows it), a leaf's is its key.
+fn children_listing(dir: &Node) -> Vec<String> {
+    dir.nodes
+        .iter()
+        .map(|child| {
+            if child.dir {
+                format!("{}/", child.key())
+            } else {
+                child.key().to_string()
+            }
+        })
+        .collect()
 }
 
 /// Blocks until the next change under `key`, then prints it. Re-issues the long-poll
