@@ -146,20 +146,61 @@ fn watch_prints_the_next_change_and_exits() {
     let etcd = Etcd::start();
     etcd.put("/wt/a", "1");
     let url = etcd.url();
-    let child = std::process::Command::new(BIN)
-        .args(["--endpoints", &url, "-o", "watch", "-k", "/wt", "-r"])
+    let mut child = std::process::Command::new(BIN)
+        .args(["--endpoints", &url, "-d", "-o", "watch", "-k", "/wt", "-r"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(500));
+    // The watch starts at the index of its first read, so once that read is logged every
+    // later change is reported, however late the long-poll itself reaches etcd.
+    let log = child.stderr.take().expect("stderr");
+    let (ready, log) = wait_for_line(log, "watching /wt from index ", Duration::from_secs(10));
+    if !ready {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("etcd-util never logged that it watches: {log}");
+    }
     etcd.put("/wt/sub/b", "2");
     let out = support::wait_output(child, Duration::from_secs(10));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{log}");
     let event: serde_json::Value = serde_json::from_slice(&out.stdout).expect("event json");
     assert_eq!(event["action"], "set");
     assert_eq!(event["key"], "/wt/sub/b");
     assert_eq!(event["value"], "2");
+}
+
+/// Reads `stream` until a line contains `wanted`, for at most `within`: (found, text read).
+/// A thread reads, and drains the rest, so the child never blocks on a full pipe.
+fn wait_for_line(
+    stream: impl std::io::Read + Send + 'static,
+    wanted: &str,
+    within: Duration,
+) -> (bool, String) {
+    use std::io::BufRead;
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            // The receiver is gone once the line was found: keep draining.
+            let _ = lines.send(line);
+        }
+    });
+    let deadline = Instant::now() + within;
+    let mut seen = String::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match received.recv_timeout(left) {
+            Ok(line) => {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.contains(wanted) {
+                    return (true, seen);
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    (false, seen)
 }
 
 #[test]

@@ -281,6 +281,8 @@ fn children_listing(dir: &Node) -> Vec<String> {
 /// when its bound passes, from the same index, so nothing in between is missed.
 fn watch(client: &Client, key: &str, recursive: bool) -> Result<(), CliError> {
     let mut from = client.snapshot(key, recursive)?.index + 1;
+    // Every change from here on is reported: the watch starts at the read's index.
+    log::debug!("watching {key} from index {from}");
     loop {
         match client.watch(key, recursive, Some(from)) {
             Ok(Some(event)) => {
