@@ -2,7 +2,7 @@
 
 use super::connection::{self, ConnectionArgs};
 use super::{exit, value, CliError};
-use crate::etcd::{Client, Error, GetOptions, Response, SetOptions};
+use crate::etcd::{Client, Error, ErrorCode, GetOptions, Node, Response, SetOptions};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -11,7 +11,9 @@ Usage: etcd-util -k KEY [-o GET|SET|DEL|WATCH] [-v VALUE] [-t TTL] [-r] [connect
 
 Get, set, delete or watch keys in etcd (v2 API).
 
-  -o, --operation OP      GET (default), SET, DEL or WATCH; any letter case
+  -o, --operation OP      GET (default), SET, DEL or WATCH; any letter case.
+                          GET of a directory lists its children as JSON; the
+                          names of directories end in '/'
   -k, --key KEY           the key, starting with '/'; required
   -v, --value VALUE       the value to SET; required with SET
   -t, --ttl SECS          SET only: the key expires after SECS seconds
@@ -84,8 +86,14 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                     }
                 }
             }
-            Short('k') | Long("key") => out.key = Some(value(&mut parser, "--key")?),
-            Short('v') | Long("value") => out.value = Some(value(&mut parser, "--value")?),
+            Short('k') | Long("key") => {
+                let key = value(&mut parser, "--key")?;
+                set_once(&mut out.key, key, "--key", "etcd-util acts on one key")?;
+            }
+            Short('v') | Long("value") => {
+                let text = value(&mut parser, "--value")?;
+                set_once(&mut out.value, text, "--value", "SET writes one value")?;
+            }
             Short('t') | Long("ttl") => {
                 let text = value(&mut parser, "--ttl")?;
                 let ttl = text.parse::<u64>().ok().filter(|t| *t > 0).ok_or_else(|| {
@@ -93,7 +101,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                         "--ttl: {text:?} is not a positive whole number of seconds"
                     ))
                 })?;
-                out.ttl = Some(ttl);
+                set_once(&mut out.ttl, ttl, "--ttl", "a key has one time to live")?;
             }
             Short('r') | Long("recursive") => out.recursive = true,
             Short('d') | Long("debug") => out.debug = true,
@@ -136,6 +144,22 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
     Ok(out)
 }
 
+/// Stores a flag's value; a second one is refused instead of silently replacing the first.
+fn set_once<T: std::fmt::Debug>(
+    slot: &mut Option<T>,
+    given: T,
+    flag: &str,
+    why: &str,
+) -> Result<(), CliError> {
+    if let Some(first) = slot {
+        return Err(CliError::usage(format!(
+            "{flag} given twice ({first:?} and {given:?}): {why}; give it once"
+        )));
+    }
+    *slot = Some(given);
+    Ok(())
+}
+
 /// Runs the tool; returns the exit code after printing results and errors.
 pub fn main() -> i32 {
     let args = match parse(std::env::args_os().skip(1)) {
@@ -176,7 +200,9 @@ fn run(args: &Args) -> Result<(), CliError> {
                 ttl: args.ttl,
                 ..SetOptions::default()
             };
-            client.set(key, Some(value), &options)?;
+            client
+                .set(key, Some(value), &options)
+                .map_err(|e| set_error(e, key, args.recursive))?;
             match args.ttl {
                 Some(ttl) => eprintln!("set {key} (expires in {ttl}s)"),
                 None => eprintln!("set {key}"),
@@ -189,6 +215,23 @@ fn run(args: &Args) -> Result<(), CliError> {
             Ok(())
         }
         Operation::Watch => watch(&client, key, args.recursive),
+    }
+}
+
+/// etcd's "is a directory" for a SET would say "use -r", but SET writes one leaf key
+/// with or without -r.
+fn set_error(error: Error, key: &str, recursive: bool) -> CliError {
+    match &error {
+        Error::Etcd(etcd) if etcd.code == ErrorCode::NotAFile => CliError {
+            code: exit::FAILED,
+            message: format!(
+                "{key} is a directory: SET writes a value to a single key{}; set a key under it \
+                 (e.g. {}/name), or delete the directory first with -o DEL -r",
+                if recursive { ", also with -r" } else { "" },
+                key.trim_end_matches('/')
+            ),
+        },
+        _ => error.into(),
     }
 }
 
@@ -213,17 +256,33 @@ fn get(client: &Client, key: &str, recursive: bool) -> Result<(), CliError> {
         let leaves: BTreeMap<String, String> = node.leaves();
         json!(leaves)
     } else {
-        let children: Vec<&str> = node.nodes.iter().map(|n| n.key()).collect();
-        json!(children)
+        json!(children_listing(node))
     };
     println!("{}", pretty(&output));
     Ok(())
+}
+
+/// The direct children of a directory, sorted; a directory's name ends in `/`
+/// (as etcdctl v2's `ls -p` shows it), a leaf's is its key.
+fn children_listing(dir: &Node) -> Vec<String> {
+    dir.nodes
+        .iter()
+        .map(|child| {
+            if child.dir {
+                format!("{}/", child.key())
+            } else {
+                child.key().to_string()
+            }
+        })
+        .collect()
 }
 
 /// Blocks until the next change under `key`, then prints it. Re-issues the long-poll
 /// when its bound passes, from the same index, so nothing in between is missed.
 fn watch(client: &Client, key: &str, recursive: bool) -> Result<(), CliError> {
     let mut from = client.snapshot(key, recursive)?.index + 1;
+    // Every change from here on is reported: the watch starts at the read's index.
+    log::debug!("watching {key} from index {from}");
     loop {
         match client.watch(key, recursive, Some(from)) {
             Ok(Some(event)) => {

@@ -135,11 +135,30 @@ pub fn main() -> i32 {
         return exit::OK;
     }
     crate::logging::init(args.debug);
+    // Every flag file (TLS, password) is checked here, before conf.d is read: a bad
+    // connection flag is the one error shown, not the last line after every "bound:".
+    let client = match args.connection.client() {
+        Ok(client) => client,
+        Err(e) => {
+            log::error!("{e}");
+            // An SRV record that cannot be resolved means no etcd to reach, not a bad flag.
+            return if e.code == super::exit::UNAVAILABLE {
+                exit::UNAVAILABLE
+            } else {
+                exit::CONFIG
+            };
+        }
+    };
     let load_options = LoadOptions {
         confdir: args
             .confdir
             .clone()
             .unwrap_or_else(|| args.cfgdir.join("conf.d")),
+        confdir_flag: if args.confdir.is_some() {
+            "--confdir"
+        } else {
+            "--cfgdir"
+        },
         templatedir: args
             .templatedir
             .clone()
@@ -161,19 +180,6 @@ pub fn main() -> i32 {
     if let Some(timeout) = args.command_timeout {
         options.command_timeout = timeout;
     }
-    // Every flag file (TLS, password) is checked here, before anything runs.
-    let client = match args.connection.client() {
-        Ok(client) => client,
-        Err(e) => {
-            log::error!("{e}");
-            // An SRV record that cannot be resolved means no etcd to reach, not a bad flag.
-            return if e.code == super::exit::UNAVAILABLE {
-                exit::UNAVAILABLE
-            } else {
-                exit::CONFIG
-            };
-        }
-    };
     if args.onetime {
         return daemon::run_onetime(resources, client, options);
     }
