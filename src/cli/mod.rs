@@ -54,9 +54,7 @@ impl From<crate::etcd::Error> for CliError {
     fn from(e: crate::etcd::Error) -> CliError {
         use crate::etcd::Error;
         let code = match &e {
-            Error::Etcd(etcd) if etcd.code == crate::etcd::ErrorCode::KeyNotFound => {
-                exit::NOT_FOUND
-            }
+            Error::Etcd(_) if e.is_key_not_found() => exit::NOT_FOUND,
             Error::Etcd(_) => exit::FAILED,
             Error::InvalidArgument(_) => exit::USAGE,
             Error::Transport(_)
