@@ -3,6 +3,7 @@
 
 pub mod connection;
 pub mod etcd_util;
+pub mod hints;
 pub mod reconfig;
 
 use std::fmt;
@@ -64,7 +65,7 @@ impl From<crate::etcd::Error> for CliError {
         };
         CliError {
             code,
-            message: e.to_string(),
+            message: hints::etcd_error(&e),
         }
     }
 }

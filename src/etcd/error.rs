@@ -75,11 +75,28 @@ pub enum TransportKind {
     Other,
 }
 
+/// What the user can change to get past a failure. The front end words it in its own
+/// terms (its flag names); this layer only says what is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remedy {
+    /// The server's certificate is from a CA not trusted: give the CA.
+    TrustServerCa,
+    /// The server wants a client certificate and none was given.
+    GiveClientCert,
+    /// The server refused the client certificate given.
+    CheckClientCert,
+    /// etcd wants credentials and none were given.
+    GiveCredentials,
+    /// etcd refused the credentials given.
+    CheckCredentials,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransportError {
     pub kind: TransportKind,
     pub endpoint: String,
     pub detail: String,
+    pub remedy: Option<Remedy>,
 }
 
 impl TransportError {
@@ -88,6 +105,7 @@ impl TransportError {
             kind,
             endpoint: endpoint.to_string(),
             detail: detail.into(),
+            remedy: None,
         }
     }
 
@@ -201,7 +219,7 @@ impl fmt::Display for EtcdError {
             ErrorKind::AlreadyExists => write!(f, "key already exists: {}", self.key),
             ErrorKind::IsDirectory => write!(
                 f,
-                "{} is a directory (etcd error {} \"{}\"); use -r to act on the whole tree",
+                "{} is a directory (etcd error {} \"{}\")",
                 self.cause, self.number, self.message
             ),
             ErrorKind::NotADirectory => write!(
@@ -209,11 +227,7 @@ impl fmt::Display for EtcdError {
                 "not a directory: {} (etcd error {}: a parent of the key is a value)",
                 self.cause, self.number
             ),
-            ErrorKind::DirectoryNotEmpty => write!(
-                f,
-                "directory not empty: {} (use -r to delete it with everything under it)",
-                self.cause
-            ),
+            ErrorKind::DirectoryNotEmpty => write!(f, "directory not empty: {}", self.cause),
             _ => write!(
                 f,
                 "etcd error {} from {}: {} ({})",
@@ -236,7 +250,7 @@ impl fmt::Display for Error {
                     }
                     e.fmt(f)?;
                 }
-                f.write_str("); check that etcd runs and --endpoints/--host/--port/--srv")
+                f.write_str(")")
             }
             Error::Shutdown => f.write_str("etcd client shut down"),
             Error::InvalidArgument(msg) => f.write_str(msg),

@@ -1,7 +1,8 @@
 //! One exchange with ureq: bounding it in time and sorting its failures into
 //! [`TransportKind`]s.
 
-use super::super::error::{TransportError, TransportKind};
+use super::super::error::{Remedy, TransportError, TransportKind};
+use crate::tls::TlsFix;
 use std::io;
 use std::time::Duration;
 use ureq::config::ConfigBuilder;
@@ -113,8 +114,15 @@ pub fn classify(endpoint: &str, error: &ureq::Error, sent_client_cert: bool) -> 
         },
         _ => TransportKind::Other,
     };
-    if let Some(reason) = crate::tls::explain(error, sent_client_cert) {
-        return TransportError::new(TransportKind::Tls, endpoint, reason);
+    if let Some(explained) = crate::tls::explain(error, sent_client_cert) {
+        return TransportError {
+            remedy: explained.fix.map(|fix| match fix {
+                TlsFix::TrustServerCa => Remedy::TrustServerCa,
+                TlsFix::GiveClientCert => Remedy::GiveClientCert,
+                TlsFix::CheckClientCert => Remedy::CheckClientCert,
+            }),
+            ..TransportError::new(TransportKind::Tls, endpoint, explained.reason)
+        };
     }
     TransportError::new(kind, endpoint, describe(error))
 }

@@ -1,7 +1,7 @@
 //! v2's error answers: the `errorCode` numbers, mapped to the neutral [`ErrorKind`]s, and
 //! how v2 says that credentials are missing or refused.
 
-use super::super::error::{Error, ErrorKind, EtcdError, TransportError, TransportKind};
+use super::super::error::{Error, ErrorKind, EtcdError, Remedy, TransportError, TransportKind};
 use super::super::http::{excerpt, Response};
 use serde::Deserialize;
 
@@ -83,17 +83,23 @@ pub fn refusal(response: Response<'_>, etcd_index: u64, key: &str, user: Option<
 }
 
 fn auth_refusal(endpoint: &str, status: u16, user: Option<&str>) -> TransportError {
-    let detail = match user {
-        Some(user) => format!(
-            "HTTP {status}: etcd refused user {user:?} (wrong password, or no role that \
-             grants this key); check --username and --password/--password-file"
+    let (detail, remedy) = match user {
+        Some(user) => (
+            format!(
+                "HTTP {status}: etcd refused user {user:?} (wrong password, or no role that \
+                 grants this key)"
+            ),
+            Remedy::CheckCredentials,
         ),
-        None => format!(
-            "HTTP {status}: etcd requires authentication; pass --username and \
-             --password or --password-file"
+        None => (
+            format!("HTTP {status}: etcd requires authentication"),
+            Remedy::GiveCredentials,
         ),
     };
-    TransportError::new(TransportKind::Unauthorized, endpoint, detail)
+    TransportError {
+        remedy: Some(remedy),
+        ..TransportError::new(TransportKind::Unauthorized, endpoint, detail)
+    }
 }
 
 /// etcd's v2 auth answers 401 with its own error JSON (errorCode 110), so the status alone
