@@ -31,13 +31,6 @@ impl Client {
         v2::Client::new(options).map(Client::from)
     }
 
-    /// The endpoints in the order the next request tries them.
-    pub fn endpoints(&self) -> Vec<String> {
-        match &self.backend {
-            Backend::V2(c) => c.endpoints(),
-        }
-    }
-
     /// One consistent read of everything at or under `key` (`recursive`), with the index
     /// to watch from.
     pub fn snapshot(&self, key: &str, recursive: bool) -> Result<Snapshot, Error> {
@@ -46,13 +39,9 @@ impl Client {
         }
     }
 
-    /// Waits for a change under `key` after `after_index`.
-    pub fn wait(&self, key: &str, recursive: bool, after_index: u64) -> Result<WaitOutcome, Error> {
-        self.wait_within(key, recursive, after_index, None)
-    }
-
-    /// [`Client::wait`] bounded by `within` (`None`: the client's watch timeout); a quiet
-    /// period, or an index gone from etcd's history, gives [`WaitOutcome::Resync`].
+    /// Waits for a change under `key` after `after_index`, bounded by `within` (`None`:
+    /// the client's watch timeout); a quiet period, or an index gone from etcd's history,
+    /// gives [`WaitOutcome::Resync`].
     pub fn wait_within(
         &self,
         key: &str,

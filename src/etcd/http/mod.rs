@@ -391,15 +391,6 @@ impl Response<'_> {
     pub fn into_reader(self) -> impl Read {
         self.answer.into_body().into_reader()
     }
-
-    /// A bad answer from this response's endpoint: it is not what etcd sends.
-    pub fn bad_answer(&self, detail: impl Into<String>) -> Error {
-        Error::Transport(TransportError::new(
-            TransportKind::BadResponse,
-            self.endpoint,
-            detail,
-        ))
-    }
 }
 
 /// Decodes an answer's body; anything that is not the expected JSON is a bad response.
