@@ -68,8 +68,8 @@ impl PassError {
     /// Which problem this is, for telling a repeat from a new one; `None` for a stop.
     fn problem(&self) -> Option<Problem> {
         Some(match self {
-            PassError::Etcd(e) if is_unreachable(e) => Problem::Unreachable,
-            PassError::Etcd(e) => Problem::EtcdAnswer(e.code()),
+            PassError::Etcd(e) if e.is_unreachable() => Problem::Unreachable,
+            PassError::Etcd(e) => Problem::EtcdAnswer(e.kind()),
             PassError::Missing => Problem::Missing,
             PassError::Render(_) => Problem::Render,
             PassError::Apply(e) => match e.kind.as_ref() {
@@ -94,7 +94,7 @@ enum Problem {
     /// No endpoint answered.
     Unreachable,
     /// etcd answered with an error.
-    EtcdAnswer(Option<etcd::ErrorCode>),
+    EtcdAnswer(etcd::ErrorKind),
     Missing,
     Render,
     /// Installing failed: how, and for a file-system error, at which step.
@@ -229,7 +229,7 @@ impl Watcher {
                 within,
             ) {
                 Ok(WaitOutcome::Changed(change)) => {
-                    log::debug!(target: &self.resource.id, "change at index {}: {} {}", change.index, change.action, change.key);
+                    log::debug!(target: &self.resource.id, "change at index {}: {} {}", change.index, change.op.verb(), change.key);
                     let mut changes = vec![change];
                     if let Some(wait) = self.resource.wait {
                         self.quiesce(wait, &mut changes);
@@ -473,14 +473,6 @@ impl Watcher {
             log::info!(target: &self.resource.id, "recovered: {} is up to date", self.resource.target.display());
         }
     }
-}
-
-/// Whether etcd did not answer at all (as opposed to answering with an error).
-fn is_unreachable(error: &etcd::Error) -> bool {
-    matches!(
-        error,
-        etcd::Error::Transport(_) | etcd::Error::Unavailable(_)
-    )
 }
 
 /// What apply needs from a resource.

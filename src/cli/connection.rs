@@ -255,7 +255,7 @@ impl ConnectionArgs {
         };
         tls::client_config(&options)
             .map(Some)
-            .map_err(|e| CliError::usage(e.to_string()))
+            .map_err(|e| CliError::usage(super::hints::tls_error(&e)))
     }
 
     /// The SRV record to resolve, from --srv or --srv-domain; it overrides --host/--port

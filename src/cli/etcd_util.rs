@@ -2,9 +2,8 @@
 
 use super::connection::{self, ConnectionArgs};
 use super::{exit, value, CliError};
-use crate::etcd::{Client, Error, ErrorCode, GetOptions, Node, Response, SetOptions};
+use crate::etcd::{Child, Client, Error, ErrorKind, Event, Found, Op};
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
 
 const USAGE: &str = "\
 Usage: etcd-util -k KEY [-o GET|SET|DEL|WATCH] [-v VALUE] [-t TTL] [-r] [connection flags]
@@ -196,12 +195,8 @@ fn run(args: &Args) -> Result<(), CliError> {
         Operation::Get => get(&client, key, args.recursive),
         Operation::Set => {
             let value = args.value.as_deref().unwrap_or_default();
-            let options = SetOptions {
-                ttl: args.ttl,
-                ..SetOptions::default()
-            };
             client
-                .set(key, Some(value), &options)
+                .put(key, value, args.ttl)
                 .map_err(|e| set_error(e, key, args.recursive))?;
             match args.ttl {
                 Some(ttl) => eprintln!("set {key} (expires in {ttl}s)"),
@@ -210,7 +205,7 @@ fn run(args: &Args) -> Result<(), CliError> {
             Ok(())
         }
         Operation::Delete => {
-            client.delete(key, args.recursive, false)?;
+            client.delete(key, args.recursive)?;
             eprintln!("deleted {key}");
             Ok(())
         }
@@ -222,7 +217,7 @@ fn run(args: &Args) -> Result<(), CliError> {
 /// with or without -r.
 fn set_error(error: Error, key: &str, recursive: bool) -> CliError {
     match &error {
-        Error::Etcd(etcd) if etcd.code == ErrorCode::NotAFile => CliError {
+        Error::Etcd(etcd) if etcd.kind == ErrorKind::IsDirectory => CliError {
             code: exit::FAILED,
             message: format!(
                 "{key} is a directory: SET writes a value to a single key{}; set a key under it \
@@ -236,27 +231,14 @@ fn set_error(error: Error, key: &str, recursive: bool) -> CliError {
 }
 
 fn get(client: &Client, key: &str, recursive: bool) -> Result<(), CliError> {
-    let response = client.get_with(
-        key,
-        &GetOptions {
-            recursive,
-            sorted: true,
-            ..GetOptions::default()
-        },
-    )?;
-    let node = &response.node;
-    let output = if !node.dir {
-        let mut one = Map::new();
-        one.insert(
-            node.key().to_string(),
-            json!(node.value.clone().unwrap_or_default()),
-        );
-        Value::Object(one)
-    } else if recursive {
-        let leaves: BTreeMap<String, String> = node.leaves();
-        json!(leaves)
-    } else {
-        json!(children_listing(node))
+    let output = match client.find(key, recursive)? {
+        Found::Value(key, value) => {
+            let mut one = Map::new();
+            one.insert(key, json!(value));
+            Value::Object(one)
+        }
+        Found::Leaves(leaves) => json!(leaves),
+        Found::Children(children) => json!(children_listing(&children)),
     };
     println!("{}", pretty(&output));
     Ok(())
@@ -264,14 +246,14 @@ fn get(client: &Client, key: &str, recursive: bool) -> Result<(), CliError> {
 
 /// The direct children of a directory, sorted; a directory's name ends in `/`
 /// (as etcdctl v2's `ls -p` shows it), a leaf's is its key.
-fn children_listing(dir: &Node) -> Vec<String> {
-    dir.nodes
+fn children_listing(children: &[Child]) -> Vec<String> {
+    children
         .iter()
         .map(|child| {
             if child.dir {
-                format!("{}/", child.key())
+                format!("{}/", child.key)
             } else {
-                child.key().to_string()
+                child.key.clone()
             }
         })
         .collect()
@@ -280,38 +262,39 @@ fn children_listing(dir: &Node) -> Vec<String> {
 /// Blocks until the next change under `key`, then prints it. Re-issues the long-poll
 /// when its bound passes, from the same index, so nothing in between is missed.
 fn watch(client: &Client, key: &str, recursive: bool) -> Result<(), CliError> {
-    let mut from = client.snapshot(key, recursive)?.index + 1;
+    let mut after = client.snapshot(key, recursive)?.index;
     // Every change from here on is reported: the watch starts at the read's index.
-    log::debug!("watching {key} from index {from}");
+    log::debug!("watching {key} from index {}", after + 1);
     loop {
-        match client.watch(key, recursive, Some(from)) {
+        match client.next_event(key, recursive, after) {
             Ok(Some(event)) => {
                 println!("{}", pretty(&event_json(&event)));
                 return Ok(());
             }
             Ok(None) => continue,
-            Err(e) if e.is_index_cleared() => {
-                from = client.snapshot(key, recursive)?.index + 1;
+            Err(e) if e.is_history_gone() => {
+                after = client.snapshot(key, recursive)?.index;
             }
             Err(e) => return Err(e.into()),
         }
     }
 }
 
-fn event_json(event: &Response) -> Value {
+fn event_json(event: &Event) -> Value {
+    let change = &event.change;
     let mut out = Map::new();
     out.insert("action".into(), json!(event.action));
-    out.insert("key".into(), json!(event.node.key()));
-    if event.node.dir {
+    out.insert("key".into(), json!(change.key));
+    if event.dir {
         out.insert("dir".into(), json!(true));
     }
-    if let Some(value) = &event.node.value {
+    if let Op::Put(value) = &change.op {
         out.insert("value".into(), json!(value));
     }
-    if let Some(prev) = event.prev_node.as_ref().and_then(|p| p.value.as_ref()) {
+    if let Some(prev) = &event.prev_value {
         out.insert("prevValue".into(), json!(prev));
     }
-    out.insert("index".into(), json!(event.node.modified_index));
+    out.insert("index".into(), json!(change.index));
     Value::Object(out)
 }
 

@@ -12,7 +12,8 @@ pub mod dns;
 pub mod fake_http;
 pub mod procs;
 
-use reconfig::etcd::{Client, ClientOptions};
+use reconfig::etcd::v2::Client;
+use reconfig::etcd::ClientOptions;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
