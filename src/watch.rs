@@ -30,6 +30,9 @@ pub struct RunOptions {
     /// Where the daemon renders (one thread per core, shared by every resource); `None`:
     /// on the resource's own thread, as `--onetime` does on its few workers.
     pub render_pool: Option<Arc<Pool>>,
+    /// How an etcd error is worded in the log: the binary adds the flags that fix it
+    /// (`cli::hints`); this layer knows no flag names.
+    pub describe_etcd: fn(&etcd::Error) -> String,
 }
 
 impl Default for RunOptions {
@@ -39,6 +42,7 @@ impl Default for RunOptions {
             command_timeout: Duration::from_secs(30),
             max_backoff: Duration::from_secs(30),
             render_pool: None,
+            describe_etcd: |error| error.to_string(),
         }
     }
 }
@@ -455,10 +459,16 @@ impl Watcher {
                 log::warn!(target: &self.resource.id, "{}: {error}", self.resource.key)
             }
             PassError::Etcd(e) if problem == Problem::Unreachable && self.retries => {
+                let e = (self.options.describe_etcd)(e);
                 log::error!(target: &self.resource.id, "etcd unreachable: {e}; retrying (logged once until it clears)");
             }
             PassError::Etcd(e) if problem == Problem::Unreachable => {
+                let e = (self.options.describe_etcd)(e);
                 log::error!(target: &self.resource.id, "etcd unreachable: {e}");
+            }
+            PassError::Etcd(e) => {
+                let e = (self.options.describe_etcd)(e);
+                log::error!(target: &self.resource.id, "etcd: {e}");
             }
             PassError::Reload(_) if self.retries => {
                 log::error!(target: &self.resource.id, "{error}; will retry")

@@ -1,6 +1,7 @@
 //! `reconfig`: the command line of the daemon (reconfig.rb's flags, plus a few).
 
 use super::connection::{self, ConnectionArgs};
+use super::hints;
 use super::{seconds, value, CliError};
 use crate::daemon::{self, exit};
 use crate::resource::{self, LoadOptions, Wait};
@@ -175,6 +176,7 @@ pub fn main() -> i32 {
     };
     let mut options = RunOptions {
         dry_run: args.notreally,
+        describe_etcd: hints::etcd_error,
         ..RunOptions::default()
     };
     if let Some(timeout) = args.command_timeout {
