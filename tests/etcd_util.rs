@@ -315,3 +315,27 @@ fn help_lists_the_original_flags() {
         assert!(text.contains(flag), "help lacks {flag}");
     }
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_etcd_util_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let etcd = Etcd::start();
+    etcd.put("/pipe/a", "1");
+    // `etcd-util -k / -r | head -c 0`: the pipe's reader is gone before etcd-util writes.
+    let mut child = Command::new(BIN)
+        .args(["--endpoints", &etcd.url(), "-k", "/pipe", "-r"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("etcd-util");
+    drop(child.stdout.take());
+    let out = support::wait_output(child, Duration::from_secs(20));
+    let message = stderr(&out);
+    assert!(!message.contains("panicked"), "{message}");
+    assert!(
+        out.status.signal() == Some(libc::SIGPIPE) || out.status.success(),
+        "ends as cat does when its reader goes away: {:?} {message}",
+        out.status
+    );
+}
