@@ -23,8 +23,6 @@ use std::time::{Duration, Instant};
 pub struct RunOptions {
     /// `--notreally`: print diffs, write nothing, run nothing.
     pub dry_run: bool,
-    /// Check/reload command bound for resources that set no `timeout`.
-    pub command_timeout: Duration,
     /// Longest pause between retries after an error.
     pub max_backoff: Duration,
     /// Where the daemon renders (one thread per core, shared by every resource); `None`:
@@ -39,7 +37,6 @@ impl Default for RunOptions {
     fn default() -> RunOptions {
         RunOptions {
             dry_run: false,
-            command_timeout: Duration::from_secs(30),
             max_backoff: Duration::from_secs(30),
             render_pool: None,
             describe_etcd: |error| error.to_string(),
@@ -156,7 +153,7 @@ impl Watcher {
         generation: Stop,
         process: Stop,
     ) -> Watcher {
-        let spec = install_spec(&resource, &options);
+        let spec = install_spec(&resource);
         // The first pass may share any read made since the generation began.
         let first = Freshness::read_after(snapshots.created());
         Watcher {
@@ -486,7 +483,7 @@ impl Watcher {
 }
 
 /// What apply needs from a resource.
-pub fn install_spec(resource: &Resource, options: &RunOptions) -> InstallSpec {
+pub fn install_spec(resource: &Resource) -> InstallSpec {
     InstallSpec {
         id: resource.id.clone(),
         target: resource.target.clone(),
@@ -497,7 +494,7 @@ pub fn install_spec(resource: &Resource, options: &RunOptions) -> InstallSpec {
         checkcmd: resource.checkcmd.clone(),
         reloadcmd: resource.reloadcmd.clone(),
         splay: resource.splay,
-        command_timeout: resource.command_timeout.unwrap_or(options.command_timeout),
+        command_timeout: resource.command_timeout,
     }
 }
 

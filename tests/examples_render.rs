@@ -24,6 +24,7 @@ fn load_examples() -> Vec<Resource> {
         templatedir: root().join("templates-example"),
         prefix: String::new(),
         default_wait: None,
+        default_command_timeout: std::time::Duration::from_secs(30),
     };
     let loaded = resource::load(&opts).expect("conf-example/conf.d is readable");
     assert!(

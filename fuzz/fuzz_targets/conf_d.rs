@@ -53,6 +53,7 @@ fuzz_target!(|input: &[u8]| {
         templatedir: dir.join("templates"),
         prefix: String::new(),
         default_wait: None,
+        default_command_timeout: std::time::Duration::from_secs(30),
     };
     let loaded = load(&options).expect("conf.d itself is readable");
     let files = if second.is_some() { 2 } else { 1 };

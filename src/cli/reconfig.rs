@@ -7,6 +7,7 @@ use crate::daemon::{self, exit};
 use crate::resource::{self, LoadOptions, Wait};
 use crate::watch::RunOptions;
 use std::path::PathBuf;
+use std::time::Duration;
 
 const USAGE: &str = "\
 Usage: reconfig [-c CFGDIR] [-o] [-n] [-p PREFIX] [connection flags]
@@ -37,6 +38,9 @@ Exit codes: 0 ok (onetime: every resource converged), 1 bad command line or conf
 endpoint answered, 4 onetime with --notreally: some file would change.
 ";
 
+/// `--command-timeout` when not given (the help says so).
+const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
 #[derive(Debug)]
 pub struct Args {
     pub cfgdir: PathBuf,
@@ -46,7 +50,7 @@ pub struct Args {
     pub notreally: bool,
     pub prefix: String,
     pub wait: Option<Wait>,
-    pub command_timeout: Option<std::time::Duration>,
+    pub command_timeout: Option<Duration>,
     pub debug: bool,
     pub version: bool,
     pub help: bool,
@@ -166,6 +170,7 @@ pub fn main() -> i32 {
             .unwrap_or_else(|| args.cfgdir.join("templates")),
         prefix: args.prefix.clone(),
         default_wait: args.wait,
+        default_command_timeout: args.command_timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT),
     };
     let resources = match daemon::load_resources(&load_options) {
         Ok(resources) => resources,
@@ -174,14 +179,11 @@ pub fn main() -> i32 {
             return exit::CONFIG;
         }
     };
-    let mut options = RunOptions {
+    let options = RunOptions {
         dry_run: args.notreally,
         describe_etcd: hints::etcd_error,
         ..RunOptions::default()
     };
-    if let Some(timeout) = args.command_timeout {
-        options.command_timeout = timeout;
-    }
     if args.onetime {
         return daemon::run_onetime(resources, client, options);
     }

@@ -46,8 +46,9 @@ pub struct Resource {
     pub reloadcmd: Option<String>,
     /// Random delay of up to this long before the reload command.
     pub splay: Duration,
-    /// Time limit for the check and reload commands.
-    pub command_timeout: Option<Duration>,
+    /// Time limit for the check and reload commands: the `timeout` field, else the load
+    /// options' default.
+    pub command_timeout: Duration,
     /// Undefined template values are errors instead of empty text.
     pub strict: bool,
     /// Quiescence: wait for the key to be quiet this long before rendering.
@@ -72,6 +73,8 @@ pub struct LoadOptions {
     pub prefix: String,
     /// Used for resources without a `wait` field.
     pub default_wait: Option<Wait>,
+    /// Time limit of the check and reload commands of resources without a `timeout` field.
+    pub default_command_timeout: Duration,
 }
 
 /// The valid resources, and one problem per file that was skipped.
@@ -229,7 +232,7 @@ fn resource_from(file: &Path, fields: &Fields, opts: &LoadOptions) -> Result<Res
         checkcmd: fields.string("checkcmd")?.map(str::to_string),
         reloadcmd: fields.string("reloadcmd")?.map(str::to_string),
         splay: fields.duration("splay")?.unwrap_or(Duration::ZERO),
-        command_timeout: command_timeout(fields)?,
+        command_timeout: command_timeout(fields)?.unwrap_or(opts.default_command_timeout),
         strict,
         wait,
     })

@@ -38,6 +38,7 @@ impl ConfTree {
             templatedir: self.root.join("templates"),
             prefix: prefix.to_string(),
             default_wait: None,
+            default_command_timeout: Duration::from_secs(10),
         }
     }
 
@@ -109,7 +110,7 @@ fn full_resource_is_read_with_all_fields() {
     assert_eq!(r.checkcmd.as_deref(), Some("test -s {{src}}"));
     assert_eq!(r.reloadcmd.as_deref(), Some("echo hi"));
     assert_eq!(r.splay, Duration::from_millis(1500));
-    assert_eq!(r.command_timeout, Some(Duration::from_secs(30)));
+    assert_eq!(r.command_timeout, Duration::from_secs(30));
     assert_eq!(
         r.wait,
         Some(Wait {
@@ -129,6 +130,7 @@ fn defaults_when_fields_are_absent() {
         max: Duration::from_secs(5),
     };
     opts.default_wait = Some(default_wait);
+    opts.default_command_timeout = Duration::from_secs(7);
     let loaded = load(&opts).unwrap();
     let r = &loaded.resources[0];
     assert_eq!(r.id, file.display().to_string());
@@ -139,7 +141,7 @@ fn defaults_when_fields_are_absent() {
         (None, None, None)
     );
     assert_eq!(r.splay, Duration::ZERO);
-    assert_eq!(r.command_timeout, None);
+    assert_eq!(r.command_timeout, Duration::from_secs(7));
     assert_eq!(r.wait, Some(default_wait));
 }
 
