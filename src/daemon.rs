@@ -56,11 +56,11 @@ pub fn load_resources(options: &LoadOptions) -> Result<LoadedResources, String> 
         ));
     }
     for r in &loaded.resources {
-        log::info!(target: &r.id,
+        log::info!(target: r.id(),
             "bound: key {}{} → {} (template {})",
             r.key,
             if r.recursive { " (recursive)" } else { "" },
-            r.target.display(),
+            r.target().display(),
             r.template_path.display());
     }
     Ok(LoadedResources {
@@ -72,9 +72,9 @@ pub fn load_resources(options: &LoadOptions) -> Result<LoadedResources, String> 
 /// Temp files a killed predecessor left beside the targets.
 fn clean_stale_temp_files(resources: &[Arc<Resource>]) {
     for r in resources {
-        let removed = apply::remove_stale_temp_files(&r.target);
+        let removed = apply::remove_stale_temp_files(r.target());
         if removed > 0 {
-            log::info!(target: &r.id, "removed {removed} temp file(s) left by an interrupted run");
+            log::info!(target: r.id(), "removed {removed} temp file(s) left by an interrupted run");
         }
     }
 }
@@ -205,12 +205,12 @@ impl Generation {
                 process.clone(),
             );
             let spawned = std::thread::Builder::new()
-                .name(format!("watch {}", r.id))
+                .name(format!("watch {}", r.id()))
                 .stack_size(WATCH_THREAD_STACK)
                 .spawn(move || watcher.run());
             match spawned {
                 Ok(handle) => threads.push(handle),
-                Err(e) => log::error!(target: &r.id, "cannot start its watch thread: {e}"),
+                Err(e) => log::error!(target: r.id(), "cannot start its watch thread: {e}"),
             }
         }
         Generation {

@@ -64,6 +64,6 @@ fuzz_target!(|input: &[u8]| {
     }
     for resource in &loaded.resources {
         assert!(resource.key.starts_with('/'), "{}", resource.key);
-        assert!(resource.target.is_absolute());
+        assert!(resource.target().is_absolute());
     }
 });
