@@ -4,10 +4,12 @@
 use crate::apply;
 use crate::etcd::{Client, SnapshotCache};
 use crate::pool::Pool;
-use crate::resource::{self, LoadOptions, Resource};
+use crate::resource::{self, ConfigError, LoadOptions, Resource};
 use crate::stop::Stop;
 use crate::watch::{Converged, PassError, RunOptions, Watcher};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -16,9 +18,14 @@ use std::thread::JoinHandle;
 /// (the daemon renders on its pool's threads).
 const WATCH_THREAD_STACK: usize = 512 * 1024;
 
-/// Builds a fresh etcd client; the daemon makes one per generation so that SIGHUP can
-/// close the old generation's pending watches.
-pub type ClientFactory = dyn FnMut() -> Result<Client, String> + Send;
+/// How SIGHUP gets the next generation: the binary reads conf.d again and builds a fresh
+/// client (one per generation, so that SIGHUP can close the old generation's pending
+/// watches), and words what went wrong, as only it knows the flags that fix it.
+pub struct Reload {
+    /// The conf.d directory, named in the log.
+    pub confdir: PathBuf,
+    pub next: Box<dyn FnMut() -> Result<(LoadedResources, Client), String>>,
+}
 
 /// Exit codes of `reconfig`; the README documents them.
 pub mod exit {
@@ -43,17 +50,40 @@ pub struct LoadedResources {
     pub skipped_files: usize,
 }
 
+/// Why conf.d gave nothing to run.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The conf.d directory itself cannot be read.
+    Unreadable(ConfigError),
+    /// conf.d holds no resource file, or every one was invalid (each was logged).
+    NoValidResource { confdir: PathBuf },
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Unreadable(e) => e.fmt(f),
+            LoadError::NoValidResource { confdir } => write!(
+                f,
+                "no valid resource in {}: add a *.json resource file (see README) or fix the errors above",
+                confdir.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
 /// Loads conf.d, logging every rejected file; `Err` when nothing valid is left.
-pub fn load_resources(options: &LoadOptions) -> Result<LoadedResources, String> {
-    let loaded = resource::load(options).map_err(|e| e.to_string())?;
+pub fn load_resources(options: &LoadOptions) -> Result<LoadedResources, LoadError> {
+    let loaded = resource::load(options).map_err(LoadError::Unreadable)?;
     for problem in &loaded.problems {
         log::error!("{problem}; this resource is skipped");
     }
     if loaded.resources.is_empty() {
-        return Err(format!(
-            "no valid resource in {}: add a *.json resource file (see README) or fix the errors above",
-            options.confdir.display()
-        ));
+        return Err(LoadError::NoValidResource {
+            confdir: options.confdir.clone(),
+        });
     }
     for r in &loaded.resources {
         log::info!(target: r.id(),
@@ -234,8 +264,8 @@ impl Generation {
 /// The daemon: runs until SIGTERM/SIGINT. `loaded` by the caller; skipped files were logged.
 pub fn run_daemon(
     loaded: LoadedResources,
-    load_options: LoadOptions,
-    mut make_client: Box<ClientFactory>,
+    client: Client,
+    mut reload: Reload,
     mut options: RunOptions,
 ) -> i32 {
     let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
@@ -243,13 +273,6 @@ pub fn run_daemon(
         Ok(signals) => signals,
         Err(e) => {
             log::error!("cannot install signal handlers: {e}");
-            return exit::CONFIG;
-        }
-    };
-    let client = match make_client() {
-        Ok(client) => client,
-        Err(e) => {
-            log::error!("{e}");
             return exit::CONFIG;
         }
     };
@@ -278,11 +301,9 @@ pub fn run_daemon(
                 return exit::OK;
             }
             SIGHUP => {
-                log::info!("SIGHUP: re-reading {}", load_options.confdir.display());
-                let reloaded = load_resources(&load_options)
-                    .and_then(|r| make_client().map(|c| (r.resources, c)));
-                match reloaded {
-                    Ok((resources, client)) => {
+                log::info!("SIGHUP: re-reading {}", reload.confdir.display());
+                match (reload.next)() {
+                    Ok((LoadedResources { resources, .. }, client)) => {
                         generation.end();
                         if !options.dry_run {
                             clean_stale_temp_files(&resources);

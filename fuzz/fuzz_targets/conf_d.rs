@@ -49,7 +49,6 @@ fuzz_target!(|input: &[u8]| {
     }
     let options = LoadOptions {
         confdir: confd.clone(),
-        confdir_flag: "--confdir",
         templatedir: dir.join("templates"),
         prefix: String::new(),
         default_wait: None,

@@ -159,11 +159,6 @@ pub fn main() -> i32 {
             .confdir
             .clone()
             .unwrap_or_else(|| args.cfgdir.join("conf.d")),
-        confdir_flag: if args.confdir.is_some() {
-            "--confdir"
-        } else {
-            "--cfgdir"
-        },
         templatedir: args
             .templatedir
             .clone()
@@ -172,10 +167,11 @@ pub fn main() -> i32 {
         default_wait: args.wait,
         default_command_timeout: args.command_timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT),
     };
+    let confdir_flag = confdir_flag(&args);
     let resources = match daemon::load_resources(&load_options) {
         Ok(resources) => resources,
         Err(e) => {
-            log::error!("{e}");
+            log::error!("{}", hints::load_error(&e, confdir_flag));
             return exit::CONFIG;
         }
     };
@@ -188,10 +184,23 @@ pub fn main() -> i32 {
         return daemon::run_onetime(resources, client, options);
     }
     let connection = args.connection.clone();
-    let mut first = Some(client);
-    let make_client = Box::new(move || match first.take() {
-        Some(client) => Ok(client),
-        None => connection.client().map_err(|e| e.to_string()),
-    });
-    daemon::run_daemon(resources, load_options, make_client, options)
+    let reload = daemon::Reload {
+        confdir: load_options.confdir.clone(),
+        next: Box::new(move || {
+            let loaded = daemon::load_resources(&load_options)
+                .map_err(|e| hints::load_error(&e, confdir_flag))?;
+            let client = connection.client().map_err(|e| e.to_string())?;
+            Ok((loaded, client))
+        }),
+    };
+    daemon::run_daemon(resources, client, reload, options)
+}
+
+/// The flag that chose the conf.d directory, named when it cannot be read.
+fn confdir_flag(args: &Args) -> &'static str {
+    if args.confdir.is_some() {
+        "--confdir"
+    } else {
+        "--cfgdir"
+    }
 }

@@ -68,9 +68,6 @@ pub struct Wait {
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     pub confdir: PathBuf,
-    /// The flag that chose `confdir` (`--confdir`, or `--cfgdir` for CFGDIR/conf.d), named
-    /// when the directory cannot be read.
-    pub confdir_flag: &'static str,
     pub templatedir: PathBuf,
     /// Prepended to every resource's `key` (not to `altkeys`).
     pub prefix: String,
@@ -126,10 +123,10 @@ const KNOWN_FIELDS: &[&str] = &[
 
 /// Loads every `*.json` file of `opts.confdir`, in file-name order.
 ///
-/// Fails only when the directory itself cannot be read; bad files end up in
-/// [`Loaded::problems`].
+/// Fails only when the directory itself cannot be read (the caller adds what to check, e.g.
+/// the option that named it); bad files end up in [`Loaded::problems`].
 pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
-    let files = json_files(&opts.confdir, opts.confdir_flag)?;
+    let files = json_files(&opts.confdir)?;
     let mut loaded = Loaded {
         resources: Vec::new(),
         problems: Vec::new(),
@@ -149,10 +146,10 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
 }
 
 /// The regular `*.json` files of `confdir`, sorted by file name.
-fn json_files(confdir: &Path, flag: &str) -> Result<Vec<PathBuf>, ConfigError> {
+fn json_files(confdir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     let unreadable = |err: std::io::Error| ConfigError {
         file: confdir.to_path_buf(),
-        message: format!("cannot read the conf.d directory: {err} (check {flag} and permissions)"),
+        message: format!("cannot read the conf.d directory: {err}"),
     };
     let mut files = Vec::new();
     for entry in std::fs::read_dir(confdir).map_err(unreadable)? {

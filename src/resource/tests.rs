@@ -34,7 +34,6 @@ impl ConfTree {
     fn options(&self, prefix: &str) -> LoadOptions {
         LoadOptions {
             confdir: self.root.join("conf.d"),
-            confdir_flag: "--confdir",
             templatedir: self.root.join("templates"),
             prefix: prefix.to_string(),
             default_wait: None,
