@@ -1,5 +1,6 @@
 //! Running the resources: once (`--onetime`) or as a daemon with one thread per resource,
 //! and the signals: TERM/INT stop, HUP re-reads conf.d and templates, USR1 toggles debug.
+//! Outcomes are typed ([`Onetime`], [`LoadError`]); the binary turns them into exit codes.
 
 use crate::apply;
 use crate::etcd::{Client, SnapshotCache};
@@ -27,26 +28,25 @@ pub struct Reload {
     pub next: Box<dyn FnMut() -> Result<(LoadedResources, Client), String>>,
 }
 
-/// Exit codes of `reconfig`; the README documents them.
-pub mod exit {
-    pub const OK: i32 = 0;
-    /// Bad command line or configuration: nothing was started.
-    pub const CONFIG: i32 = 1;
-    /// `--onetime`: at least one resource did not converge, or a resource file was skipped
-    /// as invalid.
-    pub const NOT_CONVERGED: i32 = 2;
-    /// `--onetime`: no etcd endpoint answered; either mode: the SRV record giving the
-    /// endpoints could not be resolved at start-up.
-    pub const UNAVAILABLE: i32 = 3;
-    /// `--onetime --notreally`: every resource could be rendered and checked, and at least
-    /// one file would change (a drift signal for cron and CI).
-    pub const WOULD_CHANGE: i32 = 4;
+/// How `--onetime` ended; the binary turns it into its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Onetime {
+    /// Every resource converged and no resource file was skipped; in a dry run, no file
+    /// would change either.
+    Converged,
+    /// Dry run: every resource could be rendered and checked, no file was skipped, and at
+    /// least one file would change.
+    WouldChange,
+    /// At least one resource did not converge, or a resource file was skipped as invalid.
+    NotConverged,
+    /// No resource could read etcd.
+    Unavailable,
 }
 
 /// The valid resources of conf.d, and how many of its files were skipped as invalid.
 pub struct LoadedResources {
     pub resources: Vec<Arc<Resource>>,
-    /// Each was logged; `--onetime` then exits [`exit::NOT_CONVERGED`] so cron notices.
+    /// Each was logged; `--onetime` then ends [`Onetime::NotConverged`] so cron notices.
     pub skipped_files: usize,
 }
 
@@ -109,9 +109,9 @@ fn clean_stale_temp_files(resources: &[Arc<Resource>]) {
     }
 }
 
-/// Renders every resource once, in parallel; exit code 0 only if all converged, no resource
-/// file was skipped and (dry run) no file would change.
-pub fn run_onetime(loaded: LoadedResources, client: Client, options: RunOptions) -> i32 {
+/// Renders every resource once, in parallel; [`Onetime::Converged`] only if all converged,
+/// no resource file was skipped and (dry run) no file would change.
+pub fn run_onetime(loaded: LoadedResources, client: Client, options: RunOptions) -> Onetime {
     let resources = loaded.resources;
     if !options.dry_run {
         clean_stale_temp_files(&resources);
@@ -131,30 +131,30 @@ pub fn run_onetime(loaded: LoadedResources, client: Client, options: RunOptions)
     }
     if unreachable == total {
         log::error!("no resource could read etcd");
-        return exit::UNAVAILABLE;
+        return Onetime::Unavailable;
     }
-    let mut code = exit::OK;
+    let mut outcome = Onetime::Converged;
     if failed + unreachable > 0 {
         log::error!(
             "{} of {total} resources did not converge",
             failed + unreachable
         );
-        code = exit::NOT_CONVERGED;
+        outcome = Onetime::NotConverged;
     }
     if loaded.skipped_files > 0 {
         log::error!(
             "{} resource file(s) were skipped as invalid: fix the errors above",
             loaded.skipped_files
         );
-        code = exit::NOT_CONVERGED;
+        outcome = Onetime::NotConverged;
     }
     if would_change > 0 {
         log::info!("dry run: {would_change} of {total} resources would change");
-        if code == exit::OK {
-            code = exit::WOULD_CHANGE;
+        if outcome == Onetime::Converged {
+            outcome = Onetime::WouldChange;
         }
     }
-    code
+    outcome
 }
 
 /// Threads of `--onetime`: enough to overlap etcd reads, renders and check/reload commands,
@@ -262,20 +262,15 @@ impl Generation {
 }
 
 /// The daemon: runs until SIGTERM/SIGINT. `loaded` by the caller; skipped files were logged.
+/// `Err` says why it could not start.
 pub fn run_daemon(
     loaded: LoadedResources,
     client: Client,
     mut reload: Reload,
     mut options: RunOptions,
-) -> i32 {
-    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
-    {
-        Ok(signals) => signals,
-        Err(e) => {
-            log::error!("cannot install signal handlers: {e}");
-            return exit::CONFIG;
-        }
-    };
+) -> Result<(), String> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let resources = loaded.resources;
     if !options.dry_run {
         clean_stale_temp_files(&resources);
@@ -298,7 +293,7 @@ pub fn run_daemon(
                 log::info!("stopping on signal {signal}");
                 process.stop();
                 generation.end();
-                return exit::OK;
+                return Ok(());
             }
             SIGHUP => {
                 log::info!("SIGHUP: re-reading {}", reload.confdir.display());
@@ -321,5 +316,5 @@ pub fn run_daemon(
             _ => {}
         }
     }
-    exit::OK
+    Ok(())
 }

@@ -1,9 +1,10 @@
 //! `reconfig`: the command line of the daemon (reconfig.rb's flags, plus a few).
 
 use super::connection::{self, ConnectionArgs};
+use super::exit::reconfig as exit;
 use super::hints;
 use super::{seconds, value, CliError};
-use crate::daemon::{self, exit};
+use crate::daemon::{self, Onetime};
 use crate::resource::{self, LoadOptions, Wait};
 use crate::watch::RunOptions;
 use std::path::PathBuf;
@@ -147,7 +148,7 @@ pub fn main() -> i32 {
         Err(e) => {
             log::error!("{e}");
             // An SRV record that cannot be resolved means no etcd to reach, not a bad flag.
-            return if e.code == super::exit::UNAVAILABLE {
+            return if e.code == super::exit::etcd_util::UNAVAILABLE {
                 exit::UNAVAILABLE
             } else {
                 exit::CONFIG
@@ -181,7 +182,12 @@ pub fn main() -> i32 {
         ..RunOptions::default()
     };
     if args.onetime {
-        return daemon::run_onetime(resources, client, options);
+        return match daemon::run_onetime(resources, client, options) {
+            Onetime::Converged => exit::OK,
+            Onetime::WouldChange => exit::WOULD_CHANGE,
+            Onetime::NotConverged => exit::NOT_CONVERGED,
+            Onetime::Unavailable => exit::UNAVAILABLE,
+        };
     }
     let connection = args.connection.clone();
     let reload = daemon::Reload {
@@ -193,7 +199,13 @@ pub fn main() -> i32 {
             Ok((loaded, client))
         }),
     };
-    daemon::run_daemon(resources, client, reload, options)
+    match daemon::run_daemon(resources, client, reload, options) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            log::error!("{e}");
+            exit::CONFIG
+        }
+    }
 }
 
 /// The flag that chose the conf.d directory, named when it cannot be read.
