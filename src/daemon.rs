@@ -1,13 +1,16 @@
 //! Running the resources: once (`--onetime`) or as a daemon with one thread per resource,
 //! and the signals: TERM/INT stop, HUP re-reads conf.d and templates, USR1 toggles debug.
+//! Outcomes are typed ([`Onetime`], [`LoadError`]); the binary turns them into exit codes.
 
 use crate::apply;
 use crate::etcd::{Client, SnapshotCache};
 use crate::pool::Pool;
-use crate::resource::{self, LoadOptions, Resource};
+use crate::resource::{self, ConfigError, LoadOptions, Resource};
 use crate::stop::Stop;
 use crate::watch::{Converged, PassError, RunOptions, Watcher};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -16,51 +19,78 @@ use std::thread::JoinHandle;
 /// (the daemon renders on its pool's threads).
 const WATCH_THREAD_STACK: usize = 512 * 1024;
 
-/// Builds a fresh etcd client; the daemon makes one per generation so that SIGHUP can
-/// close the old generation's pending watches.
-pub type ClientFactory = dyn FnMut() -> Result<Client, String> + Send;
+/// How SIGHUP gets the next generation: the binary reads conf.d again and builds a fresh
+/// client (one per generation, so that SIGHUP can close the old generation's pending
+/// watches), and words what went wrong, as only it knows the flags that fix it.
+pub struct Reload {
+    /// The conf.d directory, named in the log.
+    pub confdir: PathBuf,
+    pub next: Box<dyn FnMut() -> Result<(LoadedResources, Client), String>>,
+}
 
-/// Exit codes of `reconfig`; the README documents them.
-pub mod exit {
-    pub const OK: i32 = 0;
-    /// Bad command line or configuration: nothing was started.
-    pub const CONFIG: i32 = 1;
-    /// `--onetime`: at least one resource did not converge, or a resource file was skipped
-    /// as invalid.
-    pub const NOT_CONVERGED: i32 = 2;
-    /// `--onetime`: no etcd endpoint answered; either mode: the SRV record giving the
-    /// endpoints could not be resolved at start-up.
-    pub const UNAVAILABLE: i32 = 3;
-    /// `--onetime --notreally`: every resource could be rendered and checked, and at least
-    /// one file would change (a drift signal for cron and CI).
-    pub const WOULD_CHANGE: i32 = 4;
+/// How `--onetime` ended; the binary turns it into its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Onetime {
+    /// Every resource converged and no resource file was skipped; in a dry run, no file
+    /// would change either.
+    Converged,
+    /// Dry run: every resource could be rendered and checked, no file was skipped, and at
+    /// least one file would change.
+    WouldChange,
+    /// At least one resource did not converge, or a resource file was skipped as invalid.
+    NotConverged,
+    /// No resource could read etcd.
+    Unavailable,
 }
 
 /// The valid resources of conf.d, and how many of its files were skipped as invalid.
 pub struct LoadedResources {
     pub resources: Vec<Arc<Resource>>,
-    /// Each was logged; `--onetime` then exits [`exit::NOT_CONVERGED`] so cron notices.
+    /// Each was logged; `--onetime` then ends [`Onetime::NotConverged`] so cron notices.
     pub skipped_files: usize,
 }
 
+/// Why conf.d gave nothing to run.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The conf.d directory itself cannot be read.
+    Unreadable(ConfigError),
+    /// conf.d holds no resource file, or every one was invalid (each was logged).
+    NoValidResource { confdir: PathBuf },
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Unreadable(e) => e.fmt(f),
+            LoadError::NoValidResource { confdir } => write!(
+                f,
+                "no valid resource in {}: add a *.json resource file (see README) or fix the errors above",
+                confdir.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
 /// Loads conf.d, logging every rejected file; `Err` when nothing valid is left.
-pub fn load_resources(options: &LoadOptions) -> Result<LoadedResources, String> {
-    let loaded = resource::load(options).map_err(|e| e.to_string())?;
+pub fn load_resources(options: &LoadOptions) -> Result<LoadedResources, LoadError> {
+    let loaded = resource::load(options).map_err(LoadError::Unreadable)?;
     for problem in &loaded.problems {
         log::error!("{problem}; this resource is skipped");
     }
     if loaded.resources.is_empty() {
-        return Err(format!(
-            "no valid resource in {}: add a *.json resource file (see README) or fix the errors above",
-            options.confdir.display()
-        ));
+        return Err(LoadError::NoValidResource {
+            confdir: options.confdir.clone(),
+        });
     }
     for r in &loaded.resources {
-        log::info!(target: &r.id,
+        log::info!(target: r.id(),
             "bound: key {}{} → {} (template {})",
             r.key,
             if r.recursive { " (recursive)" } else { "" },
-            r.target.display(),
+            r.target().display(),
             r.template_path.display());
     }
     Ok(LoadedResources {
@@ -72,16 +102,16 @@ pub fn load_resources(options: &LoadOptions) -> Result<LoadedResources, String> 
 /// Temp files a killed predecessor left beside the targets.
 fn clean_stale_temp_files(resources: &[Arc<Resource>]) {
     for r in resources {
-        let removed = apply::remove_stale_temp_files(&r.target);
+        let removed = apply::remove_stale_temp_files(r.target());
         if removed > 0 {
-            log::info!(target: &r.id, "removed {removed} temp file(s) left by an interrupted run");
+            log::info!(target: r.id(), "removed {removed} temp file(s) left by an interrupted run");
         }
     }
 }
 
-/// Renders every resource once, in parallel; exit code 0 only if all converged, no resource
-/// file was skipped and (dry run) no file would change.
-pub fn run_onetime(loaded: LoadedResources, client: Client, options: RunOptions) -> i32 {
+/// Renders every resource once, in parallel; [`Onetime::Converged`] only if all converged,
+/// no resource file was skipped and (dry run) no file would change.
+pub fn run_onetime(loaded: LoadedResources, client: Client, options: RunOptions) -> Onetime {
     let resources = loaded.resources;
     if !options.dry_run {
         clean_stale_temp_files(&resources);
@@ -101,30 +131,30 @@ pub fn run_onetime(loaded: LoadedResources, client: Client, options: RunOptions)
     }
     if unreachable == total {
         log::error!("no resource could read etcd");
-        return exit::UNAVAILABLE;
+        return Onetime::Unavailable;
     }
-    let mut code = exit::OK;
+    let mut outcome = Onetime::Converged;
     if failed + unreachable > 0 {
         log::error!(
             "{} of {total} resources did not converge",
             failed + unreachable
         );
-        code = exit::NOT_CONVERGED;
+        outcome = Onetime::NotConverged;
     }
     if loaded.skipped_files > 0 {
         log::error!(
             "{} resource file(s) were skipped as invalid: fix the errors above",
             loaded.skipped_files
         );
-        code = exit::NOT_CONVERGED;
+        outcome = Onetime::NotConverged;
     }
     if would_change > 0 {
         log::info!("dry run: {would_change} of {total} resources would change");
-        if code == exit::OK {
-            code = exit::WOULD_CHANGE;
+        if outcome == Onetime::Converged {
+            outcome = Onetime::WouldChange;
         }
     }
-    code
+    outcome
 }
 
 /// Threads of `--onetime`: enough to overlap etcd reads, renders and check/reload commands,
@@ -205,12 +235,12 @@ impl Generation {
                 process.clone(),
             );
             let spawned = std::thread::Builder::new()
-                .name(format!("watch {}", r.id))
+                .name(format!("watch {}", r.id()))
                 .stack_size(WATCH_THREAD_STACK)
                 .spawn(move || watcher.run());
             match spawned {
                 Ok(handle) => threads.push(handle),
-                Err(e) => log::error!(target: &r.id, "cannot start its watch thread: {e}"),
+                Err(e) => log::error!(target: r.id(), "cannot start its watch thread: {e}"),
             }
         }
         Generation {
@@ -232,27 +262,15 @@ impl Generation {
 }
 
 /// The daemon: runs until SIGTERM/SIGINT. `loaded` by the caller; skipped files were logged.
+/// `Err` says why it could not start.
 pub fn run_daemon(
     loaded: LoadedResources,
-    load_options: LoadOptions,
-    mut make_client: Box<ClientFactory>,
+    client: Client,
+    mut reload: Reload,
     mut options: RunOptions,
-) -> i32 {
-    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
-    {
-        Ok(signals) => signals,
-        Err(e) => {
-            log::error!("cannot install signal handlers: {e}");
-            return exit::CONFIG;
-        }
-    };
-    let client = match make_client() {
-        Ok(client) => client,
-        Err(e) => {
-            log::error!("{e}");
-            return exit::CONFIG;
-        }
-    };
+) -> Result<(), String> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let resources = loaded.resources;
     if !options.dry_run {
         clean_stale_temp_files(&resources);
@@ -275,14 +293,12 @@ pub fn run_daemon(
                 log::info!("stopping on signal {signal}");
                 process.stop();
                 generation.end();
-                return exit::OK;
+                return Ok(());
             }
             SIGHUP => {
-                log::info!("SIGHUP: re-reading {}", load_options.confdir.display());
-                let reloaded = load_resources(&load_options)
-                    .and_then(|r| make_client().map(|c| (r.resources, c)));
-                match reloaded {
-                    Ok((resources, client)) => {
+                log::info!("SIGHUP: re-reading {}", reload.confdir.display());
+                match (reload.next)() {
+                    Ok((LoadedResources { resources, .. }, client)) => {
                         generation.end();
                         if !options.dry_run {
                             clean_stale_temp_files(&resources);
@@ -300,5 +316,5 @@ pub fn run_daemon(
             _ => {}
         }
     }
-    exit::OK
+    Ok(())
 }

@@ -6,7 +6,7 @@
 //! of events costs one pass. Problems are logged once when they start or change and once
 //! when they clear, not on every retry.
 
-use crate::apply::{self, ApplyError, ApplyErrorKind, InstallSpec, Outcome, ReloadResult};
+use crate::apply::{self, ApplyError, ApplyErrorKind, Outcome, ReloadResult};
 use crate::etcd::{self, Change, Freshness, SnapshotCache, WaitOutcome};
 use crate::pool::Pool;
 use crate::resource::{Resource, Wait};
@@ -23,8 +23,6 @@ use std::time::{Duration, Instant};
 pub struct RunOptions {
     /// `--notreally`: print diffs, write nothing, run nothing.
     pub dry_run: bool,
-    /// Check/reload command bound for resources that set no `timeout`.
-    pub command_timeout: Duration,
     /// Longest pause between retries after an error.
     pub max_backoff: Duration,
     /// Where the daemon renders (one thread per core, shared by every resource); `None`:
@@ -39,7 +37,6 @@ impl Default for RunOptions {
     fn default() -> RunOptions {
         RunOptions {
             dry_run: false,
-            command_timeout: Duration::from_secs(30),
             max_backoff: Duration::from_secs(30),
             render_pool: None,
             describe_etcd: |error| error.to_string(),
@@ -123,7 +120,6 @@ impl std::fmt::Display for PassError {
 /// One resource bound to a client: the state its loop keeps between passes.
 pub struct Watcher {
     resource: Arc<Resource>,
-    spec: InstallSpec,
     /// Reads shared with the other resources of the generation that watch the same key.
     snapshots: SnapshotCache,
     /// How fresh the next pass's snapshot must be; `None`: read after the pass starts.
@@ -156,12 +152,10 @@ impl Watcher {
         generation: Stop,
         process: Stop,
     ) -> Watcher {
-        let spec = install_spec(&resource, &options);
         // The first pass may share any read made since the generation began.
         let first = Freshness::read_after(snapshots.created());
         Watcher {
             resource,
-            spec,
             snapshots,
             next_fresh: Some(first),
             options,
@@ -233,7 +227,7 @@ impl Watcher {
                 within,
             ) {
                 Ok(WaitOutcome::Changed(change)) => {
-                    log::debug!(target: &self.resource.id, "change at index {}: {} {}", change.index, change.op.verb(), change.key);
+                    log::debug!(target: self.resource.id(), "change at index {}: {} {}", change.index, change.op.verb(), change.key);
                     let mut changes = vec![change];
                     if let Some(wait) = self.resource.wait {
                         self.quiesce(wait, &mut changes);
@@ -255,7 +249,7 @@ impl Watcher {
                 }
             }
         }
-        log::debug!(target: &self.resource.id, "watch ended");
+        log::debug!(target: self.resource.id(), "watch ended");
     }
 
     /// Waits before retrying a pass that failed on etcd. After an outage (no endpoint
@@ -316,7 +310,7 @@ impl Watcher {
         };
         let index = snapshot.index;
         if index < self.last_index {
-            log::warn!(target: &resource.id,
+            log::warn!(target: resource.id(),
                 "etcd's index went back from {} to {index}: etcd was restored or recreated; re-read everything",
                 self.last_index);
         }
@@ -332,7 +326,7 @@ impl Watcher {
             Ok(text) => text,
             Err(e) => return (Some(index), Err(PassError::Render(e))),
         };
-        log::debug!(target: &resource.id, "rendered {} bytes from index {index}", text.len());
+        log::debug!(target: resource.id(), "rendered {} bytes from index {index}", text.len());
         self.rendered_len = text.len();
         (Some(index), self.apply(&text))
     }
@@ -344,7 +338,7 @@ impl Watcher {
         let snapshot =
             self.snapshots
                 .advance(&resource.key, resource.recursive, after, &changes)?;
-        log::debug!(target: &resource.id, "applied {} change(s) to the kept snapshot, now at index {}", changes.len(), snapshot.index);
+        log::debug!(target: resource.id(), "applied {} change(s) to the kept snapshot, now at index {}", changes.len(), snapshot.index);
         Some(snapshot)
     }
 
@@ -391,13 +385,13 @@ impl Watcher {
             let data = match snapshot.data {
                 Some(data) => {
                     if self.missing_altkeys.remove(alias) {
-                        log::info!(target: &resource.id, "altkey {alias} = {key} exists again");
+                        log::info!(target: resource.id(), "altkey {alias} = {key} exists again");
                     }
                     data
                 }
                 None => {
                     if self.missing_altkeys.insert(alias.clone()) {
-                        log::warn!(target: &resource.id, "altkey {alias} = {key} does not exist; rendering it as empty until it does");
+                        log::warn!(target: resource.id(), "altkey {alias} = {key} does not exist; rendering it as empty until it does");
                     }
                     Arc::new(BTreeMap::new())
                 }
@@ -408,11 +402,16 @@ impl Watcher {
     }
 
     fn apply(&mut self, text: &str) -> Result<Converged, PassError> {
-        let outcome = apply::apply(&self.spec, text, self.options.dry_run, &self.process)
-            .map_err(PassError::Apply)?;
+        let outcome = apply::apply(
+            &self.resource.install,
+            text,
+            self.options.dry_run,
+            &self.process,
+        )
+        .map_err(PassError::Apply)?;
         match outcome {
             Outcome::Unchanged if self.reload_pending => {
-                self.finish_reload(apply::reload(&self.spec, &self.process))?;
+                self.finish_reload(apply::reload(&self.resource.install, &self.process))?;
                 Ok(Converged::Unchanged)
             }
             Outcome::Unchanged => Ok(Converged::Unchanged),
@@ -456,48 +455,32 @@ impl Watcher {
         }
         match error {
             PassError::Missing => {
-                log::warn!(target: &self.resource.id, "{}: {error}", self.resource.key)
+                log::warn!(target: self.resource.id(), "{}: {error}", self.resource.key)
             }
             PassError::Etcd(e) if problem == Problem::Unreachable && self.retries => {
                 let e = (self.options.describe_etcd)(e);
-                log::error!(target: &self.resource.id, "etcd unreachable: {e}; retrying (logged once until it clears)");
+                log::error!(target: self.resource.id(), "etcd unreachable: {e}; retrying (logged once until it clears)");
             }
             PassError::Etcd(e) if problem == Problem::Unreachable => {
                 let e = (self.options.describe_etcd)(e);
-                log::error!(target: &self.resource.id, "etcd unreachable: {e}");
+                log::error!(target: self.resource.id(), "etcd unreachable: {e}");
             }
             PassError::Etcd(e) => {
                 let e = (self.options.describe_etcd)(e);
-                log::error!(target: &self.resource.id, "etcd: {e}");
+                log::error!(target: self.resource.id(), "etcd: {e}");
             }
             PassError::Reload(_) if self.retries => {
-                log::error!(target: &self.resource.id, "{error}; will retry")
+                log::error!(target: self.resource.id(), "{error}; will retry")
             }
-            _ => log::error!(target: &self.resource.id, "{error}"),
+            _ => log::error!(target: self.resource.id(), "{error}"),
         }
         self.problem = Some(problem);
     }
 
     fn clear_problem(&mut self) {
         if self.problem.take().is_some() {
-            log::info!(target: &self.resource.id, "recovered: {} is up to date", self.resource.target.display());
+            log::info!(target: self.resource.id(), "recovered: {} is up to date", self.resource.target().display());
         }
-    }
-}
-
-/// What apply needs from a resource.
-pub fn install_spec(resource: &Resource, options: &RunOptions) -> InstallSpec {
-    InstallSpec {
-        id: resource.id.clone(),
-        target: resource.target.clone(),
-        mode: resource.mode,
-        owner: resource.owner.clone(),
-        group: resource.group.clone(),
-        mkdirs: resource.mkdirs,
-        checkcmd: resource.checkcmd.clone(),
-        reloadcmd: resource.reloadcmd.clone(),
-        splay: resource.splay,
-        command_timeout: resource.command_timeout.unwrap_or(options.command_timeout),
     }
 }
 
@@ -505,8 +488,8 @@ pub fn install_spec(resource: &Resource, options: &RunOptions) -> InstallSpec {
 fn print_diff(resource: &Resource, diff: &str) {
     let text = format!(
         "# {} would change {}\n{diff}",
-        resource.id,
-        resource.target.display()
+        resource.id(),
+        resource.target().display()
     );
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());

@@ -20,10 +20,10 @@ fn root() -> PathBuf {
 fn load_examples() -> Vec<Resource> {
     let opts = LoadOptions {
         confdir: root().join("conf-example/conf.d"),
-        confdir_flag: "--confdir",
         templatedir: root().join("templates-example"),
         prefix: String::new(),
         default_wait: None,
+        default_command_timeout: std::time::Duration::from_secs(30),
     };
     let loaded = resource::load(&opts).expect("conf-example/conf.d is readable");
     assert!(
@@ -71,7 +71,7 @@ fn render_with(resource: &Resource, data: DataMap, seed: &DataMap) -> String {
     resource
         .template
         .render(&ctx)
-        .unwrap_or_else(|err| panic!("{}: {err}", resource.id))
+        .unwrap_or_else(|err| panic!("{}: {err}", resource.id()))
 }
 
 fn render(resource: &Resource, seed: &DataMap) -> String {
@@ -85,14 +85,14 @@ fn render(resource: &Resource, seed: &DataMap) -> String {
 fn find<'a>(resources: &'a [Resource], id: &str) -> &'a Resource {
     resources
         .iter()
-        .find(|r| r.id == id)
+        .find(|r| r.id() == id)
         .unwrap_or_else(|| panic!("no example resource {id}"))
 }
 
 #[test]
 fn all_examples_load_with_targets_under_tmp() {
     let resources = load_examples();
-    let ids: Vec<&str> = resources.iter().map(|r| r.id.as_str()).collect();
+    let ids: Vec<&str> = resources.iter().map(|r| r.id()).collect();
     assert_eq!(
         ids,
         [
@@ -105,8 +105,16 @@ fn all_examples_load_with_targets_under_tmp() {
         ]
     );
     for r in &resources {
-        assert!(r.target.starts_with("/tmp/reconfig-example/"), "{}", r.id);
-        assert!(r.mkdirs, "{} should create its target directory", r.id);
+        assert!(
+            r.target().starts_with("/tmp/reconfig-example/"),
+            "{}",
+            r.id()
+        );
+        assert!(
+            r.install.mkdirs,
+            "{} should create its target directory",
+            r.id()
+        );
     }
 }
 
@@ -148,7 +156,7 @@ fn test3_alternate_pattern_and_its_commands() {
     assert!(run_check(test3, &staged.path).status.success());
     let reload = Command::new("sh")
         .arg("-c")
-        .arg(test3.reloadcmd.as_deref().unwrap())
+        .arg(test3.install.reloadcmd.as_deref().unwrap())
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&reload.stdout), "reloaded test3\n");
@@ -232,7 +240,7 @@ fn nginx_render_passes_nginx_check() {
     );
     // The config keeps pid, logs and temp files in the target's directory, which reconfig
     // creates (mkdirs) before the check.
-    std::fs::create_dir_all(nginx.target.parent().unwrap()).unwrap();
+    std::fs::create_dir_all(nginx.target().parent().unwrap()).unwrap();
     let staged = Staged::new("nginx.conf", &out);
     assert_checker_accepts(
         Command::new("nginx").arg("-t").arg("-c").arg(&staged.path),
@@ -262,6 +270,7 @@ fn require_binary(name: &str, version_flag: &str) {
 /// The resource's checkcmd as reconfig runs it: through `sh -c`, `{{src}}` = the staged file.
 fn shell_check(resource: &Resource, staged: &Path) -> Command {
     let checkcmd = resource
+        .install
         .checkcmd
         .as_deref()
         .expect("example has a checkcmd");

@@ -49,10 +49,10 @@ fuzz_target!(|input: &[u8]| {
     }
     let options = LoadOptions {
         confdir: confd.clone(),
-        confdir_flag: "--confdir",
         templatedir: dir.join("templates"),
         prefix: String::new(),
         default_wait: None,
+        default_command_timeout: std::time::Duration::from_secs(30),
     };
     let loaded = load(&options).expect("conf.d itself is readable");
     let files = if second.is_some() { 2 } else { 1 };
@@ -63,6 +63,6 @@ fuzz_target!(|input: &[u8]| {
     }
     for resource in &loaded.resources {
         assert!(resource.key.starts_with('/'), "{}", resource.key);
-        assert!(resource.target.is_absolute());
+        assert!(resource.target().is_absolute());
     }
 });

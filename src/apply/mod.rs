@@ -51,7 +51,7 @@ pub struct InstallSpec {
     pub reloadcmd: Option<String>,
     /// Pause between install and reload.
     pub splay: Duration,
-    /// Limit for each check/reload command (callers default to 30 s).
+    /// Limit for each check/reload command.
     pub command_timeout: Duration,
 }
 

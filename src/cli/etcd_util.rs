@@ -1,7 +1,8 @@
 //! `etcd-util`: get, set, delete and watch etcd keys from the shell (etcd-util.rb's flags).
 
 use super::connection::{self, ConnectionArgs};
-use super::{exit, value, CliError};
+use super::exit::etcd_util as exit;
+use super::{value, CliError};
 use crate::etcd::{Child, Client, Error, ErrorKind, Event, Found, Op};
 use serde_json::{json, Map, Value};
 

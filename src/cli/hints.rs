@@ -2,6 +2,7 @@
 //! return typed errors that say what is missing ([`Remedy`], [`TlsFix`]); only here do
 //! they become "pass --ssl_cafile".
 
+use crate::daemon::LoadError;
 use crate::etcd::{Error, ErrorKind, Remedy, TransportError};
 use crate::tls::{Explained, TlsError, TlsFix, TlsProblem, TlsSetting};
 
@@ -25,6 +26,15 @@ pub fn etcd_error(error: &Error) -> String {
             _ => error.to_string(),
         },
         _ => error.to_string(),
+    }
+}
+
+/// conf.d that gave nothing to run; an unreadable directory names the flag that chose it
+/// (`--confdir`, or `--cfgdir` for CFGDIR/conf.d).
+pub fn load_error(error: &LoadError, confdir_flag: &str) -> String {
+    match error {
+        LoadError::Unreadable(_) => format!("{error} (check {confdir_flag} and permissions)"),
+        LoadError::NoValidResource { .. } => error.to_string(),
     }
 }
 

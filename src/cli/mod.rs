@@ -3,27 +3,14 @@
 
 pub mod connection;
 pub mod etcd_util;
+pub mod exit;
 pub mod hints;
 pub mod reconfig;
 
 use std::fmt;
 
-/// Exit codes shared by both binaries; the README documents them.
-pub mod exit {
-    /// Success.
-    pub const OK: i32 = 0;
-    /// etcd-util: etcd refused the operation (e.g. a directory without -r).
-    /// reconfig: at least one resource did not converge, or no valid resource.
-    pub const FAILED: i32 = 1;
-    /// Bad command line, or a flag's file (TLS, password) that cannot be used.
-    pub const USAGE: i32 = 2;
-    /// No etcd endpoint answered (refused, timeout, TLS, auth).
-    pub const UNAVAILABLE: i32 = 3;
-    /// etcd-util: the key does not exist.
-    pub const NOT_FOUND: i32 = 4;
-}
-
-/// An error that ends the program with a message on stderr and an exit code.
+/// An error that ends the program with a message on stderr and an exit code: one of
+/// [`exit::etcd_util`]'s (`reconfig` maps it to its own).
 #[derive(Debug)]
 pub struct CliError {
     pub code: i32,
@@ -33,7 +20,7 @@ pub struct CliError {
 impl CliError {
     pub fn usage(message: impl Into<String>) -> CliError {
         CliError {
-            code: exit::USAGE,
+            code: exit::etcd_util::USAGE,
             message: message.into(),
         }
     }
@@ -55,13 +42,13 @@ impl From<crate::etcd::Error> for CliError {
     fn from(e: crate::etcd::Error) -> CliError {
         use crate::etcd::Error;
         let code = match &e {
-            Error::Etcd(_) if e.is_key_not_found() => exit::NOT_FOUND,
-            Error::Etcd(_) => exit::FAILED,
-            Error::InvalidArgument(_) => exit::USAGE,
+            Error::Etcd(_) if e.is_key_not_found() => exit::etcd_util::NOT_FOUND,
+            Error::Etcd(_) => exit::etcd_util::FAILED,
+            Error::InvalidArgument(_) => exit::etcd_util::USAGE,
             Error::Transport(_)
             | Error::Unavailable(_)
             | Error::Shutdown
-            | Error::IndexWentBack { .. } => exit::UNAVAILABLE,
+            | Error::IndexWentBack { .. } => exit::etcd_util::UNAVAILABLE,
         };
         CliError {
             code,

@@ -1,12 +1,14 @@
 //! `reconfig`: the command line of the daemon (reconfig.rb's flags, plus a few).
 
 use super::connection::{self, ConnectionArgs};
+use super::exit::reconfig as exit;
 use super::hints;
 use super::{seconds, value, CliError};
-use crate::daemon::{self, exit};
+use crate::daemon::{self, Onetime};
 use crate::resource::{self, LoadOptions, Wait};
 use crate::watch::RunOptions;
 use std::path::PathBuf;
+use std::time::Duration;
 
 const USAGE: &str = "\
 Usage: reconfig [-c CFGDIR] [-o] [-n] [-p PREFIX] [connection flags]
@@ -37,6 +39,9 @@ Exit codes: 0 ok (onetime: every resource converged), 1 bad command line or conf
 endpoint answered, 4 onetime with --notreally: some file would change.
 ";
 
+/// `--command-timeout` when not given (the help says so).
+const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
 #[derive(Debug)]
 pub struct Args {
     pub cfgdir: PathBuf,
@@ -46,7 +51,7 @@ pub struct Args {
     pub notreally: bool,
     pub prefix: String,
     pub wait: Option<Wait>,
-    pub command_timeout: Option<std::time::Duration>,
+    pub command_timeout: Option<Duration>,
     pub debug: bool,
     pub version: bool,
     pub help: bool,
@@ -143,7 +148,7 @@ pub fn main() -> i32 {
         Err(e) => {
             log::error!("{e}");
             // An SRV record that cannot be resolved means no etcd to reach, not a bad flag.
-            return if e.code == super::exit::UNAVAILABLE {
+            return if e.code == super::exit::etcd_util::UNAVAILABLE {
                 exit::UNAVAILABLE
             } else {
                 exit::CONFIG
@@ -155,41 +160,59 @@ pub fn main() -> i32 {
             .confdir
             .clone()
             .unwrap_or_else(|| args.cfgdir.join("conf.d")),
-        confdir_flag: if args.confdir.is_some() {
-            "--confdir"
-        } else {
-            "--cfgdir"
-        },
         templatedir: args
             .templatedir
             .clone()
             .unwrap_or_else(|| args.cfgdir.join("templates")),
         prefix: args.prefix.clone(),
         default_wait: args.wait,
+        default_command_timeout: args.command_timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT),
     };
+    let confdir_flag = confdir_flag(&args);
     let resources = match daemon::load_resources(&load_options) {
         Ok(resources) => resources,
         Err(e) => {
-            log::error!("{e}");
+            log::error!("{}", hints::load_error(&e, confdir_flag));
             return exit::CONFIG;
         }
     };
-    let mut options = RunOptions {
+    let options = RunOptions {
         dry_run: args.notreally,
         describe_etcd: hints::etcd_error,
         ..RunOptions::default()
     };
-    if let Some(timeout) = args.command_timeout {
-        options.command_timeout = timeout;
-    }
     if args.onetime {
-        return daemon::run_onetime(resources, client, options);
+        return match daemon::run_onetime(resources, client, options) {
+            Onetime::Converged => exit::OK,
+            Onetime::WouldChange => exit::WOULD_CHANGE,
+            Onetime::NotConverged => exit::NOT_CONVERGED,
+            Onetime::Unavailable => exit::UNAVAILABLE,
+        };
     }
     let connection = args.connection.clone();
-    let mut first = Some(client);
-    let make_client = Box::new(move || match first.take() {
-        Some(client) => Ok(client),
-        None => connection.client().map_err(|e| e.to_string()),
-    });
-    daemon::run_daemon(resources, load_options, make_client, options)
+    let reload = daemon::Reload {
+        confdir: load_options.confdir.clone(),
+        next: Box::new(move || {
+            let loaded = daemon::load_resources(&load_options)
+                .map_err(|e| hints::load_error(&e, confdir_flag))?;
+            let client = connection.client().map_err(|e| e.to_string())?;
+            Ok((loaded, client))
+        }),
+    };
+    match daemon::run_daemon(resources, client, reload, options) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            log::error!("{e}");
+            exit::CONFIG
+        }
+    }
+}
+
+/// The flag that chose the conf.d directory, named when it cannot be read.
+fn confdir_flag(args: &Args) -> &'static str {
+    if args.confdir.is_some() {
+        "--confdir"
+    } else {
+        "--cfgdir"
+    }
 }

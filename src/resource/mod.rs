@@ -16,16 +16,15 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::apply::InstallSpec;
 use crate::template::{Template, DEFAULT_RENDER_FUEL};
 
 pub use duration::{parse_duration, parse_wait};
 use fields::Fields;
 
-/// One conf.d entry: an etcd key, a template and the file it renders to.
+/// One conf.d entry: what to watch in etcd, how to render it and how to install the result.
 #[derive(Debug, Clone)]
 pub struct Resource {
-    /// The `id` field; defaults to the JSON file's path. Used in logs.
-    pub id: String,
     /// The conf.d file it came from.
     pub file: PathBuf,
     /// The watched etcd key: prefix applied, `//` squeezed, starts with `/`.
@@ -33,25 +32,30 @@ pub struct Resource {
     pub recursive: bool,
     /// Alias → etcd key, fetched (not watched) on each render. Not prefixed.
     pub altkeys: BTreeMap<String, String>,
+    /// Quiescence: wait for the key to be quiet this long before rendering.
+    pub wait: Option<Wait>,
     /// templatedir/source.
     pub template_path: PathBuf,
     pub template: Arc<Template>,
-    pub target: PathBuf,
-    pub mode: Option<u32>,
-    pub owner: Option<String>,
-    pub group: Option<String>,
-    /// Create the target's directory when missing.
-    pub mkdirs: bool,
-    pub checkcmd: Option<String>,
-    pub reloadcmd: Option<String>,
-    /// Random delay of up to this long before the reload command.
-    pub splay: Duration,
-    /// Time limit for the check and reload commands.
-    pub command_timeout: Option<Duration>,
     /// Undefined template values are errors instead of empty text.
     pub strict: bool,
-    /// Quiescence: wait for the key to be quiet this long before rendering.
-    pub wait: Option<Wait>,
+    /// How the rendered text is installed, complete at load: the `id` field (defaults to the
+    /// JSON file's path), target, mode, owner, group, mkdirs, check and reload commands,
+    /// splay, and the commands' time limit (the `timeout` field, else the load options'
+    /// default).
+    pub install: InstallSpec,
+}
+
+impl Resource {
+    /// The `id` field, or the conf.d file's path: names the resource in logs.
+    pub fn id(&self) -> &str {
+        &self.install.id
+    }
+
+    /// The file it renders to.
+    pub fn target(&self) -> &Path {
+        &self.install.target
+    }
 }
 
 /// Quiescence: render after `min` without changes, but no later than `max` after the first.
@@ -64,14 +68,13 @@ pub struct Wait {
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     pub confdir: PathBuf,
-    /// The flag that chose `confdir` (`--confdir`, or `--cfgdir` for CFGDIR/conf.d), named
-    /// when the directory cannot be read.
-    pub confdir_flag: &'static str,
     pub templatedir: PathBuf,
     /// Prepended to every resource's `key` (not to `altkeys`).
     pub prefix: String,
     /// Used for resources without a `wait` field.
     pub default_wait: Option<Wait>,
+    /// Time limit of the check and reload commands of resources without a `timeout` field.
+    pub default_command_timeout: Duration,
 }
 
 /// The valid resources, and one problem per file that was skipped.
@@ -120,10 +123,10 @@ const KNOWN_FIELDS: &[&str] = &[
 
 /// Loads every `*.json` file of `opts.confdir`, in file-name order.
 ///
-/// Fails only when the directory itself cannot be read; bad files end up in
-/// [`Loaded::problems`].
+/// Fails only when the directory itself cannot be read (the caller adds what to check, e.g.
+/// the option that named it); bad files end up in [`Loaded::problems`].
 pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
-    let files = json_files(&opts.confdir, opts.confdir_flag)?;
+    let files = json_files(&opts.confdir)?;
     let mut loaded = Loaded {
         resources: Vec::new(),
         problems: Vec::new(),
@@ -143,10 +146,10 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
 }
 
 /// The regular `*.json` files of `confdir`, sorted by file name.
-fn json_files(confdir: &Path, flag: &str) -> Result<Vec<PathBuf>, ConfigError> {
+fn json_files(confdir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     let unreadable = |err: std::io::Error| ConfigError {
         file: confdir.to_path_buf(),
-        message: format!("cannot read the conf.d directory: {err} (check {flag} and permissions)"),
+        message: format!("cannot read the conf.d directory: {err}"),
     };
     let mut files = Vec::new();
     for entry in std::fs::read_dir(confdir).map_err(unreadable)? {
@@ -211,16 +214,10 @@ fn resource_from(file: &Path, fields: &Fields, opts: &LoadOptions) -> Result<Res
         Some(value) => Some(parse_wait(value).map_err(|err| format!("field \"wait\": {err}"))?),
         None => opts.default_wait,
     };
-    Ok(Resource {
+    let install = InstallSpec {
         id: fields
             .string("id")?
             .map_or_else(|| file.display().to_string(), str::to_string),
-        file: file.to_path_buf(),
-        key,
-        recursive: fields.bool("recursive")?,
-        altkeys,
-        template_path,
-        template: Arc::new(template),
         target,
         mode: fields.mode("mode")?,
         owner: fields.string("owner")?.map(str::to_string),
@@ -229,9 +226,18 @@ fn resource_from(file: &Path, fields: &Fields, opts: &LoadOptions) -> Result<Res
         checkcmd: fields.string("checkcmd")?.map(str::to_string),
         reloadcmd: fields.string("reloadcmd")?.map(str::to_string),
         splay: fields.duration("splay")?.unwrap_or(Duration::ZERO),
-        command_timeout: command_timeout(fields)?,
-        strict,
+        command_timeout: command_timeout(fields)?.unwrap_or(opts.default_command_timeout),
+    };
+    Ok(Resource {
+        file: file.to_path_buf(),
+        key,
+        recursive: fields.bool("recursive")?,
+        altkeys,
         wait,
+        template_path,
+        template: Arc::new(template),
+        strict,
+        install,
     })
 }
 
@@ -304,26 +310,27 @@ struct TargetRegistry {
 
 impl TargetRegistry {
     fn claim(&mut self, resource: &Resource) -> Result<(), String> {
-        let canonical = canonical_target(&resource.target);
+        let target = resource.target();
+        let canonical = canonical_target(target);
         let taken = self
             .claimed
             .iter()
             .find(|(written, other_canonical, _, _)| {
-                *written == resource.target || *other_canonical == canonical
+                written == target || *other_canonical == canonical
             });
         if let Some((written, _, id, file)) = taken {
             return Err(format!(
                 "target {} is already the target of resource \"{id}\" ({}, target {}); \
                  two resources cannot write the same file, so this one is skipped",
-                resource.target.display(),
+                target.display(),
                 file.display(),
                 written.display()
             ));
         }
         self.claimed.push((
-            resource.target.clone(),
+            target.to_path_buf(),
             canonical,
-            resource.id.clone(),
+            resource.id().to_string(),
             resource.file.clone(),
         ));
         Ok(())

@@ -34,10 +34,10 @@ impl ConfTree {
     fn options(&self, prefix: &str) -> LoadOptions {
         LoadOptions {
             confdir: self.root.join("conf.d"),
-            confdir_flag: "--confdir",
             templatedir: self.root.join("templates"),
             prefix: prefix.to_string(),
             default_wait: None,
+            default_command_timeout: Duration::from_secs(10),
         }
     }
 
@@ -96,20 +96,20 @@ fn full_resource_is_read_with_all_fields() {
     let loaded = tree.load();
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
     let r = &loaded.resources[0];
-    assert_eq!(r.id, "web");
+    assert_eq!(r.id(), "web");
     assert_eq!(r.file, file);
     assert_eq!(r.key, "/svc");
-    assert!(r.recursive && r.mkdirs && r.strict);
+    assert!(r.recursive && r.install.mkdirs && r.strict);
     assert_eq!(r.altkeys.get("a").map(String::as_str), Some("/alt/one"));
     assert_eq!(r.template_path, tree.root.join("templates/t.tmpl"));
-    assert_eq!(r.target, PathBuf::from(tree.target("out.conf")));
-    assert_eq!(r.mode, Some(0o640));
-    assert_eq!(r.owner.as_deref(), Some("daemon"));
-    assert_eq!(r.group.as_deref(), Some("adm"));
-    assert_eq!(r.checkcmd.as_deref(), Some("test -s {{src}}"));
-    assert_eq!(r.reloadcmd.as_deref(), Some("echo hi"));
-    assert_eq!(r.splay, Duration::from_millis(1500));
-    assert_eq!(r.command_timeout, Some(Duration::from_secs(30)));
+    assert_eq!(r.target(), PathBuf::from(tree.target("out.conf")));
+    assert_eq!(r.install.mode, Some(0o640));
+    assert_eq!(r.install.owner.as_deref(), Some("daemon"));
+    assert_eq!(r.install.group.as_deref(), Some("adm"));
+    assert_eq!(r.install.checkcmd.as_deref(), Some("test -s {{src}}"));
+    assert_eq!(r.install.reloadcmd.as_deref(), Some("echo hi"));
+    assert_eq!(r.install.splay, Duration::from_millis(1500));
+    assert_eq!(r.install.command_timeout, Duration::from_secs(30));
     assert_eq!(
         r.wait,
         Some(Wait {
@@ -129,17 +129,22 @@ fn defaults_when_fields_are_absent() {
         max: Duration::from_secs(5),
     };
     opts.default_wait = Some(default_wait);
+    opts.default_command_timeout = Duration::from_secs(7);
     let loaded = load(&opts).unwrap();
     let r = &loaded.resources[0];
-    assert_eq!(r.id, file.display().to_string());
-    assert!(!r.recursive && !r.mkdirs && !r.strict);
+    assert_eq!(r.id(), file.display().to_string());
+    assert!(!r.recursive && !r.install.mkdirs && !r.strict);
     assert!(r.altkeys.is_empty());
     assert_eq!(
-        (r.mode, r.owner.as_deref(), r.checkcmd.as_deref()),
+        (
+            r.install.mode,
+            r.install.owner.as_deref(),
+            r.install.checkcmd.as_deref()
+        ),
         (None, None, None)
     );
-    assert_eq!(r.splay, Duration::ZERO);
-    assert_eq!(r.command_timeout, None);
+    assert_eq!(r.install.splay, Duration::ZERO);
+    assert_eq!(r.install.command_timeout, Duration::from_secs(7));
     assert_eq!(r.wait, Some(default_wait));
 }
 
@@ -181,7 +186,7 @@ fn files_load_in_name_order_and_other_extensions_are_ignored() {
     tree.conf("README", "not json");
     let loaded = tree.load();
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
-    let ids: Vec<&str> = loaded.resources.iter().map(|r| r.id.as_str()).collect();
+    let ids: Vec<&str> = loaded.resources.iter().map(|r| r.id()).collect();
     assert_eq!(ids, ["first", "second"]);
 }
 
@@ -346,7 +351,7 @@ fn modes_must_be_quoted_octal_strings() {
         assert_contains(&message, r#"field "mode""#);
     }
     tree.conf("bad.json", &minimal(&tree, r#", "mode": "755""#));
-    assert_eq!(tree.load().resources[0].mode, Some(0o755));
+    assert_eq!(tree.load().resources[0].install.mode, Some(0o755));
 }
 
 #[test]
@@ -407,7 +412,7 @@ fn duplicate_target_rejects_the_later_file_naming_both() {
         ),
     );
     let loaded = tree.load();
-    let ids: Vec<&str> = loaded.resources.iter().map(|r| r.id.as_str()).collect();
+    let ids: Vec<&str> = loaded.resources.iter().map(|r| r.id()).collect();
     assert_eq!(ids, ["A", "C"]);
     assert_eq!(loaded.problems.len(), 1);
     let problem = &loaded.problems[0];

@@ -1,0 +1,35 @@
+//! Exit codes of both binaries, as the README and each `--help` document them. Lower layers
+//! return typed outcomes (`daemon::Onetime`, `etcd::Error`, `daemon::LoadError`); only here
+//! do they become numbers.
+
+/// Both binaries: success.
+pub const OK: i32 = 0;
+/// Both binaries: no etcd endpoint answered (refused, timeout, TLS, auth), or the SRV record
+/// giving the endpoints could not be resolved.
+pub const UNAVAILABLE: i32 = 3;
+
+/// `etcd-util`'s codes; a [`CliError`](super::CliError) carries one of these.
+pub mod etcd_util {
+    pub use super::{OK, UNAVAILABLE};
+    /// etcd refused the operation (e.g. a directory without -r).
+    pub const FAILED: i32 = 1;
+    /// Bad command line, or a flag's file (TLS, password) that cannot be used.
+    pub const USAGE: i32 = 2;
+    /// The key does not exist.
+    pub const NOT_FOUND: i32 = 4;
+}
+
+/// `reconfig`'s codes. `OK`: every resource converged (`--onetime`), or the daemon stopped
+/// on TERM/INT. `UNAVAILABLE`: `--onetime` read nothing from etcd; either mode: the SRV
+/// record giving the endpoints could not be resolved at start-up.
+pub mod reconfig {
+    pub use super::{OK, UNAVAILABLE};
+    /// Bad command line or configuration: nothing was started.
+    pub const CONFIG: i32 = 1;
+    /// `--onetime`: at least one resource did not converge, or a resource file was skipped
+    /// as invalid.
+    pub const NOT_CONVERGED: i32 = 2;
+    /// `--onetime --notreally`: every resource could be rendered and checked, and at least
+    /// one file would change (a drift signal for cron and CI).
+    pub const WOULD_CHANGE: i32 = 4;
+}
