@@ -171,10 +171,6 @@ impl Watcher {
         }
     }
 
-    pub fn resource(&self) -> &Resource {
-        &self.resource
-    }
-
     /// One pass for `--onetime`; the error is already logged.
     pub fn converge_once(&mut self) -> Result<Converged, PassError> {
         self.retries = false;
