@@ -116,15 +116,15 @@ impl Layout {
 
     fn specs(self) -> Vec<Spec> {
         match self {
-            Layout::One => vec![Spec::plain("r000".into(), setup::shared_tree())],
+            Layout::One => vec![Spec::reloading("r000".into(), setup::shared_tree())],
             Layout::ManyOwnTrees => setup::names("r", MANY)
                 .into_iter()
                 .enumerate()
-                .map(|(t, name)| Spec::plain(name, setup::own_tree(t)))
+                .map(|(t, name)| Spec::reloading(name, setup::own_tree(t)))
                 .collect(),
             Layout::ManySameTree => setup::names("r", MANY)
                 .into_iter()
-                .map(|name| Spec::plain(name, setup::shared_tree()))
+                .map(|name| Spec::reloading(name, setup::shared_tree()))
                 .collect(),
         }
     }
@@ -313,7 +313,7 @@ pub fn onetime(etcd: &Etcd, resources: &[usize], keys: &[usize]) -> Vec<Onetime>
 fn onetime_case(etcd: &Etcd, resources: usize, keys: usize) -> Onetime {
     let specs: Vec<Spec> = setup::names("r", resources)
         .into_iter()
-        .map(|name| Spec::plain(name, setup::onetime_tree(keys)))
+        .map(|name| Spec::reloading(name, setup::onetime_tree(keys)))
         .collect();
     let setup = setup::config(&specs);
     let mut args = setup.args(etcd, &[]);
@@ -379,8 +379,7 @@ pub fn bursts(etcd: &Etcd, sizes: &[usize]) -> Vec<Burst> {
             name: "burst".into(),
             key: setup::shared_tree(),
             wait,
-            // Beside the target, so the setup's temp dir holds it.
-            reloadcmd: Some("echo r >> {{target}}.reloads".into()),
+            reloadcmd: Some(setup::RELOADCMD.to_string()),
         };
         let setup = setup::config(&[spec]);
         let reload_file = setup.out("burst.conf.reloads");

@@ -93,13 +93,19 @@ pub struct Spec {
     pub reloadcmd: Option<String>,
 }
 
+/// What every bench resource runs after an install: a real resource always reloads its
+/// service, and that fork competes with the renders still to come. Beside the target, so the
+/// setup's temp dir holds it.
+pub const RELOADCMD: &str = "echo reload >> {{target}}.reloads";
+
 impl Spec {
-    pub fn plain(name: String, key: String) -> Spec {
+    /// A resource on `key` with no quiescence and the [`RELOADCMD`] every real one has.
+    pub fn reloading(name: String, key: String) -> Spec {
         Spec {
             name,
             key,
             wait: None,
-            reloadcmd: None,
+            reloadcmd: Some(RELOADCMD.to_string()),
         }
     }
 }
