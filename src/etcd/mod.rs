@@ -16,6 +16,8 @@ mod node;
 mod shared;
 mod transport;
 
+pub mod v3;
+
 pub use change::Change;
 pub use endpoints::{normalize_endpoint, Discover};
 pub use error::{Error, ErrorCode, EtcdError, TransportError, TransportKind};
