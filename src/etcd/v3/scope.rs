@@ -7,21 +7,38 @@
 //! asks for the one range `[key, prefix_end(key/))` and drops the few keys in between
 //! (`key` followed by a byte below `/`): one range and one watch at one revision, where two
 //! requests would need two watches and could not share a revision.
+//!
+//! Keys are spelled as v2 spells them (see [`normalize`]): a v3 key without a leading `/`
+//! is out of reach, as it would be for data copied from v2.
 
 /// The keys covered by a resource key, recursive or not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
-    /// The key, trailing `/` removed (`/app/` and `/app` are the same key, as on v2).
+    /// The key as [`normalize`] spells it, without the root's `/` (empty for the root).
     key: Vec<u8>,
     recursive: bool,
 }
 
+/// A key as v2 would store it, so that one conf.d file names the same key on both APIs:
+/// one leading `/`, no empty segments (`app//db/` is `/app/db`), the root is `/`.
+pub fn normalize(key: &str) -> String {
+    let mut normal = String::with_capacity(key.len() + 1);
+    for segment in key.split('/').filter(|segment| !segment.is_empty()) {
+        normal.push('/');
+        normal.push_str(segment);
+    }
+    if normal.is_empty() {
+        normal.push('/');
+    }
+    normal
+}
+
 impl Scope {
-    /// The keys a resource's `key` covers. The root (`/` or empty) covers every key that
-    /// starts with `/`, which is every key a v2 tree could hold.
+    /// The keys a resource's `key` covers (see [`normalize`]). The root covers every key
+    /// that starts with `/`, which is every key a v2 tree could hold.
     pub fn new(key: &str, recursive: bool) -> Scope {
         Scope {
-            key: key.trim_end_matches('/').as_bytes().to_vec(),
+            key: normalize(key).trim_end_matches('/').as_bytes().to_vec(),
             recursive,
         }
     }
@@ -80,6 +97,15 @@ mod tests {
         assert_eq!(prefix_end(b"a\xfe\xff\xff"), b"a\xff");
         assert_eq!(prefix_end(b"\xff\xff"), b"\0");
         assert_eq!(prefix_end(b""), b"\0");
+    }
+
+    #[test]
+    fn keys_are_spelled_as_v2_stores_them() {
+        assert_eq!(normalize("/app/db"), "/app/db");
+        assert_eq!(normalize("app//db/"), "/app/db");
+        assert_eq!(normalize(""), "/");
+        assert_eq!(normalize("///"), "/");
+        assert_eq!(Scope::new("app/", true), Scope::new("/app", true));
     }
 
     #[test]
