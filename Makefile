@@ -5,7 +5,7 @@ CARGO ?= cargo
 APT_PACKAGES := etcd-server dnsmasq-base haproxy nginx-light openssl
 MUSL_TARGET := x86_64-unknown-linux-musl
 
-.PHONY: all build test deps lint demo static static-smoke smoke bench soak fuzz clean
+.PHONY: all build test deps lint demo static static-deps static-smoke smoke bench soak fuzz clean
 
 all: build
 
@@ -26,8 +26,17 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# Every process of the run inherits RECONFIG_TEST_RUN=<fresh uuid>; scripts/leak-check.sh then
+# fails the target when one of them is still running (a test left it behind), even when the
+# tests passed. TEST_ARGS selects tests, e.g. TEST_ARGS="--test faults_etcd".
+TEST_ARGS ?=
 test: deps
-	PATH="$$PATH:/usr/sbin" $(CARGO) test --locked -- --test-threads=4
+	@marker=$$(cat /proc/sys/kernel/random/uuid); \
+	echo "RECONFIG_TEST_RUN=$$marker $(CARGO) test --locked $(TEST_ARGS) -- --test-threads=4"; \
+	PATH="$$PATH:/usr/sbin" RECONFIG_TEST_RUN=$$marker \
+	  $(CARGO) test --locked $(TEST_ARGS) -- --test-threads=4; status=$$?; \
+	./scripts/leak-check.sh $$marker || status=1; \
+	exit $$status
 
 # The fuzz crate (fuzz/, its own workspace) is held to the same rules.
 lint:
@@ -66,15 +75,26 @@ bench: deps
 # The main job on an embedded default: a throwaway etcd on 127.0.0.1, the example data,
 # reconfig --onetime on conf-example/templates-example, then the rendered files.
 demo: build deps
-	./scripts/demo.sh
+	PATH="$$PATH:/usr/sbin" ./scripts/demo.sh
 
 # Both binaries for $(MUSL_TARGET): fully static (non-PIE, so no dynamic section at all),
-# stripped (profile.release), then smoke-tested against a real etcd. Needs musl-tools and
-# `rustup target add $(MUSL_TARGET)`; .ci/run installs both.
+# stripped (profile.release), then smoke-tested against a real etcd (make static-smoke).
 TARGET_DIR = $(or $(CARGO_TARGET_DIR),target)
 STATIC_DIR = $(TARGET_DIR)/$(MUSL_TARGET)/release
 
-static:
+# What the static build needs, installed when missing as `deps` does for the tests: the Rust
+# target (rustup) and a musl C compiler for ring's C code (Debian's musl-tools; apt-get
+# needs root). Fails naming the step to do by hand when it cannot.
+static-deps:
+	@rustup target list --installed 2>/dev/null | grep -qx $(MUSL_TARGET) || \
+	{ echo "installing the Rust target $(MUSL_TARGET)"; rustup target add $(MUSL_TARGET); } || \
+	{ echo "make static: cannot add the Rust target; run: rustup target add $(MUSL_TARGET)" >&2; exit 1; }
+	@command -v x86_64-linux-musl-gcc >/dev/null || command -v musl-gcc >/dev/null || \
+	{ echo "installing: musl-tools"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools >/dev/null; } || \
+	{ echo "make static: cannot install musl-tools; run as root: apt-get install musl-tools" >&2; exit 1; }
+
+static: static-deps
 	CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C relocation-model=static" \
 	  $(CARGO) build --release --locked --target $(MUSL_TARGET)
 	@ls -l $(STATIC_DIR)/reconfig $(STATIC_DIR)/etcd-util

@@ -7,8 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=target/release
 out=/tmp/reconfig-example
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-client_port=$(free_port); peer_port=$(free_port)
+client_port=$(scripts/free-port.sh); peer_port=$(scripts/free-port.sh "$client_port")
 work=$(mktemp -d /tmp/reconfig-demo.XXXXXX)
 etcd --name demo --data-dir "$work/data" \
   --listen-client-urls "http://127.0.0.1:$client_port" --advertise-client-urls "http://127.0.0.1:$client_port" \
@@ -37,9 +36,10 @@ util -k / -r
 echo "== reconfig --onetime on conf-example/ + templates-example/"
 rm -rf "$out"
 "$bin/reconfig" --endpoints "$endpoint" --confdir conf-example/conf.d --templatedir templates-example --onetime
-for f in test1.conf test2.conf test3.conf test4.conf haproxy/haproxy.cfg; do
-  echo "---- $out/$f"
-  cat "$out/$f"
+# The target of every conf.d resource, read from the resource files so that none is left out.
+sed -n 's/^ *"target": *"\(.*\)",\{0,1\}$/\1/p' conf-example/conf.d/*.json | sort | while read -r f; do
+  echo "---- $f"
+  cat "$f"
 done
 
 echo "== the daemon: a new backend registers, haproxy.cfg follows"

@@ -95,9 +95,7 @@ pub fn run_onetime(loaded: LoadedResources, client: Client, options: RunOptions)
         match result {
             Ok(Converged::WouldChange) => would_change += 1,
             Ok(_) => {}
-            Err(PassError::Etcd(e)) if !e.is_key_not_found() && e.code().is_none() => {
-                unreachable += 1
-            }
+            Err(PassError::Etcd(e)) if e.is_unreachable() => unreachable += 1,
             Err(_) => failed += 1,
         }
     }

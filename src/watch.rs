@@ -30,6 +30,9 @@ pub struct RunOptions {
     /// Where the daemon renders (one thread per core, shared by every resource); `None`:
     /// on the resource's own thread, as `--onetime` does on its few workers.
     pub render_pool: Option<Arc<Pool>>,
+    /// How an etcd error is worded in the log: the binary adds the flags that fix it
+    /// (`cli::hints`); this layer knows no flag names.
+    pub describe_etcd: fn(&etcd::Error) -> String,
 }
 
 impl Default for RunOptions {
@@ -39,6 +42,7 @@ impl Default for RunOptions {
             command_timeout: Duration::from_secs(30),
             max_backoff: Duration::from_secs(30),
             render_pool: None,
+            describe_etcd: |error| error.to_string(),
         }
     }
 }
@@ -68,8 +72,8 @@ impl PassError {
     /// Which problem this is, for telling a repeat from a new one; `None` for a stop.
     fn problem(&self) -> Option<Problem> {
         Some(match self {
-            PassError::Etcd(e) if is_unreachable(e) => Problem::Unreachable,
-            PassError::Etcd(e) => Problem::EtcdAnswer(e.code()),
+            PassError::Etcd(e) if e.is_unreachable() => Problem::Unreachable,
+            PassError::Etcd(e) => Problem::EtcdAnswer(e.kind()),
             PassError::Missing => Problem::Missing,
             PassError::Render(_) => Problem::Render,
             PassError::Apply(e) => match e.kind.as_ref() {
@@ -94,7 +98,7 @@ enum Problem {
     /// No endpoint answered.
     Unreachable,
     /// etcd answered with an error.
-    EtcdAnswer(Option<etcd::ErrorCode>),
+    EtcdAnswer(etcd::ErrorKind),
     Missing,
     Render,
     /// Installing failed: how, and for a file-system error, at which step.
@@ -229,7 +233,7 @@ impl Watcher {
                 within,
             ) {
                 Ok(WaitOutcome::Changed(change)) => {
-                    log::debug!(target: &self.resource.id, "change at index {}: {} {}", change.index, change.action, change.key);
+                    log::debug!(target: &self.resource.id, "change at index {}: {} {}", change.index, change.op.verb(), change.key);
                     let mut changes = vec![change];
                     if let Some(wait) = self.resource.wait {
                         self.quiesce(wait, &mut changes);
@@ -455,10 +459,16 @@ impl Watcher {
                 log::warn!(target: &self.resource.id, "{}: {error}", self.resource.key)
             }
             PassError::Etcd(e) if problem == Problem::Unreachable && self.retries => {
+                let e = (self.options.describe_etcd)(e);
                 log::error!(target: &self.resource.id, "etcd unreachable: {e}; retrying (logged once until it clears)");
             }
             PassError::Etcd(e) if problem == Problem::Unreachable => {
+                let e = (self.options.describe_etcd)(e);
                 log::error!(target: &self.resource.id, "etcd unreachable: {e}");
+            }
+            PassError::Etcd(e) => {
+                let e = (self.options.describe_etcd)(e);
+                log::error!(target: &self.resource.id, "etcd: {e}");
             }
             PassError::Reload(_) if self.retries => {
                 log::error!(target: &self.resource.id, "{error}; will retry")
@@ -473,14 +483,6 @@ impl Watcher {
             log::info!(target: &self.resource.id, "recovered: {} is up to date", self.resource.target.display());
         }
     }
-}
-
-/// Whether etcd did not answer at all (as opposed to answering with an error).
-fn is_unreachable(error: &etcd::Error) -> bool {
-    matches!(
-        error,
-        etcd::Error::Transport(_) | etcd::Error::Unavailable(_)
-    )
 }
 
 /// What apply needs from a resource.

@@ -238,7 +238,7 @@ fn template_errors_name_the_template_and_line_and_leave_targets_alone() {
         "ok\n{{ reconfig.data['/data/j']|fromjson }}\n",
     );
     setup.template("strict.tmpl", "{{ reconfig.data[reconfig.watched] }}\n");
-    // From fuzzing: output sizes are bounded (minijinja refuses strings over 100 MB).
+    // From fuzzing: output sizes are bounded (by fuel, paid before the string is made).
     setup.template("repeat.tmpl", "{{ 'x' * 1000000000000 }}\n");
     for (id, source, strict) in [
         ("syntax", "syntax.tmpl", false),
@@ -285,7 +285,8 @@ fn template_errors_name_the_template_and_line_and_leave_targets_alone() {
     );
     let repeat = lines_about(&log, "[repeat]");
     assert!(
-        repeat.contains("repeat.tmpl") && repeat.contains("repeated string is too large"),
+        repeat.contains("repeat.tmpl")
+            && repeat.contains("render stopped after 10000000 fuel units"),
         "{log}"
     );
     for id in ["syntax", "latin1", "render", "strict", "repeat"] {
@@ -296,6 +297,101 @@ fn template_errors_name_the_template_and_line_and_leave_targets_alone() {
         );
     }
     assert_good_converged(&setup);
+}
+
+/// Issue 10, bug 9: a loop driven by etcd data rendered for hours (MiniJinja caps one
+/// `range` at 100 000 items, not their product). The default fuel stops it in about a
+/// second; the error names the resource, the template, the budget and where to raise it.
+#[test]
+fn a_render_loop_driven_by_etcd_data_stops_by_fuel_and_leaves_the_target_alone() {
+    let etcd = Etcd::start();
+    etcd.put("/runaway/count", "90000");
+    etcd.put("/good/a", "1");
+    let setup = Setup::new();
+    good_resource(&setup);
+    setup.template(
+        "loop.tmpl",
+        "{% set n = getv('/runaway/count')|int %}{% for i in range(n) %}{% for j in range(n) %}{% endfor %}{% endfor %}\n",
+    );
+    setup.resource(
+        "loop",
+        json!({"id": "loop", "key": "/runaway", "recursive": true, "source": "loop.tmpl",
+               "target": setup.out("loop.conf")}),
+    );
+    std::fs::write(setup.out("loop.conf"), "previous\n").expect("old target");
+    let began = std::time::Instant::now();
+    let out = setup.onetime(&etcd, &[]);
+    let took = began.elapsed();
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    assert!(took < Duration::from_secs(10), "took {took:?}: {log}");
+    let conf = setup.cfgdir().join("conf.d/loop.json");
+    let expected = format!(
+        "render stopped after 10000000 fuel units: raise render_fuel in {} \
+         if the template is meant to do that much work",
+        conf.display()
+    );
+    let about = lines_about(&log, "[loop]");
+    assert!(
+        about.contains("render failed, target left unchanged")
+            && about.contains("loop.tmpl")
+            && about.contains(&expected),
+        "{log}"
+    );
+    assert_eq!(
+        support::read(&setup.out("loop.conf")).as_deref(),
+        Some("previous\n")
+    );
+    assert_good_converged(&setup);
+}
+
+/// Issue 10, bug 9, the fuzz finding: `tojson` wrote the spaces of a huge indent before
+/// anything could stop it. A bounded indent and a raised `render_fuel` both work.
+#[test]
+fn tojson_with_an_absurd_indent_fails_fast_and_render_fuel_can_be_raised() {
+    let etcd = Etcd::start();
+    etcd.put("/j/a", "1");
+    let setup = Setup::new();
+    setup.template(
+        "indent.tmpl",
+        "<%= reconfig.data|tojson(indent=2049638230412172401.) %>\n",
+    );
+    setup.template(
+        "many.tmpl",
+        "{% for i in range(100000) %}{% for j in range(40) %}{% endfor %}{% endfor %}done\n",
+    );
+    setup.resource(
+        "indent",
+        json!({"id": "indent", "key": "/j", "recursive": true, "source": "indent.tmpl",
+               "pattern": "<% %>", "target": setup.out("indent.conf")}),
+    );
+    setup.resource(
+        "many",
+        json!({"id": "many", "key": "/j", "recursive": true, "source": "many.tmpl",
+               "render_fuel": 100_000_000u64, "target": setup.out("many.conf")}),
+    );
+    std::fs::write(setup.out("indent.conf"), "previous\n").expect("old target");
+    let began = std::time::Instant::now();
+    let out = setup.onetime(&etcd, &[]);
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    assert!(began.elapsed() < Duration::from_secs(10), "{log}");
+    let indent = lines_about(&log, "[indent]");
+    assert!(
+        indent.contains("indent.tmpl")
+            && indent.contains("tojson: indent 2049638230412172")
+            && indent.contains("is not a number of spaces from 0 to 32"),
+        "{log}"
+    );
+    assert_eq!(
+        support::read(&setup.out("indent.conf")).as_deref(),
+        Some("previous\n")
+    );
+    assert_eq!(
+        support::read(&setup.out("many.conf")).as_deref(),
+        Some("done\n"),
+        "more work than the default allows, with render_fuel raised: {log}"
+    );
 }
 
 #[test]
@@ -480,7 +576,11 @@ fn connection_cases(missing: &str) -> Vec<(Vec<String>, String)> {
             s(&["--endpoints", "ftp://127.0.0.1:1"]),
             "--endpoints:".to_string(),
         ),
-        (s(&["--endpoints", "http://"]), "--endpoints:".to_string()),
+        // Issue 10: this said `has port ""`.
+        (
+            s(&["--endpoints", "http://"]),
+            "--endpoints: endpoint \"http://\" has no host; give scheme://host:port".to_string(),
+        ),
         (
             s(&["--endpoints", "http://127.0.0.1:1", "--host", "h"]),
             "--endpoints cannot be combined with --host/--port".to_string(),
@@ -667,7 +767,21 @@ fn every_invalid_flag_value_of_reconfig_is_refused_with_the_flag_named() {
                 &missing,
             ],
             1,
-            "cannot read the conf.d directory",
+            "cannot read the conf.d directory: No such file or directory (os error 2) (check --cfgdir and permissions)",
+        ),
+        // Issue 10: a bad --confdir said "check --cfgdir".
+        bad(
+            &[
+                "--onetime",
+                "--endpoints",
+                "http://127.0.0.1:1",
+                "-c",
+                &cfgdir,
+                "--confdir",
+                &missing,
+            ],
+            1,
+            "(check --confdir and permissions)",
         ),
         bad(
             &[
@@ -685,6 +799,34 @@ fn every_invalid_flag_value_of_reconfig_is_refused_with_the_flag_named() {
     ]);
     check_bad_flags(RECONFIG, &cases);
     assert!(!setup.out("r.conf").exists());
+}
+
+/// Issue 10: a bad connection flag was reported after every resource's "bound:" line, as
+/// if the resources had started. The flags are checked first; conf.d is not even read.
+#[test]
+fn a_bad_connection_flag_is_reported_before_any_resource_is_loaded() {
+    let setup = Setup::new();
+    setup.template("list.tmpl", LIST);
+    for name in ["a", "b"] {
+        setup.resource(
+            name,
+            json!({"key": "/r", "source": "list.tmpl", "target": setup.out(name)}),
+        );
+    }
+    let cfgdir = setup.cfgdir().display().to_string();
+    let missing = setup.out("no-such-ca.pem").display().to_string();
+    for flags in [
+        vec!["--ssl_cafile", missing.as_str()],
+        vec!["--endpoints", "http://127.0.0.1:1", "--host", "h"],
+    ] {
+        let mut args = vec!["--onetime", "-c", cfgdir.as_str()];
+        args.extend_from_slice(&flags);
+        let out = support::run_bin(RECONFIG, &args, Duration::from_secs(20));
+        let log = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{flags:?}: {log}");
+        assert!(!log.contains("bound:"), "{flags:?}: {log}");
+        assert_eq!(log.lines().count(), 1, "{flags:?}: one error: {log}");
+    }
 }
 
 #[test]

@@ -546,6 +546,22 @@ fn sigusr1_toggles_debug_logging() {
         "{}",
         daemon.log_text()
     );
+    // The pass of "3" ends with its reload (the first render reloaded too): only then can no
+    // line of it be logged after the second SIGUSR1.
+    let reloads = setup.out("dbg.reloads");
+    assert!(support::eventually(SECS, || count_lines(&reloads) == 3));
+
+    daemon.signal(libc::SIGUSR1);
+    assert!(daemon.wait_log("debug logging off", SECS));
+    etcd.put("/dbg/a", "4");
+    assert!(wait_content(&setup.out("dbg.conf"), "/dbg/a=4\n", SECS));
+    assert!(support::eventually(SECS, || count_lines(&reloads) == 4));
+    let log = daemon.log_text();
+    let (_, after_off) = log.split_once("debug logging off").expect("logged above");
+    assert!(
+        !after_off.contains("DEBUG"),
+        "debug lines after the second SIGUSR1:\n{log}"
+    );
 }
 
 #[test]

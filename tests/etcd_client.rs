@@ -2,7 +2,8 @@
 
 mod support;
 
-use reconfig::etcd::{Client, ClientOptions, Error, ErrorCode, SetOptions, WaitOutcome};
+use reconfig::etcd::v2::{Client, SetOptions};
+use reconfig::etcd::{ClientOptions, Error, ErrorKind, Op, WaitOutcome};
 use std::time::{Duration, Instant};
 use support::{free_port, Etcd};
 
@@ -43,11 +44,11 @@ fn typed_errors_carry_etcd_message_cause_and_index() {
     let not_file = client
         .set("/d", Some("x"), &SetOptions::default())
         .expect_err("dir");
-    assert_eq!(not_file.code(), Some(ErrorCode::NotAFile));
+    assert_eq!(not_file.kind(), ErrorKind::IsDirectory);
     let not_dir = client
         .set("/d/f/g", Some("x"), &SetOptions::default())
         .expect_err("under file");
-    assert_eq!(not_dir.code(), Some(ErrorCode::NotADirectory));
+    assert_eq!(not_dir.kind(), ErrorKind::NotADirectory);
     let exists = client
         .set(
             "/d/f",
@@ -58,7 +59,7 @@ fn typed_errors_carry_etcd_message_cause_and_index() {
             },
         )
         .expect_err("exists");
-    assert_eq!(exists.code(), Some(ErrorCode::KeyExists));
+    assert_eq!(exists.kind(), ErrorKind::AlreadyExists);
     let cas = client
         .set(
             "/d/f",
@@ -69,9 +70,9 @@ fn typed_errors_carry_etcd_message_cause_and_index() {
             },
         )
         .expect_err("compare");
-    assert_eq!(cas.code(), Some(ErrorCode::CompareFailed));
+    assert_eq!(cas.kind(), ErrorKind::CompareFailed);
     let not_empty = client.delete("/d", false, true).expect_err("non-empty dir");
-    assert_eq!(not_empty.code(), Some(ErrorCode::DirectoryNotEmpty));
+    assert_eq!(not_empty.kind(), ErrorKind::DirectoryNotEmpty);
     match not_empty {
         Error::Etcd(e) => {
             assert_eq!(e.number, 108);
@@ -140,11 +141,8 @@ fn snapshot_gives_leaves_and_an_index_to_watch_from() {
     match client.wait("/app", true, snap.index).expect("wait") {
         WaitOutcome::Changed(change) => {
             assert_eq!(change.index, snap.index + 1);
-            assert_eq!(
-                (change.action.as_str(), change.key.as_str()),
-                ("set", "/app/c")
-            );
-            assert_eq!(change.value.as_deref(), Some("3"));
+            assert_eq!(change.key, "/app/c");
+            assert_eq!(change.op, Op::Put("3".to_string()));
         }
         WaitOutcome::Resync => panic!("expected a change"),
     }
@@ -199,7 +197,7 @@ fn watch_from_an_index_older_than_history_asks_for_a_resync() {
     let err = client
         .watch("/hist", true, Some(start + 1))
         .expect_err("cleared");
-    assert!(err.is_index_cleared(), "got {err}");
+    assert!(err.is_history_gone(), "got {err}");
     assert_eq!(
         client.wait("/hist", true, start).expect("wait"),
         WaitOutcome::Resync
@@ -312,7 +310,7 @@ fn an_event_with_newer_writes_behind_it_is_not_the_newest() {
     let WaitOutcome::Changed(first) = client.wait("/burst", true, snap.index).expect("wait") else {
         panic!("expected a change");
     };
-    assert_eq!(first.value.as_deref(), Some("1"));
+    assert_eq!(first.op, Op::Put("1".to_string()));
     assert!(!first.was_newest(), "a write came after it: {first:?}");
     let latest = client.snapshot("/", true).expect("snapshot").index;
     let waiter = std::thread::spawn(move || client.wait("/burst", true, latest));

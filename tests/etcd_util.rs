@@ -50,7 +50,11 @@ fn directory_listing_and_recursive_flattening() {
     etcd.put("/abc/test2", "hello");
     etcd.put("/test1/999", "helloworld");
     let list = util(&etcd, &["-k", "/abc"]);
-    assert_eq!(stdout(&list), "[\n  \"/abc/test1\",\n  \"/abc/test2\"\n]\n");
+    // Like etcdctl v2's `ls -p`: a directory's name ends in '/', a leaf's is its key.
+    assert_eq!(
+        stdout(&list),
+        "[\n  \"/abc/test1/\",\n  \"/abc/test2\"\n]\n"
+    );
     let tree = util(&etcd, &["-k", "/", "-r"]);
     assert_eq!(
         stdout(&tree),
@@ -95,6 +99,32 @@ fn delete_needs_recursive_for_a_directory() {
     assert_eq!(leaf.status.code(), Some(4));
 }
 
+/// Issue 10: SET on a directory answered "use -r", also when -r was given; -r does not
+/// make SET act on a tree.
+#[test]
+fn set_on_a_directory_says_set_writes_one_key_with_or_without_r() {
+    let etcd = Etcd::start();
+    etcd.put("/dir/leaf", "1");
+    for extra in [&[][..], &["-r"][..]] {
+        let mut args = vec!["-o", "set", "-k", "/dir", "-v", "2"];
+        args.extend_from_slice(extra);
+        let out = util(&etcd, &args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("/dir is a directory: SET writes a value to a single key")
+                && err.contains("set a key under it (e.g. /dir/name)")
+                && !err.contains("use -r"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.contains("also with -r"), !extra.is_empty(), "{err}");
+    }
+    assert_eq!(
+        stdout(&util(&etcd, &["-k", "/dir/leaf"])),
+        "{\n  \"/dir/leaf\": \"1\"\n}\n"
+    );
+}
+
 #[test]
 fn ttl_makes_the_key_expire() {
     let etcd = Etcd::start();
@@ -116,20 +146,61 @@ fn watch_prints_the_next_change_and_exits() {
     let etcd = Etcd::start();
     etcd.put("/wt/a", "1");
     let url = etcd.url();
-    let child = std::process::Command::new(BIN)
-        .args(["--endpoints", &url, "-o", "watch", "-k", "/wt", "-r"])
+    let mut child = std::process::Command::new(BIN)
+        .args(["--endpoints", &url, "-d", "-o", "watch", "-k", "/wt", "-r"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(500));
+    // The watch starts at the index of its first read, so once that read is logged every
+    // later change is reported, however late the long-poll itself reaches etcd.
+    let log = child.stderr.take().expect("stderr");
+    let (ready, log) = wait_for_line(log, "watching /wt from index ", Duration::from_secs(10));
+    if !ready {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("etcd-util never logged that it watches: {log}");
+    }
     etcd.put("/wt/sub/b", "2");
     let out = support::wait_output(child, Duration::from_secs(10));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{log}");
     let event: serde_json::Value = serde_json::from_slice(&out.stdout).expect("event json");
     assert_eq!(event["action"], "set");
     assert_eq!(event["key"], "/wt/sub/b");
     assert_eq!(event["value"], "2");
+}
+
+/// Reads `stream` until a line contains `wanted`, for at most `within`: (found, text read).
+/// A thread reads, and drains the rest, so the child never blocks on a full pipe.
+fn wait_for_line(
+    stream: impl std::io::Read + Send + 'static,
+    wanted: &str,
+    within: Duration,
+) -> (bool, String) {
+    use std::io::BufRead;
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            // The receiver is gone once the line was found: keep draining.
+            let _ = lines.send(line);
+        }
+    });
+    let deadline = Instant::now() + within;
+    let mut seen = String::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match received.recv_timeout(left) {
+            Ok(line) => {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.contains(wanted) {
+                    return (true, seen);
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    (false, seen)
 }
 
 #[test]
@@ -195,6 +266,18 @@ fn bad_command_lines_are_refused_before_any_request() {
         (&["-k", "/x", "--bogus"], "--bogus"),
         (&["-k", "/x", "-v", "1"], "only for SET"),
         (
+            &["-k", "/x", "-k", "/y"],
+            "--key given twice (\"/x\" and \"/y\"): etcd-util acts on one key",
+        ),
+        (
+            &["-o", "set", "-k", "/x", "-v", "1", "-v", "2"],
+            "--value given twice",
+        ),
+        (
+            &["-o", "set", "-k", "/x", "-v", "1", "-t", "5", "-t", "9"],
+            "--ttl given twice (5 and 9)",
+        ),
+        (
             &["-k", "/x", "--password", "p"],
             "--password needs --username",
         ),
@@ -231,4 +314,28 @@ fn help_lists_the_original_flags() {
     ] {
         assert!(text.contains(flag), "help lacks {flag}");
     }
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_etcd_util_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let etcd = Etcd::start();
+    etcd.put("/pipe/a", "1");
+    // `etcd-util -k / -r | head -c 0`: the pipe's reader is gone before etcd-util writes.
+    let mut child = Command::new(BIN)
+        .args(["--endpoints", &etcd.url(), "-k", "/pipe", "-r"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("etcd-util");
+    drop(child.stdout.take());
+    let out = support::wait_output(child, Duration::from_secs(20));
+    let message = stderr(&out);
+    assert!(!message.contains("panicked"), "{message}");
+    assert!(
+        out.status.signal() == Some(libc::SIGPIPE) || out.status.success(),
+        "ends as cat does when its reader goes away: {:?} {message}",
+        out.status
+    );
 }

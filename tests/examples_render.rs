@@ -20,6 +20,7 @@ fn root() -> PathBuf {
 fn load_examples() -> Vec<Resource> {
     let opts = LoadOptions {
         confdir: root().join("conf-example/conf.d"),
+        confdir_flag: "--confdir",
         templatedir: root().join("templates-example"),
         prefix: String::new(),
         default_wait: None,

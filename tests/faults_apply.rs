@@ -374,6 +374,32 @@ fn a_reload_forking_a_hanging_child_is_killed_with_its_process_group() {
     assert_alive(&mut daemon);
 }
 
+/// The fixture's promise (issue 10, bug 7): a test leaves no process behind. Here the check
+/// hangs in a session of its own and ignores SIGTERM, out of reach of the daemon's own
+/// clean-up: dropping the daemon must still kill it.
+#[test]
+fn a_dropped_daemon_leaves_not_even_an_escaped_command_running() {
+    let etcd = Etcd::start();
+    etcd.put("/esc/v", "v1");
+    let setup = Setup::new();
+    let pidfile = setup.out("escaped.pid");
+    let mut resource = setup.list_resource("esc", "/esc");
+    resource["timeout"] = json!("60s");
+    resource["checkcmd"] = json!(format!(
+        "setsid sh -c \"trap '' TERM; echo \\$\\$ > {}; exec sleep 1000\" & wait",
+        pidfile.display()
+    ));
+    setup.resource("esc", resource);
+    let daemon = setup.daemon(&etcd, &[]);
+    let escaped = read_pid(&pidfile);
+    assert!(pid_alive(escaped), "{}", daemon.log_text());
+    drop(daemon);
+    assert!(
+        support::eventually(Duration::from_secs(5), || !pid_alive(escaped)),
+        "the check's process {escaped} outlived its daemon"
+    );
+}
+
 #[test]
 fn megabytes_of_command_output_are_truncated_in_the_log() {
     let etcd = Etcd::start();

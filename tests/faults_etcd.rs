@@ -21,12 +21,14 @@ use support::Etcd;
 const CONVERGE: Duration = Duration::from_secs(30);
 
 /// A check command that marks `started` and then blocks until `go` exists: the test
-/// does its damage while the daemon is inside a pass, after the snapshot.
+/// does its damage while the daemon is inside a pass, after the snapshot. It gives up once
+/// the test's temp dir is gone, so it cannot outlive the test even when nothing kills it.
 fn gated_check(setup: &Setup) -> String {
     format!(
-        "touch {started}; while [ ! -e {go} ]; do sleep 0.05; done",
+        "touch {started}; while [ ! -e {go} ]; do [ -d {out} ] || exit 1; sleep 0.05; done",
         started = setup.out("check-started").display(),
-        go = setup.out("go").display()
+        go = setup.out("go").display(),
+        out = setup.out("").display()
     )
 }
 

@@ -4,7 +4,7 @@
 
 mod support;
 
-use reconfig::etcd::{Client, SetOptions};
+use reconfig::etcd::v2::{Client, SetOptions};
 use std::time::Duration;
 use support::daemon::{Daemon, Setup};
 use support::{eventually, Etcd};

@@ -14,7 +14,7 @@ mod support;
 
 use support::daemon::LIST;
 
-use reconfig::etcd::{Client, SetOptions};
+use reconfig::etcd::v2::{Client, SetOptions};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use reconfig::cli::hints::{tls_error, tls_failure};
 use reconfig::tls::{client_config, explain, TlsOptions};
 
 const PASS: &str = "secret";
@@ -164,7 +165,8 @@ const CLIENT_KEYS: &[(&str, &str, Option<&str>)] = &[
 fn error_of(opts: &TlsOptions) -> String {
     match client_config(opts) {
         Ok(_) => panic!("expected an error for {opts:?}"),
-        Err(err) => err.to_string(),
+        // What the binaries print: the setting named by its flag.
+        Err(err) => tls_error(&err),
     }
 }
 
@@ -383,7 +385,10 @@ impl TlsServer {
         match self.get(host, opts) {
             Ok(_) => panic!("request to {host} with {opts:?} should fail"),
             Err(err) => {
-                explain(&err, true).unwrap_or_else(|| panic!("no TLS explanation for {err:?}"))
+                let explained =
+                    explain(&err, true).unwrap_or_else(|| panic!("no TLS explanation for {err:?}"));
+                // What the binaries print: the reason with the flags that fix it.
+                tls_failure(&explained)
             }
         }
     }

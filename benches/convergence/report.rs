@@ -43,7 +43,7 @@ fn check(ok: bool) -> Verdict {
 }
 
 impl Report {
-    pub fn new(client: &reconfig::etcd::Client) -> Report {
+    pub fn new(client: &reconfig::etcd::v2::Client) -> Report {
         let mut report = Report {
             rows: Vec::new(),
             json: Map::new(),

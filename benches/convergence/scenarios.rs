@@ -28,7 +28,7 @@ pub struct Floor {
     pub put_rtt: Stats,
 }
 
-/// A raw v2 long-poll watcher (the same `reconfig::etcd::Client`, no render) against PUTs.
+/// A raw v2 long-poll watcher (the same `reconfig::etcd::v2::Client`, no render) against PUTs.
 pub fn floor(etcd: &Etcd) -> Floor {
     let key = "/bench/floor";
     let writer = etcd.client();

@@ -2,7 +2,7 @@
 
 use crate::support::daemon::Setup;
 use crate::support::Etcd;
-use reconfig::etcd::Client;
+use reconfig::etcd::v2::Client;
 use serde_json::json;
 use std::path::PathBuf;
 

@@ -49,6 +49,7 @@ fuzz_target!(|input: &[u8]| {
     }
     let options = LoadOptions {
         confdir: confd.clone(),
+        confdir_flag: "--confdir",
         templatedir: dir.join("templates"),
         prefix: String::new(),
         default_wait: None,

@@ -1,13 +1,16 @@
 //! The conf.d `pattern` → delimiter mapping and rendering: the input is
 //! `pattern NUL template` (no NUL: standard delimiters). A template that compiles is
 //! rendered twice against fixed data, including unicode and odd keys; both renders must
-//! agree (output depends only on the data). Any panic is a finding.
+//! agree (output depends only on the data). Any panic is a finding, and so is a timeout:
+//! every render is bounded by fuel (seeds `regression-*` are the runaway renders of issue 10).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use reconfig::template::{Context, Template};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+const RENDER_FUEL: u64 = 1_000_000;
 
 fn data() -> Arc<BTreeMap<String, String>> {
     let mut data = BTreeMap::new();
@@ -38,10 +41,14 @@ fuzz_target!(|input: &[u8]| {
         return;
     };
     for strict in [false, true] {
-        let Ok(template) = Template::from_source("fuzz.tmpl", source.to_string(), pattern, strict)
+        let Ok(mut template) =
+            Template::from_source("fuzz.tmpl", source.to_string(), pattern, strict)
         else {
             continue;
         };
+        // A tenth of the daemon's default: four renders of a runaway template then stay
+        // well inside libFuzzer's 10 s timeout in the instrumented build.
+        template.set_render_fuel(RENDER_FUEL, "render_fuel".to_string());
         let data = data();
         let mut altdata = BTreeMap::new();
         altdata.insert("alt".to_string(), Arc::clone(&data));

@@ -28,7 +28,8 @@ Connection:
       --username USER           etcd v2 auth user
       --password PASS           its password (prefer --password-file)
       --password-file FILE      read the password from FILE (first line)
-      --timeout SECS            connect and request timeout [default: 3 connect, 10 request]
+      --timeout SECS            connect and request timeout, also the wait for a watch's
+                                response head [default: 3 connect, 10 request]
       --watch-timeout SECS      bound of one watch long-poll before re-reading [default: 300]
 ";
 
@@ -255,7 +256,7 @@ impl ConnectionArgs {
         };
         tls::client_config(&options)
             .map(Some)
-            .map_err(|e| CliError::usage(e.to_string()))
+            .map_err(|e| CliError::usage(super::hints::tls_error(&e)))
     }
 
     /// The SRV record to resolve, from --srv or --srv-domain; it overrides --host/--port

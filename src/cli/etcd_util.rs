@@ -2,16 +2,17 @@
 
 use super::connection::{self, ConnectionArgs};
 use super::{exit, value, CliError};
-use crate::etcd::{Client, Error, GetOptions, Response, SetOptions};
+use crate::etcd::{Child, Client, Error, ErrorKind, Event, Found, Op};
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
 
 const USAGE: &str = "\
 Usage: etcd-util -k KEY [-o GET|SET|DEL|WATCH] [-v VALUE] [-t TTL] [-r] [connection flags]
 
 Get, set, delete or watch keys in etcd (v2 API).
 
-  -o, --operation OP      GET (default), SET, DEL or WATCH; any letter case
+  -o, --operation OP      GET (default), SET, DEL or WATCH; any letter case.
+                          GET of a directory lists its children as JSON; the
+                          names of directories end in '/'
   -k, --key KEY           the key, starting with '/'; required
   -v, --value VALUE       the value to SET; required with SET
   -t, --ttl SECS          SET only: the key expires after SECS seconds
@@ -84,8 +85,14 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                     }
                 }
             }
-            Short('k') | Long("key") => out.key = Some(value(&mut parser, "--key")?),
-            Short('v') | Long("value") => out.value = Some(value(&mut parser, "--value")?),
+            Short('k') | Long("key") => {
+                let key = value(&mut parser, "--key")?;
+                set_once(&mut out.key, key, "--key", "etcd-util acts on one key")?;
+            }
+            Short('v') | Long("value") => {
+                let text = value(&mut parser, "--value")?;
+                set_once(&mut out.value, text, "--value", "SET writes one value")?;
+            }
             Short('t') | Long("ttl") => {
                 let text = value(&mut parser, "--ttl")?;
                 let ttl = text.parse::<u64>().ok().filter(|t| *t > 0).ok_or_else(|| {
@@ -93,7 +100,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                         "--ttl: {text:?} is not a positive whole number of seconds"
                     ))
                 })?;
-                out.ttl = Some(ttl);
+                set_once(&mut out.ttl, ttl, "--ttl", "a key has one time to live")?;
             }
             Short('r') | Long("recursive") => out.recursive = true,
             Short('d') | Long("debug") => out.debug = true,
@@ -136,6 +143,22 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
     Ok(out)
 }
 
+/// Stores a flag's value; a second one is refused instead of silently replacing the first.
+fn set_once<T: std::fmt::Debug>(
+    slot: &mut Option<T>,
+    given: T,
+    flag: &str,
+    why: &str,
+) -> Result<(), CliError> {
+    if let Some(first) = slot {
+        return Err(CliError::usage(format!(
+            "{flag} given twice ({first:?} and {given:?}): {why}; give it once"
+        )));
+    }
+    *slot = Some(given);
+    Ok(())
+}
+
 /// Runs the tool; returns the exit code after printing results and errors.
 pub fn main() -> i32 {
     let args = match parse(std::env::args_os().skip(1)) {
@@ -172,11 +195,9 @@ fn run(args: &Args) -> Result<(), CliError> {
         Operation::Get => get(&client, key, args.recursive),
         Operation::Set => {
             let value = args.value.as_deref().unwrap_or_default();
-            let options = SetOptions {
-                ttl: args.ttl,
-                ..SetOptions::default()
-            };
-            client.set(key, Some(value), &options)?;
+            client
+                .put(key, value, args.ttl)
+                .map_err(|e| set_error(e, key, args.recursive))?;
             match args.ttl {
                 Some(ttl) => eprintln!("set {key} (expires in {ttl}s)"),
                 None => eprintln!("set {key}"),
@@ -184,7 +205,7 @@ fn run(args: &Args) -> Result<(), CliError> {
             Ok(())
         }
         Operation::Delete => {
-            client.delete(key, args.recursive, false)?;
+            client.delete(key, args.recursive)?;
             eprintln!("deleted {key}");
             Ok(())
         }
@@ -192,67 +213,88 @@ fn run(args: &Args) -> Result<(), CliError> {
     }
 }
 
-fn get(client: &Client, key: &str, recursive: bool) -> Result<(), CliError> {
-    let response = client.get_with(
-        key,
-        &GetOptions {
-            recursive,
-            sorted: true,
-            ..GetOptions::default()
+/// etcd's "is a directory" for a SET would say "use -r", but SET writes one leaf key
+/// with or without -r.
+fn set_error(error: Error, key: &str, recursive: bool) -> CliError {
+    match &error {
+        Error::Etcd(etcd) if etcd.kind == ErrorKind::IsDirectory => CliError {
+            code: exit::FAILED,
+            message: format!(
+                "{key} is a directory: SET writes a value to a single key{}; set a key under it \
+                 (e.g. {}/name), or delete the directory first with -o DEL -r",
+                if recursive { ", also with -r" } else { "" },
+                key.trim_end_matches('/')
+            ),
         },
-    )?;
-    let node = &response.node;
-    let output = if !node.dir {
-        let mut one = Map::new();
-        one.insert(
-            node.key().to_string(),
-            json!(node.value.clone().unwrap_or_default()),
-        );
-        Value::Object(one)
-    } else if recursive {
-        let leaves: BTreeMap<String, String> = node.leaves();
-        json!(leaves)
-    } else {
-        let children: Vec<&str> = node.nodes.iter().map(|n| n.key()).collect();
-        json!(children)
+        _ => error.into(),
+    }
+}
+
+fn get(client: &Client, key: &str, recursive: bool) -> Result<(), CliError> {
+    let output = match client.find(key, recursive)? {
+        Found::Value(key, value) => {
+            let mut one = Map::new();
+            one.insert(key, json!(value));
+            Value::Object(one)
+        }
+        Found::Leaves(leaves) => json!(leaves),
+        Found::Children(children) => json!(children_listing(&children)),
     };
     println!("{}", pretty(&output));
     Ok(())
 }
 
+/// The direct children of a directory, sorted; a directory's name ends in `/`
+/// (as etcdctl v2's `ls -p` shows it), a leaf's is its key.
+fn children_listing(children: &[Child]) -> Vec<String> {
+    children
+        .iter()
+        .map(|child| {
+            if child.dir {
+                format!("{}/", child.key)
+            } else {
+                child.key.clone()
+            }
+        })
+        .collect()
+}
+
 /// Blocks until the next change under `key`, then prints it. Re-issues the long-poll
 /// when its bound passes, from the same index, so nothing in between is missed.
 fn watch(client: &Client, key: &str, recursive: bool) -> Result<(), CliError> {
-    let mut from = client.snapshot(key, recursive)?.index + 1;
+    let mut after = client.snapshot(key, recursive)?.index;
+    // Every change from here on is reported: the watch starts at the read's index.
+    log::debug!("watching {key} from index {}", after + 1);
     loop {
-        match client.watch(key, recursive, Some(from)) {
+        match client.next_event(key, recursive, after) {
             Ok(Some(event)) => {
                 println!("{}", pretty(&event_json(&event)));
                 return Ok(());
             }
             Ok(None) => continue,
-            Err(e) if e.is_index_cleared() => {
-                from = client.snapshot(key, recursive)?.index + 1;
+            Err(e) if e.is_history_gone() => {
+                after = client.snapshot(key, recursive)?.index;
             }
             Err(e) => return Err(e.into()),
         }
     }
 }
 
-fn event_json(event: &Response) -> Value {
+fn event_json(event: &Event) -> Value {
+    let change = &event.change;
     let mut out = Map::new();
     out.insert("action".into(), json!(event.action));
-    out.insert("key".into(), json!(event.node.key()));
-    if event.node.dir {
+    out.insert("key".into(), json!(change.key));
+    if event.dir {
         out.insert("dir".into(), json!(true));
     }
-    if let Some(value) = &event.node.value {
+    if let Op::Put(value) = &change.op {
         out.insert("value".into(), json!(value));
     }
-    if let Some(prev) = event.prev_node.as_ref().and_then(|p| p.value.as_ref()) {
+    if let Some(prev) = &event.prev_value {
         out.insert("prevValue".into(), json!(prev));
     }
-    out.insert("index".into(), json!(event.node.modified_index));
+    out.insert("index".into(), json!(change.index));
     Value::Object(out)
 }
 

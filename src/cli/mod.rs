@@ -3,6 +3,7 @@
 
 pub mod connection;
 pub mod etcd_util;
+pub mod hints;
 pub mod reconfig;
 
 use std::fmt;
@@ -54,9 +55,7 @@ impl From<crate::etcd::Error> for CliError {
     fn from(e: crate::etcd::Error) -> CliError {
         use crate::etcd::Error;
         let code = match &e {
-            Error::Etcd(etcd) if etcd.code == crate::etcd::ErrorCode::KeyNotFound => {
-                exit::NOT_FOUND
-            }
+            Error::Etcd(_) if e.is_key_not_found() => exit::NOT_FOUND,
             Error::Etcd(_) => exit::FAILED,
             Error::InvalidArgument(_) => exit::USAGE,
             Error::Transport(_)
@@ -66,7 +65,7 @@ impl From<crate::etcd::Error> for CliError {
         };
         CliError {
             code,
-            message: e.to_string(),
+            message: hints::etcd_error(&e),
         }
     }
 }

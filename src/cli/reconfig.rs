@@ -1,6 +1,7 @@
 //! `reconfig`: the command line of the daemon (reconfig.rb's flags, plus a few).
 
 use super::connection::{self, ConnectionArgs};
+use super::hints;
 use super::{seconds, value, CliError};
 use crate::daemon::{self, exit};
 use crate::resource::{self, LoadOptions, Wait};
@@ -135,11 +136,30 @@ pub fn main() -> i32 {
         return exit::OK;
     }
     crate::logging::init(args.debug);
+    // Every flag file (TLS, password) is checked here, before conf.d is read: a bad
+    // connection flag is the one error shown, not the last line after every "bound:".
+    let client = match args.connection.client() {
+        Ok(client) => client,
+        Err(e) => {
+            log::error!("{e}");
+            // An SRV record that cannot be resolved means no etcd to reach, not a bad flag.
+            return if e.code == super::exit::UNAVAILABLE {
+                exit::UNAVAILABLE
+            } else {
+                exit::CONFIG
+            };
+        }
+    };
     let load_options = LoadOptions {
         confdir: args
             .confdir
             .clone()
             .unwrap_or_else(|| args.cfgdir.join("conf.d")),
+        confdir_flag: if args.confdir.is_some() {
+            "--confdir"
+        } else {
+            "--cfgdir"
+        },
         templatedir: args
             .templatedir
             .clone()
@@ -156,24 +176,12 @@ pub fn main() -> i32 {
     };
     let mut options = RunOptions {
         dry_run: args.notreally,
+        describe_etcd: hints::etcd_error,
         ..RunOptions::default()
     };
     if let Some(timeout) = args.command_timeout {
         options.command_timeout = timeout;
     }
-    // Every flag file (TLS, password) is checked here, before anything runs.
-    let client = match args.connection.client() {
-        Ok(client) => client,
-        Err(e) => {
-            log::error!("{e}");
-            // An SRV record that cannot be resolved means no etcd to reach, not a bad flag.
-            return if e.code == super::exit::UNAVAILABLE {
-                exit::UNAVAILABLE
-            } else {
-                exit::CONFIG
-            };
-        }
-    };
     if args.onetime {
         return daemon::run_onetime(resources, client, options);
     }

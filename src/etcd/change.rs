@@ -1,4 +1,4 @@
-//! One watch event, and applying it to the leaves of an earlier snapshot.
+//! Applying watched changes to the leaves of an earlier snapshot.
 //!
 //! A watch from a snapshot's index + 1 reports every later change under the key, one event
 //! at a time and in order. So the snapshot's leaves plus those events, applied in order,
@@ -7,49 +7,11 @@
 //!
 //! Only the events whose effect on the leaves is plain are applied: a leaf written or
 //! deleted strictly below the watched key, or a directory below it deleted. Anything else
-//! (the watched key itself or an ancestor changed, a hidden `_name`, an unknown action) is
+//! (the watched key itself or an ancestor changed, a hidden `_name`, an [`Op::Unknown`]) is
 //! [`Unapplicable`], and the caller reads again.
 
-use super::Response;
+use super::types::{Change, Op};
 use std::collections::BTreeMap;
-
-/// A watch event: what happened to which key, at which index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    /// The event's index (`node.modifiedIndex`): watch from the next one.
-    pub index: u64,
-    /// etcd's action: `set`, `create`, `update`, `compareAndSwap`, `delete`, `expire`,
-    /// `compareAndDelete`.
-    pub action: String,
-    pub key: String,
-    /// The new value of a written leaf.
-    pub value: Option<String>,
-    pub dir: bool,
-    /// `X-Etcd-Index` of the answer that carried the event: etcd's index when the watch
-    /// started waiting, or when it answered from its history.
-    pub etcd_index: u64,
-}
-
-impl Change {
-    pub fn from_event(event: Response) -> Change {
-        let node = event.node;
-        Change {
-            index: node.modified_index,
-            action: event.action,
-            key: node.key.unwrap_or_else(|| "/".to_string()),
-            value: node.value,
-            dir: node.dir,
-            etcd_index: event.etcd_index,
-        }
-    }
-
-    /// Whether nothing newer had been written to etcd (anywhere) when this event was
-    /// handed out. When something had, more changes are likely queued behind it, and one
-    /// read takes them all in one pass where applying events would take one pass each.
-    pub fn was_newest(&self) -> bool {
-        self.etcd_index <= self.index
-    }
-}
 
 /// A change whose effect on the leaves is not plain; read the tree again instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,13 +59,11 @@ fn effect<'a>(watched: &str, change: &'a Change) -> Result<Effect<'a>, Unapplica
     if below.split('/').any(|segment| segment.starts_with('_')) {
         return Err(Unapplicable);
     }
-    match (change.action.as_str(), change.dir, &change.value) {
-        ("set" | "create" | "update" | "compareAndSwap", false, Some(value)) => {
-            Ok(Effect::Write(value))
-        }
-        ("set" | "create" | "update", true, _) => Ok(Effect::Nothing),
-        ("delete" | "expire" | "compareAndDelete", _, _) => Ok(Effect::Remove),
-        _ => Err(Unapplicable),
+    match &change.op {
+        Op::Put(value) => Ok(Effect::Write(value)),
+        Op::NoValueChange => Ok(Effect::Nothing),
+        Op::Delete => Ok(Effect::Remove),
+        Op::Unknown => Err(Unapplicable),
     }
 }
 
@@ -128,14 +88,21 @@ fn remove_at_or_below(leaves: &mut BTreeMap<String, String>, key: &str) {
 mod tests {
     use super::*;
 
+    /// A change as `v2::event` makes it from a v2 event with this action.
     fn change(index: u64, action: &str, key: &str, value: Option<&str>, dir: bool) -> Change {
+        let op = match (action, dir, value) {
+            ("set" | "create" | "update" | "compareAndSwap", false, Some(value)) => {
+                Op::Put(value.to_string())
+            }
+            ("set" | "create" | "update", true, _) => Op::NoValueChange,
+            ("delete" | "expire" | "compareAndDelete", _, _) => Op::Delete,
+            _ => Op::Unknown,
+        };
         Change {
             index,
-            action: action.to_string(),
             key: key.to_string(),
-            value: value.map(str::to_string),
-            dir,
-            etcd_index: index,
+            op,
+            store_index: index,
         }
     }
 

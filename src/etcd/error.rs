@@ -1,47 +1,53 @@
-//! Errors of the etcd client: etcd's own `errorCode`s, typed, kept apart from transport
-//! failures, so callers can tell "the key is missing" from "etcd is unreachable".
+//! Errors of the etcd client in terms every etcd API shares: what went wrong ([`ErrorKind`])
+//! and where, kept apart from how each API numbers its errors (see `v2::error`), so callers
+//! can tell "the key is missing" from "etcd is unreachable" without knowing the API.
 
 use std::fmt;
 
-/// etcd's `errorCode` values that callers act on.
+/// What went wrong, for callers deciding what to do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    KeyNotFound,
+pub enum ErrorKind {
+    /// No endpoint answered: refused, cut off, timed out, TLS failed.
+    Unreachable,
+    /// etcd refused the credentials, or they grant no access to the key.
+    Refused,
+    /// What answered was not what etcd sends (not JSON, truncated, a proxy's page).
+    BadAnswer,
+    /// A watch's bound passed with no event: not a failure, read again.
+    WatchExpired,
+    NotFound,
+    /// A write that needed the key to be absent found it.
+    AlreadyExists,
+    /// A write conditional on the current value or index found another.
     CompareFailed,
-    NotAFile,
+    /// The key is a directory where a value was expected (v2).
+    IsDirectory,
+    /// A parent of the key holds a value (v2).
     NotADirectory,
-    KeyExists,
-    RootReadOnly,
+    /// A directory to delete has children (v2).
     DirectoryNotEmpty,
-    /// The `waitIndex` is older than etcd's 1000-event history: re-read and watch again.
-    EventIndexCleared,
-    Other(u32),
+    /// The key cannot be written (v2's root).
+    ReadOnly,
+    /// The index asked for is no longer in etcd's history, or etcd went back below it
+    /// (wiped, restored): read again and watch from the new index.
+    HistoryGone,
+    /// etcd answered with an error none of the above names.
+    Other,
+    /// The client was shut down.
+    Shutdown,
+    /// A caller error caught before any request.
+    InvalidArgument,
 }
 
-impl ErrorCode {
-    pub fn from_number(code: u32) -> ErrorCode {
-        match code {
-            100 => ErrorCode::KeyNotFound,
-            101 => ErrorCode::CompareFailed,
-            102 => ErrorCode::NotAFile,
-            104 => ErrorCode::NotADirectory,
-            105 => ErrorCode::KeyExists,
-            107 => ErrorCode::RootReadOnly,
-            108 => ErrorCode::DirectoryNotEmpty,
-            401 => ErrorCode::EventIndexCleared,
-            other => ErrorCode::Other(other),
-        }
-    }
-}
-
-/// An error etcd itself reported for a request.
+/// An error etcd itself answered a request with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EtcdError {
-    pub code: ErrorCode,
+    pub kind: ErrorKind,
+    /// The API's own number for the error (v2's `errorCode`), for display.
     pub number: u32,
     pub message: String,
     pub cause: String,
-    /// `X-Etcd-Index` (or the body's `index`) when etcd answered.
+    /// The store index when etcd answered.
     pub index: u64,
     pub endpoint: String,
     /// The key the request was about (etcd's `cause` may name only a missing parent).
@@ -64,9 +70,25 @@ pub enum TransportKind {
     Tls,
     /// The answer was not what etcd sends: not JSON, truncated JSON, an HTML error page.
     BadResponse,
-    /// HTTP 401/403: credentials missing or refused.
+    /// Credentials missing or refused.
     Unauthorized,
     Other,
+}
+
+/// What the user can change to get past a failure. The front end words it in its own
+/// terms (its flag names); this layer only says what is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remedy {
+    /// The server's certificate is from a CA not trusted: give the CA.
+    TrustServerCa,
+    /// The server wants a client certificate and none was given.
+    GiveClientCert,
+    /// The server refused the client certificate given.
+    CheckClientCert,
+    /// etcd wants credentials and none were given.
+    GiveCredentials,
+    /// etcd refused the credentials given.
+    CheckCredentials,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +96,31 @@ pub struct TransportError {
     pub kind: TransportKind,
     pub endpoint: String,
     pub detail: String,
+    pub remedy: Option<Remedy>,
+}
+
+impl TransportError {
+    pub fn new(kind: TransportKind, endpoint: &str, detail: impl Into<String>) -> TransportError {
+        TransportError {
+            kind,
+            endpoint: endpoint.to_string(),
+            detail: detail.into(),
+            remedy: None,
+        }
+    }
+
+    fn error_kind(&self) -> ErrorKind {
+        match self.kind {
+            TransportKind::Unauthorized => ErrorKind::Refused,
+            TransportKind::WatchExpired => ErrorKind::WatchExpired,
+            TransportKind::BadResponse => ErrorKind::BadAnswer,
+            TransportKind::Connect
+            | TransportKind::Timeout
+            | TransportKind::Disconnected
+            | TransportKind::Tls
+            | TransportKind::Other => ErrorKind::Unreachable,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,23 +143,39 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn code(&self) -> Option<ErrorCode> {
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Etcd(e) => Some(e.code),
-            _ => None,
+            Error::Etcd(e) => e.kind,
+            Error::Transport(e) => e.error_kind(),
+            Error::Unavailable(_) => ErrorKind::Unreachable,
+            Error::Shutdown => ErrorKind::Shutdown,
+            Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Error::IndexWentBack { .. } => ErrorKind::HistoryGone,
         }
     }
 
     pub fn is_key_not_found(&self) -> bool {
-        self.code() == Some(ErrorCode::KeyNotFound)
+        self.kind() == ErrorKind::NotFound
     }
 
-    pub fn is_index_cleared(&self) -> bool {
-        self.code() == Some(ErrorCode::EventIndexCleared)
+    /// Whether the index watched from is gone from etcd's history: read again.
+    pub fn is_history_gone(&self) -> bool {
+        self.kind() == ErrorKind::HistoryGone
+    }
+
+    /// Whether etcd gave no answer to act on: no endpoint answered, TLS failed, the
+    /// credentials were refused, or what answered was not etcd. The one definition of
+    /// "etcd unreachable", for the daemon's log and both binaries' exit codes.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self.kind(),
+            ErrorKind::Unreachable | ErrorKind::Refused | ErrorKind::BadAnswer
+        ) && matches!(self, Error::Transport(_) | Error::Unavailable(_))
     }
 
     /// Whether no endpoint answered at all (refused, cut off, silent): etcd is down or out
-    /// of reach, as opposed to answering with an error or refusing the credentials.
+    /// of reach, as opposed to answering with an error or refusing the credentials. Such
+    /// an outage ends for every caller at once (`Client::await_recovery`).
     pub fn is_outage(&self) -> bool {
         let silent = |e: &TransportError| {
             matches!(
@@ -151,24 +214,20 @@ impl fmt::Display for TransportError {
 
 impl fmt::Display for EtcdError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.code {
-            ErrorCode::KeyNotFound => write!(f, "key not found: {}", self.key),
-            ErrorCode::KeyExists => write!(f, "key already exists: {}", self.key),
-            ErrorCode::NotAFile => write!(
+        match self.kind {
+            ErrorKind::NotFound => write!(f, "key not found: {}", self.key),
+            ErrorKind::AlreadyExists => write!(f, "key already exists: {}", self.key),
+            ErrorKind::IsDirectory => write!(
                 f,
-                "{} is a directory (etcd error 102 \"{}\"); use -r to act on the whole tree",
-                self.cause, self.message
+                "{} is a directory (etcd error {} \"{}\")",
+                self.cause, self.number, self.message
             ),
-            ErrorCode::NotADirectory => write!(
+            ErrorKind::NotADirectory => write!(
                 f,
-                "not a directory: {} (etcd error 104: a parent of the key is a value)",
-                self.cause
+                "not a directory: {} (etcd error {}: a parent of the key is a value)",
+                self.cause, self.number
             ),
-            ErrorCode::DirectoryNotEmpty => write!(
-                f,
-                "directory not empty: {} (use -r to delete it with everything under it)",
-                self.cause
-            ),
+            ErrorKind::DirectoryNotEmpty => write!(f, "directory not empty: {}", self.cause),
             _ => write!(
                 f,
                 "etcd error {} from {}: {} ({})",
@@ -191,7 +250,7 @@ impl fmt::Display for Error {
                     }
                     e.fmt(f)?;
                 }
-                f.write_str("); check that etcd runs and --endpoints/--host/--port/--srv")
+                f.write_str(")")
             }
             Error::Shutdown => f.write_str("etcd client shut down"),
             Error::InvalidArgument(msg) => f.write_str(msg),

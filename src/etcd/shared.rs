@@ -14,8 +14,10 @@
 //! up to a budget of leaves, so a daemon with a few resources converges at once while one
 //! with hundreds of large trees stays small; beyond the budget, changes mean a new read.
 
-use super::change::{self, Change};
-use super::{Client, Error, Snapshot};
+use super::change;
+use super::client::Client;
+use super::error::Error;
+use super::types::{Change, Snapshot};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
@@ -26,7 +28,7 @@ use std::time::Instant;
 pub struct SharedSnapshot {
     /// Full key → value of every leaf at or under the key; `None` when the key is missing.
     pub data: Option<Arc<BTreeMap<String, String>>>,
-    /// `X-Etcd-Index` of the read: watching from `index + 1` misses nothing.
+    /// The store's index when it was read: watching from `index + 1` misses nothing.
     pub index: u64,
 }
 
@@ -397,7 +399,7 @@ fn share(snapshot: Snapshot) -> SharedSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::etcd::ClientOptions;
+    use crate::etcd::options::ClientOptions;
     use std::time::Duration;
 
     fn read(started: Instant, index: u64) -> Read {

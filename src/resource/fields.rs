@@ -118,6 +118,19 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A whole number of 1 or more.
+    pub(super) fn positive_integer(&self, name: &str) -> Result<Option<u64>, String> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => {
+                n.as_u64().filter(|n| *n > 0).map(Some).ok_or_else(|| {
+                    format!("field \"{name}\": {n} is not a whole number of 1 or more")
+                })
+            }
+            Some(other) => Err(wrong_type(name, "a whole number (without quotes)", other)),
+        }
+    }
+
     /// A file mode: a string of octal digits such as "0640".
     pub(super) fn mode(&self, name: &str) -> Result<Option<u32>, String> {
         match self.get(name) {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::template::Template;
+use crate::template::{Template, DEFAULT_RENDER_FUEL};
 
 pub use duration::{parse_duration, parse_wait};
 use fields::Fields;
@@ -64,6 +64,9 @@ pub struct Wait {
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     pub confdir: PathBuf,
+    /// The flag that chose `confdir` (`--confdir`, or `--cfgdir` for CFGDIR/conf.d), named
+    /// when the directory cannot be read.
+    pub confdir_flag: &'static str,
     pub templatedir: PathBuf,
     /// Prepended to every resource's `key` (not to `altkeys`).
     pub prefix: String,
@@ -112,6 +115,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "timeout",
     "strict",
     "wait",
+    "render_fuel",
 ];
 
 /// Loads every `*.json` file of `opts.confdir`, in file-name order.
@@ -119,7 +123,7 @@ const KNOWN_FIELDS: &[&str] = &[
 /// Fails only when the directory itself cannot be read; bad files end up in
 /// [`Loaded::problems`].
 pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
-    let files = json_files(&opts.confdir)?;
+    let files = json_files(&opts.confdir, opts.confdir_flag)?;
     let mut loaded = Loaded {
         resources: Vec::new(),
         problems: Vec::new(),
@@ -139,12 +143,10 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
 }
 
 /// The regular `*.json` files of `confdir`, sorted by file name.
-fn json_files(confdir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+fn json_files(confdir: &Path, flag: &str) -> Result<Vec<PathBuf>, ConfigError> {
     let unreadable = |err: std::io::Error| ConfigError {
         file: confdir.to_path_buf(),
-        message: format!(
-            "cannot read the conf.d directory: {err} (check --cfgdir and permissions)"
-        ),
+        message: format!("cannot read the conf.d directory: {err} (check {flag} and permissions)"),
     };
     let mut files = Vec::new();
     for entry in std::fs::read_dir(confdir).map_err(unreadable)? {
@@ -200,7 +202,11 @@ fn resource_from(file: &Path, fields: &Fields, opts: &LoadOptions) -> Result<Res
     let strict = fields.bool("strict")?;
     let pattern = fields.string("pattern")?;
     let template_path = opts.templatedir.join(source);
-    let template = load_template(&template_path, &opts.templatedir, pattern, strict)?;
+    let mut template = load_template(&template_path, &opts.templatedir, pattern, strict)?;
+    let fuel = fields
+        .positive_integer("render_fuel")?
+        .unwrap_or(DEFAULT_RENDER_FUEL);
+    template.set_render_fuel(fuel, format!("render_fuel in {}", file.display()));
     let wait = match fields.get("wait") {
         Some(value) => Some(parse_wait(value).map_err(|err| format!("field \"wait\": {err}"))?),
         None => opts.default_wait,

@@ -34,6 +34,7 @@ impl ConfTree {
     fn options(&self, prefix: &str) -> LoadOptions {
         LoadOptions {
             confdir: self.root.join("conf.d"),
+            confdir_flag: "--confdir",
             templatedir: self.root.join("templates"),
             prefix: prefix.to_string(),
             default_wait: None,
@@ -262,6 +263,18 @@ fn wrong_types_are_errors_naming_the_field() {
             r#"field "timeout": must be longer than 0"#,
         ),
         (r#", "strict": "yes""#, r#"field "strict""#),
+        (
+            r#", "render_fuel": 0"#,
+            r#"field "render_fuel": 0 is not a whole number of 1 or more"#,
+        ),
+        (
+            r#", "render_fuel": 1.5"#,
+            r#"field "render_fuel": 1.5 is not a whole number"#,
+        ),
+        (
+            r#", "render_fuel": "1000""#,
+            r#"field "render_fuel": expected a whole number (without quotes)"#,
+        ),
     ];
     for (extra, expected) in cases {
         assert_contains(&tree.problem_of(&minimal(&tree, extra)), expected);
@@ -489,4 +502,41 @@ fn wait_forms() {
         }
     );
     assert!(wait(serde_json::json!("2s,1s")).is_err());
+}
+
+#[test]
+fn render_fuel_bounds_the_render_and_the_error_says_where_to_raise_it() {
+    let tree = ConfTree::new();
+    tree.template(
+        "loop.tmpl",
+        "{% for i in range(100000) %}{{ i }}{% endfor %}",
+    );
+    let file = tree.conf(
+        "loop.json",
+        &format!(
+            r#"{{"key": "/a", "source": "loop.tmpl", "target": "{}", "render_fuel": 1000}}"#,
+            tree.target("out.conf")
+        ),
+    );
+    let loaded = tree.load();
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    let data = Arc::new(BTreeMap::new());
+    let ctx = crate::template::Context {
+        data: &data,
+        altdata: &BTreeMap::new(),
+        watched: "/a",
+    };
+    let err = loaded.resources[0]
+        .template
+        .render(&ctx)
+        .expect_err("out of fuel");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "template {}, line 1: render stopped after 1000 fuel units: raise render_fuel in {} \
+             if the template is meant to do that much work",
+            tree.root.join("templates/loop.tmpl").display(),
+            file.display()
+        )
+    );
 }

@@ -38,6 +38,11 @@ impl TemplateError {
         }
     }
 
+    /// The same error with another reason (file, line and excerpt kept).
+    pub(super) fn with_reason(self, reason: String) -> TemplateError {
+        TemplateError { reason, ..self }
+    }
+
     /// The template file (as given to [`super::Template::load`]).
     pub fn file(&self) -> &str {
         &self.file
@@ -57,6 +62,22 @@ impl TemplateError {
     pub fn excerpt(&self) -> Option<&str> {
         self.excerpt.as_deref()
     }
+}
+
+/// Whether the render stopped because it used up its fuel, here or in an error it wraps
+/// (a failed call inside a macro or an include).
+pub(super) fn is_out_of_fuel(err: &minijinja::Error) -> bool {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(error) = current {
+        if error
+            .downcast_ref::<minijinja::Error>()
+            .is_some_and(|inner| inner.kind() == minijinja::ErrorKind::OutOfFuel)
+        {
+            return true;
+        }
+        current = error.source();
+    }
+    false
 }
 
 /// The kind and detail of a MiniJinja error plus the errors it wraps, without its own

@@ -9,8 +9,9 @@
 //! | `fromjson` | filter + function | parse a JSON string into a value |
 //! | `basename` / `dirname` | filters | last segment / everything before it, of a key |
 //! | `keys(map)` / `values(map)` | functions | a map's keys / values, in key order |
+//! | `tojson(indent=N)` | filter | MiniJinja's, with an indent of at most [`MAX_JSON_INDENT`] |
 //!
-//! `tojson`, `split`, `join`, `sort`, `dictsort`, `items` are MiniJinja built-ins; string and
+//! `split`, `join`, `sort`, `dictsort`, `items` are MiniJinja built-ins; string and
 //! map methods (`'a,b'.split(',')`, `data.keys()`) come from pycompat.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +36,7 @@ pub(super) fn register(env: &mut Environment<'static>) {
     env.add_filter("dirname", dirname);
     env.add_function("keys", keys);
     env.add_function("values", values);
+    env.add_filter("tojson", tojson);
 }
 
 fn invalid(message: String) -> Error {
@@ -190,6 +192,27 @@ fn dirname(key: &str) -> Value {
         None if key.starts_with('/') => "/",
         None => ".",
     })
+}
+
+/// The widest `tojson` indent. MiniJinja writes `indent × depth` spaces per line before it
+/// charges fuel for the text, so `tojson(indent=2049638230412172401)` ran for ever.
+pub(super) const MAX_JSON_INDENT: usize = 32;
+
+/// MiniJinja's `tojson` (`indent` positional or keyword, `true` for 2) with the indent bounded.
+fn tojson(value: &Value, indent: Option<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let indent = match indent {
+        Some(indent) => Some(indent),
+        None => kwargs.get::<Option<Value>>("indent")?,
+    };
+    if let Some(width) = indent.as_ref().filter(|v| v.kind() != ValueKind::Bool) {
+        let too_wide = usize::try_from(width.clone()).map_or(true, |n| n > MAX_JSON_INDENT);
+        if too_wide {
+            return Err(invalid(format!(
+                "tojson: indent {width} is not a number of spaces from 0 to {MAX_JSON_INDENT}"
+            )));
+        }
+    }
+    minijinja::filters::tojson(value, indent, kwargs)
 }
 
 fn keys(map: &Value) -> Result<Value, Error> {

@@ -118,6 +118,68 @@ fn tojson_compact_and_pretty() {
         "{\n  \"/alt1/x\": \"ax\",\n  \"/alt1/y\": \"ay\"\n}"
     );
     assert_eq!(f.ok("{{ data|tojson }}").matches("/svc/").count(), 4);
+    assert_eq!(
+        f.ok("{{ altdata.akey2|tojson(true) }}|{{ altdata.akey2|tojson(4) }}"),
+        "{\n  \"/alt2\": \"a2\"\n}|{\n    \"/alt2\": \"a2\"\n}"
+    );
+}
+
+/// The fuzz finding of issue 10: MiniJinja wrote the spaces of a huge indent before it
+/// charged fuel for them, so the render never ended.
+#[test]
+fn tojson_refuses_an_absurd_indent() {
+    let f = Fixture::new();
+    for source in [
+        "{{ data|tojson(indent=2049638230412172401.) }}",
+        "{{ data|tojson(2049638230412172401) }}",
+        "{{ data|tojson(indent=33) }}",
+        "{{ data|tojson(indent=-1) }}",
+    ] {
+        let err = f.err(source);
+        assert!(
+            err.reason().contains("tojson: indent") && err.reason().contains("0 to 32"),
+            "{source}: {err}"
+        );
+    }
+    assert!(f
+        .ok("{{ data|tojson(indent=32) }}")
+        .contains(&format!("\n{}\"", " ".repeat(32))));
+}
+
+#[test]
+fn a_render_that_uses_up_its_fuel_stops_naming_the_budget_and_where_to_raise_it() {
+    let f = Fixture::new();
+    let source = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+    let mut template =
+        Template::from_source("loop.tmpl", source.to_string(), None, false).expect("compiles");
+    template.set_render_fuel(5_000, "render_fuel in conf.d/loop.json".to_string());
+    let err = template.render(&f.context()).expect_err("out of fuel");
+    assert_eq!(err.file(), "loop.tmpl");
+    assert_eq!(
+        err.reason(),
+        "render stopped after 5000 fuel units: raise render_fuel in conf.d/loop.json \
+         if the template is meant to do that much work"
+    );
+    let small = Template::from_source("t.tmpl", "{{ data|length }}".to_string(), None, false);
+    let mut small = small.expect("compiles");
+    small.set_render_fuel(5_000, String::new());
+    assert_eq!(small.render(&f.context()).expect("renders"), "4");
+}
+
+/// Data made by a single expression is paid for before it is made.
+#[test]
+fn fuel_bounds_data_made_in_one_expression() {
+    let f = Fixture::new();
+    let source = "{{ 'x' * 1000000000000 }}";
+    let mut template =
+        Template::from_source("big.tmpl", source.to_string(), None, false).expect("compiles");
+    template.set_render_fuel(1_000_000, "render_fuel in conf.d/big.json".to_string());
+    let err = template.render(&f.context()).expect_err("out of fuel");
+    assert!(
+        err.reason()
+            .starts_with("render stopped after 1000000 fuel units"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -390,4 +452,38 @@ fn rendering_into_a_sized_output_gives_the_same_text_and_errors() {
         .render_with_capacity(&f.context(), 64)
         .expect_err("missing key");
     assert_eq!(sized.to_string(), plain.to_string());
+}
+
+/// The `template_render` fuzz seeds (`pattern NUL template`), among them the runaway
+/// renders of issue 10, each render or fail quickly with the fuzz target's fuel.
+#[test]
+fn every_template_fuzz_seed_ends_quickly() {
+    let f = Fixture::new();
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/template_render");
+    let mut runaway = 0;
+    for entry in std::fs::read_dir(&seeds).expect("seeds") {
+        let path = entry.expect("seed").path();
+        let input = std::fs::read_to_string(&path).expect("a UTF-8 seed");
+        let (pattern, source) = match input.split_once('\0') {
+            Some((pattern, source)) => (Some(pattern), source),
+            None => (None, input.as_str()),
+        };
+        let Ok(mut template) = Template::from_source("seed", source.to_string(), pattern, false)
+        else {
+            continue;
+        };
+        template.set_render_fuel(1_000_000, String::new());
+        let began = std::time::Instant::now();
+        let result = template.render(&f.context());
+        let took = began.elapsed();
+        assert!(took.as_secs() < 5, "{}: {took:?}", path.display());
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("regression-"))
+        {
+            assert!(result.is_err(), "{}", path.display());
+            runaway += 1;
+        }
+    }
+    assert_eq!(runaway, 2, "the two runaway renders of issue 10");
 }

@@ -80,7 +80,9 @@ impl fmt::Display for KeyProblem {
                 f,
                 "{what} is not supported (convert it: openssl pkcs8 -topk8 -in KEY -out NEW)"
             ),
-            KeyProblem::NeedsPassphrase => write!(f, "key is encrypted: pass --ssl_passphrase"),
+            KeyProblem::NeedsPassphrase => {
+                write!(f, "key is encrypted and no passphrase was given")
+            }
             KeyProblem::WrongPassphrase => write!(f, "wrong passphrase"),
         }
     }

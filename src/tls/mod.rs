@@ -1,7 +1,9 @@
 //! rustls client configuration (through ureq) from CA, certificate and key files.
 //!
-//! Every file is read and checked once, at startup, so that a bad flag stops the daemon with a
-//! message naming the flag and the file instead of failing later on the first request.
+//! Every file is read and checked once, at startup, so that a bad setting stops the daemon with
+//! a message naming the setting and the file instead of failing later on the first request.
+//! Errors say which setting is wrong ([`TlsSetting`]) and what is wrong with it
+//! ([`TlsProblem`]); the command line words them with its flag names (`cli::hints`).
 
 mod key;
 mod legacy_pem;
@@ -18,10 +20,7 @@ use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConf
 
 use key::{KeyProblem, LoadedKey};
 
-const CA_FLAG: &str = "--ssl_cafile";
-const CERT_FLAG: &str = "--ssl_cert";
-const KEY_FLAG: &str = "--ssl_key";
-const PASSPHRASE_FLAG: &str = "--ssl_passphrase";
+use TlsSetting::{CaFile, CertFile, KeyFile, Passphrase};
 
 /// The TLS-related command-line settings.
 #[derive(Clone, Default)]
@@ -48,20 +47,78 @@ impl fmt::Debug for TlsOptions {
     }
 }
 
-/// A TLS setting that cannot be used. The message names the flag and, when there is one, the file.
+/// One of the TLS settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsSetting {
+    CaFile,
+    CertFile,
+    KeyFile,
+    Passphrase,
+}
+
+/// What is wrong with a TLS setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsProblem {
+    /// The file cannot be used, in words.
+    Unusable(String),
+    /// A passphrase, but no key to decrypt with it.
+    PassphraseWithoutKey,
+    CertWithoutKey,
+    KeyWithoutCert,
+    /// The key does not match the certificate in this file.
+    KeyMismatch(PathBuf),
+    /// The key is encrypted and no passphrase was given.
+    NeedsPassphrase,
+}
+
+/// A TLS setting that cannot be used: which one, its file when there is one, and why.
 #[derive(Debug)]
 pub struct TlsError {
-    flag: &'static str,
-    path: Option<PathBuf>,
-    problem: String,
+    pub setting: TlsSetting,
+    pub path: Option<PathBuf>,
+    pub problem: TlsProblem,
 }
 
 impl TlsError {
-    fn new(flag: &'static str, path: Option<&Path>, problem: impl Into<String>) -> TlsError {
+    fn new(setting: TlsSetting, path: Option<&Path>, problem: impl Into<String>) -> TlsError {
+        TlsError::of(setting, path, TlsProblem::Unusable(problem.into()))
+    }
+
+    fn of(setting: TlsSetting, path: Option<&Path>, problem: TlsProblem) -> TlsError {
         TlsError {
-            flag,
+            setting,
             path: path.map(Path::to_path_buf),
-            problem: problem.into(),
+            problem,
+        }
+    }
+}
+
+impl fmt::Display for TlsSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CaFile => "CA file",
+            CertFile => "client certificate",
+            KeyFile => "client key",
+            Passphrase => "key passphrase",
+        })
+    }
+}
+
+impl fmt::Display for TlsProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsProblem::Unusable(problem) => f.write_str(problem),
+            TlsProblem::PassphraseWithoutKey => f.write_str("given without a client key"),
+            TlsProblem::CertWithoutKey => f.write_str("client certificate given without its key"),
+            TlsProblem::KeyWithoutCert => f.write_str("key given without its client certificate"),
+            TlsProblem::KeyMismatch(cert_file) => write!(
+                f,
+                "key does not match the certificate in {}",
+                cert_file.display()
+            ),
+            TlsProblem::NeedsPassphrase => {
+                f.write_str("key is encrypted and no passphrase was given")
+            }
         }
     }
 }
@@ -69,8 +126,8 @@ impl TlsError {
 impl fmt::Display for TlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.path {
-            Some(path) => write!(f, "{} {}: {}", self.flag, path.display(), self.problem),
-            None => write!(f, "{}: {}", self.flag, self.problem),
+            Some(path) => write!(f, "{} {}: {}", self.setting, path.display(), self.problem),
+            None => write!(f, "{}: {}", self.setting, self.problem),
         }
     }
 }
@@ -91,12 +148,12 @@ pub fn client_config(opts: &TlsOptions) -> Result<TlsConfig, TlsError> {
 }
 
 fn load_ca_certs(path: &Path) -> Result<Vec<Certificate<'static>>, TlsError> {
-    let certs = load_certs(CA_FLAG, path)?;
+    let certs = load_certs(CaFile, path)?;
     let mut store = rustls::RootCertStore::empty();
     for (index, cert) in certs.iter().enumerate() {
         store.add(CertificateDer::from(cert.der())).map_err(|err| {
             let problem = format!("certificate #{} is not a usable CA: {err}", index + 1);
-            TlsError::new(CA_FLAG, Some(path), problem)
+            TlsError::new(CaFile, Some(path), problem)
         })?;
     }
     Ok(certs)
@@ -104,24 +161,24 @@ fn load_ca_certs(path: &Path) -> Result<Vec<Certificate<'static>>, TlsError> {
 
 fn load_client_cert(opts: &TlsOptions) -> Result<Option<ClientCert>, TlsError> {
     match (&opts.cert_file, &opts.key_file) {
-        (None, None) if opts.passphrase.is_some() => Err(TlsError::new(
-            PASSPHRASE_FLAG,
+        (None, None) if opts.passphrase.is_some() => Err(TlsError::of(
+            Passphrase,
             None,
-            "given without --ssl_key (pass --ssl_cert and --ssl_key, or drop it)",
+            TlsProblem::PassphraseWithoutKey,
         )),
         (None, None) => Ok(None),
-        (Some(cert_file), None) => Err(TlsError::new(
-            CERT_FLAG,
+        (Some(cert_file), None) => Err(TlsError::of(
+            CertFile,
             Some(cert_file),
-            "client certificate given without its key (pass --ssl_key)",
+            TlsProblem::CertWithoutKey,
         )),
-        (None, Some(key_file)) => Err(TlsError::new(
-            KEY_FLAG,
+        (None, Some(key_file)) => Err(TlsError::of(
+            KeyFile,
             Some(key_file),
-            "key given without its client certificate (pass --ssl_cert)",
+            TlsProblem::KeyWithoutCert,
         )),
         (Some(cert_file), Some(key_file)) => {
-            let chain = load_certs(CERT_FLAG, cert_file)?;
+            let chain = load_certs(CertFile, cert_file)?;
             let key = load_key(key_file, opts.passphrase.as_deref())?;
             check_key_matches(&chain, &key, cert_file, key_file)?;
             Ok(Some(ClientCert::new_with_certs(
@@ -132,13 +189,13 @@ fn load_client_cert(opts: &TlsOptions) -> Result<Option<ClientCert>, TlsError> {
     }
 }
 
-fn read_file(flag: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+fn read_file(setting: TlsSetting, path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path)
-        .map_err(|err| TlsError::new(flag, Some(path), format!("cannot read: {err}")))
+        .map_err(|err| TlsError::new(setting, Some(path), format!("cannot read: {err}")))
 }
 
-fn load_certs(flag: &'static str, path: &Path) -> Result<Vec<Certificate<'static>>, TlsError> {
-    let pem = read_file(flag, path)?;
+fn load_certs(setting: TlsSetting, path: &Path) -> Result<Vec<Certificate<'static>>, TlsError> {
+    let pem = read_file(setting, path)?;
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
         match item {
@@ -146,7 +203,7 @@ fn load_certs(flag: &'static str, path: &Path) -> Result<Vec<Certificate<'static
             Ok(_) => {}
             Err(err) => {
                 return Err(TlsError::new(
-                    flag,
+                    setting,
                     Some(path),
                     format!("not valid PEM: {err}"),
                 ));
@@ -155,23 +212,26 @@ fn load_certs(flag: &'static str, path: &Path) -> Result<Vec<Certificate<'static
     }
     if certs.is_empty() {
         let problem = "no certificate found (expected a PEM \"BEGIN CERTIFICATE\" block)";
-        return Err(TlsError::new(flag, Some(path), problem));
+        return Err(TlsError::new(setting, Some(path), problem));
     }
     Ok(certs)
 }
 
 fn load_key(path: &Path, passphrase: Option<&str>) -> Result<LoadedKey, TlsError> {
-    let pem = read_file(KEY_FLAG, path)?;
+    let pem = read_file(KeyFile, path)?;
     let text = String::from_utf8_lossy(&pem);
     key::load(&text, passphrase).map_err(|problem| match problem {
         KeyProblem::WrongPassphrase => wrong_passphrase(path),
-        other => TlsError::new(KEY_FLAG, Some(path), other.to_string()),
+        KeyProblem::NeedsPassphrase => {
+            TlsError::of(KeyFile, Some(path), TlsProblem::NeedsPassphrase)
+        }
+        other => TlsError::new(KeyFile, Some(path), other.to_string()),
     })
 }
 
 fn wrong_passphrase(key_file: &Path) -> TlsError {
     let problem = format!("wrong passphrase for key {}", key_file.display());
-    TlsError::new(PASSPHRASE_FLAG, None, problem)
+    TlsError::new(Passphrase, None, problem)
 }
 
 /// Loads the key with the crypto provider ureq will use and compares its public key with the
@@ -190,7 +250,7 @@ fn check_key_matches(
         .load_private_key(key.to_rustls())
         .map_err(|err| match key.was_encrypted {
             true => wrong_passphrase(key_file),
-            false => TlsError::new(KEY_FLAG, Some(key_file), format!("unusable key: {err}")),
+            false => TlsError::new(KeyFile, Some(key_file), format!("unusable key: {err}")),
         })?;
     let chain_der = chain
         .iter()
@@ -199,15 +259,12 @@ fn check_key_matches(
     match CertifiedKey::new(chain_der, signing_key).keys_match() {
         Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => Ok(()),
         Err(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => {
-            let problem = format!(
-                "key does not match the certificate in {} (--ssl_cert)",
-                cert_file.display()
-            );
-            Err(TlsError::new(KEY_FLAG, Some(key_file), problem))
+            let problem = TlsProblem::KeyMismatch(cert_file.to_path_buf());
+            Err(TlsError::of(KeyFile, Some(key_file), problem))
         }
         Err(err) => {
             let problem = format!("first certificate is not usable: {err}");
-            Err(TlsError::new(CERT_FLAG, Some(cert_file), problem))
+            Err(TlsError::new(CertFile, Some(cert_file), problem))
         }
     }
 }
@@ -215,10 +272,38 @@ fn check_key_matches(
 /// ureq does not export its key-kind enum, so the DER goes back to PEM with the matching label.
 fn to_ureq_key(key: &LoadedKey, key_file: &Path) -> Result<PrivateKey<'static>, TlsError> {
     let unusable =
-        |err: String| TlsError::new(KEY_FLAG, Some(key_file), format!("unusable key: {err}"));
+        |err: String| TlsError::new(KeyFile, Some(key_file), format!("unusable key: {err}"));
     let pem = pem_rfc7468::encode_string(key.kind.label(), pem_rfc7468::LineEnding::LF, &key.der)
         .map_err(|err| unusable(err.to_string()))?;
     PrivateKey::from_pem(pem.as_bytes()).map_err(|err| unusable(err.to_string()))
+}
+
+/// What the user can change to get past a TLS failure; the front end words it with its
+/// own flag names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFix {
+    /// Trust the CA that signed the server's certificate.
+    TrustServerCa,
+    /// Send a client certificate: the server requires one.
+    GiveClientCert,
+    /// Send a valid client certificate from a CA the server trusts.
+    CheckClientCert,
+}
+
+/// A TLS failure in words, and what would fix it when that is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explained {
+    pub reason: String,
+    pub fix: Option<TlsFix>,
+}
+
+impl Explained {
+    fn new(reason: impl Into<String>, fix: Option<TlsFix>) -> Explained {
+        Explained {
+            reason: reason.into(),
+            fix,
+        }
+    }
 }
 
 /// Turns a ureq error from a TLS connection into a human reason when it is a TLS problem.
@@ -226,14 +311,15 @@ fn to_ureq_key(key: &LoadedKey, key_file: &Path) -> Result<PrivateKey<'static>, 
 /// `sent_client_cert` tells whether a client certificate was configured:
 /// servers answer a missing one with the same alerts as a rejected one (Go's TLS 1.3 sends
 /// `bad_certificate`), so the reason depends on it.
-pub fn explain(err: &ureq::Error, sent_client_cert: bool) -> Option<String> {
-    let reason = match rustls_error(err)? {
+pub fn explain(err: &ureq::Error, sent_client_cert: bool) -> Option<Explained> {
+    Some(match rustls_error(err)? {
         rustls::Error::InvalidCertificate(cert_err) => server_cert_reason(cert_err),
         rustls::Error::AlertReceived(alert) => alert_reason(*alert, sent_client_cert),
-        rustls::Error::NoCertificatesPresented => "the server sent no certificate".to_string(),
-        other => format!("TLS handshake failed: {other}"),
-    };
-    Some(reason)
+        rustls::Error::NoCertificatesPresented => {
+            Explained::new("the server sent no certificate", None)
+        }
+        other => Explained::new(format!("TLS handshake failed: {other}"), None),
+    })
 }
 
 fn rustls_error(err: &ureq::Error) -> Option<&rustls::Error> {
@@ -244,10 +330,13 @@ fn rustls_error(err: &ureq::Error) -> Option<&rustls::Error> {
     }
 }
 
-fn server_cert_reason(err: &CertificateError) -> String {
-    match err {
+fn server_cert_reason(err: &CertificateError) -> Explained {
+    let reason = match err {
         CertificateError::UnknownIssuer => {
-            "certificate signed by an unknown CA (pass --ssl_cafile)".to_string()
+            return Explained::new(
+                "certificate signed by an unknown CA",
+                Some(TlsFix::TrustServerCa),
+            )
         }
         CertificateError::NotValidForName => "certificate name mismatch".to_string(),
         CertificateError::NotValidForNameContext {
@@ -269,11 +358,12 @@ fn server_cert_reason(err: &CertificateError) -> String {
             "certificate not valid yet (check the clock)".to_string()
         }
         other => format!("server certificate rejected: {other}"),
-    }
+    };
+    Explained::new(reason, None)
 }
 
-/// Alerts a server sends when it misses or rejects our client certificate get a hint.
-fn alert_reason(alert: rustls::AlertDescription, sent_client_cert: bool) -> String {
+/// Alerts a server sends when it misses or rejects our client certificate say which.
+fn alert_reason(alert: rustls::AlertDescription, sent_client_cert: bool) -> Explained {
     use rustls::AlertDescription as Alert;
     let about_client_cert = matches!(
         alert,
@@ -282,24 +372,29 @@ fn alert_reason(alert: rustls::AlertDescription, sent_client_cert: bool) -> Stri
             | Alert::BadCertificate
             | Alert::CertificateUnknown
     );
+    let required = || {
+        Explained::new(
+            "the server requires a client certificate",
+            Some(TlsFix::GiveClientCert),
+        )
+    };
     match alert {
-        _ if about_client_cert && !sent_client_cert => {
-            "the server requires a client certificate (pass --ssl_cert and --ssl_key)".to_string()
-        }
-        Alert::CertificateRequired | Alert::HandshakeFailure => {
-            "the server requires a client certificate (pass --ssl_cert and --ssl_key)".to_string()
-        }
+        _ if about_client_cert && !sent_client_cert => required(),
+        Alert::CertificateRequired | Alert::HandshakeFailure => required(),
         Alert::BadCertificate
         | Alert::UnknownCA
         | Alert::CertificateUnknown
         | Alert::CertificateExpired
         | Alert::CertificateRevoked
         | Alert::UnsupportedCertificate
-        | Alert::AccessDenied => format!(
-            "the server refused our client certificate ({alert:?}); check that --ssl_cert \
-             and --ssl_key hold a valid certificate from a CA the server trusts"
+        | Alert::AccessDenied => Explained::new(
+            format!("the server refused our client certificate ({alert:?})"),
+            Some(TlsFix::CheckClientCert),
         ),
-        other => format!("the server ended the TLS connection: {other:?}"),
+        other => Explained::new(
+            format!("the server ended the TLS connection: {other:?}"),
+            None,
+        ),
     }
 }
 
@@ -317,23 +412,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn explains_unknown_issuer_with_the_flag_to_pass() {
+    fn explains_unknown_issuer_with_its_fix() {
         let err = ureq::Error::Rustls(rustls::Error::InvalidCertificate(
             CertificateError::UnknownIssuer,
         ));
-        let reason = explain(&err, true).unwrap();
-        assert!(
-            reason.contains("unknown CA (pass --ssl_cafile)"),
-            "{reason}"
-        );
+        let explained = explain(&err, true).unwrap();
+        assert_eq!(explained.reason, "certificate signed by an unknown CA");
+        assert_eq!(explained.fix, Some(TlsFix::TrustServerCa));
     }
 
     #[test]
     fn explains_errors_wrapped_in_io_errors() {
         let inner = rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired);
         let err = ureq::Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, inner));
-        let reason = explain(&err, true).unwrap();
-        assert!(reason.contains("pass --ssl_cert and --ssl_key"), "{reason}");
+        let explained = explain(&err, true).unwrap();
+        assert_eq!(explained.fix, Some(TlsFix::GiveClientCert), "{explained:?}");
     }
 
     #[test]
@@ -342,11 +435,14 @@ mod tests {
         let err = ureq::Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, alert));
         let without = explain(&err, false).unwrap();
         assert!(
-            without.contains("requires a client certificate"),
-            "{without}"
+            without.reason.contains("requires a client certificate"),
+            "{without:?}"
         );
         let with = explain(&err, true).unwrap();
-        assert!(with.contains("refused our client certificate"), "{with}");
+        assert!(
+            with.reason.contains("refused our client certificate"),
+            "{with:?}"
+        );
     }
 
     #[test]
@@ -359,7 +455,7 @@ mod tests {
     #[test]
     fn explains_expired_certificate() {
         let err = ureq::Error::Rustls(rustls::Error::InvalidCertificate(CertificateError::Expired));
-        assert_eq!(explain(&err, true).unwrap(), "certificate expired");
+        assert_eq!(explain(&err, true).unwrap().reason, "certificate expired");
     }
 
     #[test]
@@ -383,27 +479,29 @@ mod tests {
     }
 
     #[test]
-    fn key_without_cert_names_the_missing_flag() {
+    fn key_without_cert_names_the_missing_setting() {
         let opts = TlsOptions {
             key_file: Some(PathBuf::from("/etc/ssl/client.key")),
             ..TlsOptions::default()
         };
-        let msg = client_config(&opts).unwrap_err().to_string();
+        let err = client_config(&opts).unwrap_err();
+        assert_eq!(err.setting, KeyFile);
+        assert_eq!(err.problem, TlsProblem::KeyWithoutCert);
         assert_eq!(
-            msg,
-            "--ssl_key /etc/ssl/client.key: key given without its client certificate (pass --ssl_cert)"
+            err.to_string(),
+            "client key /etc/ssl/client.key: key given without its client certificate"
         );
     }
 
     #[test]
-    fn missing_ca_file_names_flag_and_path() {
+    fn missing_ca_file_names_setting_and_path() {
         let opts = TlsOptions {
             ca_file: Some(PathBuf::from("/nonexistent/ca.pem")),
             ..TlsOptions::default()
         };
         let msg = client_config(&opts).unwrap_err().to_string();
         assert!(
-            msg.starts_with("--ssl_cafile /nonexistent/ca.pem: cannot read:"),
+            msg.starts_with("CA file /nonexistent/ca.pem: cannot read:"),
             "{msg}"
         );
     }

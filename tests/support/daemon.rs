@@ -1,11 +1,16 @@
 //! A reconfig config dir in a temp dir, and the real `reconfig` binary run against it.
 
+use super::procs::Tree;
 use super::{eventually, wait_output, Etcd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub const RECONFIG: &str = env!("CARGO_BIN_EXE_reconfig");
+
+/// How long a dropped [`Daemon`] gets to stop on SIGTERM (reconfig stops within a second,
+/// plus a second for its running commands to take SIGTERM) before it gets SIGKILL.
+const STOP_WITHIN: Duration = Duration::from_secs(5);
 
 /// A template listing every leaf as `key=value`, one per line.
 pub const LIST: &str = "{% for k, v in reconfig.data|items %}{{ k }}={{ v }}\n{% endfor %}";
@@ -75,11 +80,13 @@ impl Setup {
         args
     }
 
-    /// `reconfig --onetime` to completion.
+    /// `reconfig --onetime` to completion; whatever its commands left running is killed.
     pub fn onetime(&self, etcd: &Etcd, extra: &[&str]) -> Output {
         let mut args = self.args(etcd, extra);
         args.push("--onetime".to_string());
-        let child = Command::new(RECONFIG)
+        let tree = Tree::new();
+        let child = tree
+            .command(RECONFIG)
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -92,7 +99,9 @@ impl Setup {
     /// Starts the daemon; its stderr goes to `out/daemon.log`.
     pub fn daemon(&self, etcd: &Etcd, extra: &[&str]) -> Daemon {
         let log = self.dir.path().join("daemon.log");
-        let child = Command::new(RECONFIG)
+        let tree = Tree::new();
+        let child = tree
+            .command(RECONFIG)
             .args(self.args(etcd, extra))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -102,13 +111,18 @@ impl Setup {
         Daemon {
             child: Some(child),
             log,
+            _tree: tree,
         }
     }
 }
 
+/// The running daemon. Dropping it stops it as an operator would (SIGTERM, which also stops
+/// its running commands; SIGKILL if it does not exit in time), and then the `_tree` field,
+/// dropped last, kills any process the daemon or its commands left behind.
 pub struct Daemon {
     child: Option<Child>,
     pub log: PathBuf,
+    _tree: Tree,
 }
 
 impl Daemon {
@@ -116,10 +130,13 @@ impl Daemon {
         self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
     }
 
+    /// Sends `signal` to the daemon (not to PID 0, our own group, once it was reaped).
     pub fn signal(&self, signal: i32) {
-        // SAFETY: kill(2) on the PID of a child this fixture started and has not reaped.
-        unsafe {
-            libc::kill(self.pid(), signal);
+        if let Some(child) = &self.child {
+            // SAFETY: kill(2) on the PID of a child this fixture started and has not reaped.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, signal);
+            }
         }
     }
 
@@ -148,10 +165,16 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        self.signal(libc::SIGTERM);
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let deadline = Instant::now() + STOP_WITHIN;
+        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
         }
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 

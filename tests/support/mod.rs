@@ -2,15 +2,18 @@
 //! and a temp data dir, plus helpers to run the real binaries.
 //!
 //! Every fixture owns what it started: the etcd process is killed by PID and its data
-//! removed on drop, even when the test panics.
+//! removed on drop, even when the test panics; reconfig and the commands it ran are found and
+//! killed by `procs`.
 #![allow(dead_code)] // each test crate uses a different part of the fixtures
 
 pub mod certs;
 pub mod daemon;
 pub mod dns;
 pub mod fake_http;
+pub mod procs;
 
-use reconfig::etcd::{Client, ClientOptions};
+use reconfig::etcd::v2::Client;
+use reconfig::etcd::ClientOptions;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -265,9 +268,12 @@ impl Drop for Etcd {
     }
 }
 
-/// Runs one of the crate's binaries to completion with a time bound.
+/// Runs one of the crate's binaries to completion with a time bound; whatever it left
+/// running is killed.
 pub fn run_bin(bin: &str, args: &[&str], timeout: Duration) -> Output {
-    let child = Command::new(bin)
+    let tree = procs::Tree::new();
+    let child = tree
+        .command(bin)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -192,27 +192,7 @@ impl<'de> Visitor<'de> for NodesSeed<'_> {
     }
 }
 
-/// The error body etcd sends with a 4xx: `{"errorCode":100,"message":...,"cause":...,"index":N}`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct ErrorBody {
-    pub error_code: u32,
-    #[serde(default)]
-    pub message: String,
-    #[serde(default)]
-    pub cause: String,
-    #[serde(default)]
-    pub index: u64,
-}
-
-/// `GET /version`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct Version {
-    pub etcdserver: String,
-    pub etcdcluster: String,
-}
-
-/// One entry of `GET /v2/members`.
+/// One entry of `GET /v2/members`, as v2 spells it.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Member {
@@ -223,6 +203,17 @@ pub struct Member {
     pub peer_urls: Vec<String>,
     #[serde(default, rename = "clientURLs")]
     pub client_urls: Vec<String>,
+}
+
+impl From<Member> for super::super::types::Member {
+    fn from(member: Member) -> Self {
+        super::super::types::Member {
+            id: member.id,
+            name: member.name,
+            peer_urls: member.peer_urls,
+            client_urls: member.client_urls,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -124,30 +124,31 @@ impl Endpoints {
 /// trailing slash; a bare host:port gets `default_scheme`.
 pub fn normalize_endpoint(raw: &str, default_scheme: &str) -> Result<String, String> {
     let given = raw.trim();
-    let raw = given.trim_end_matches('/');
-    if raw.is_empty() {
+    if given.trim_end_matches('/').is_empty() {
         return Err("empty endpoint".to_string());
     }
-    let with_scheme = if raw.contains("://") {
-        raw.to_string()
-    } else {
-        format!("{default_scheme}://{raw}")
-    };
-    let (scheme, rest) = with_scheme
-        .split_once("://")
-        .ok_or_else(|| format!("endpoint {raw:?} is not a URL"))?;
+    // The trailing slash goes after the scheme is split off: `http://` is a scheme
+    // without a host, not the host `http:` with an empty port.
+    let (scheme, rest) = given.split_once("://").unwrap_or((default_scheme, given));
+    let rest = rest.trim_end_matches('/');
+    let raw = format!("{scheme}://{rest}");
     if scheme != "http" && scheme != "https" {
         return Err(format!(
-            "endpoint {raw:?} has scheme {scheme:?}; use http:// or https://"
+            "endpoint {given:?} has scheme {scheme:?}; use http:// or https://"
         ));
     }
-    if rest.is_empty() || rest.contains('/') || rest.contains(char::is_whitespace) {
+    if rest.is_empty() {
         return Err(format!(
-            "endpoint {raw:?} must be scheme://host:port with no path"
+            "endpoint {given:?} has no host; give scheme://host:port, e.g. http://127.0.0.1:2379"
+        ));
+    }
+    if rest.contains('/') || rest.contains(char::is_whitespace) {
+        return Err(format!(
+            "endpoint {given:?} must be scheme://host:port with no path"
         ));
     }
     check_host_port(given, rest)?;
-    Ok(with_scheme)
+    Ok(raw)
 }
 
 /// `host`, `host:port`, `[v6]` or `[v6]:port`: a host that is not empty and does not look
@@ -190,8 +191,13 @@ mod tests {
             normalize_endpoint("http://[::1]", "http").as_deref(),
             Ok("http://[::1]")
         );
+        assert_eq!(
+            normalize_endpoint("http://", "http"),
+            Err("endpoint \"http://\" has no host; give scheme://host:port, e.g. http://127.0.0.1:2379".to_string())
+        );
         for bad in [
             "http://",
+            "https:///",
             "http://:2379",
             "--onetime",
             "http://h:",
