@@ -19,6 +19,7 @@ pub struct GatewayError {
 
 /// gRPC status codes the gateway uses.
 const INVALID_ARGUMENT: u32 = 3;
+const FAILED_PRECONDITION: u32 = 9;
 const NOT_FOUND: u32 = 5;
 const OUT_OF_RANGE: u32 = 11;
 const UNAVAILABLE: u32 = 14;
@@ -31,6 +32,8 @@ pub enum Refusal {
     InvalidToken,
     /// Auth is on and no token was sent, or the user or password is wrong.
     AuthFailed,
+    /// Credentials were given but etcd has auth off: requests need no token.
+    AuthNotEnabled,
     /// The revision asked for is compacted away, or newer than the store (etcd was
     /// restored from an older backup): the history is gone, read again.
     HistoryGone,
@@ -78,6 +81,7 @@ impl GatewayError {
             OUT_OF_RANGE if says("compacted") || says("future revision") => Refusal::HistoryGone,
             NOT_FOUND if says("lease not found") => Refusal::LeaseNotFound,
             UNAVAILABLE => Refusal::Unavailable,
+            FAILED_PRECONDITION if says("authentication is not enabled") => Refusal::AuthNotEnabled,
             INVALID_ARGUMENT if says("user name is empty") || says("authentication failed") => {
                 Refusal::AuthFailed
             }
@@ -119,6 +123,10 @@ mod tests {
         assert_eq!(
             refusal(fixtures::ERROR_LEASE_NOT_FOUND),
             Refusal::LeaseNotFound
+        );
+        assert_eq!(
+            refusal(fixtures::ERROR_AUTH_NOT_ENABLED),
+            Refusal::AuthNotEnabled
         );
         assert_eq!(refusal(fixtures::ERROR_NO_KEY), Refusal::Other);
         assert_eq!(refusal(fixtures::ERROR_BAD_JSON), Refusal::Other);

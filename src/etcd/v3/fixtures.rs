@@ -144,3 +144,12 @@ pub const WATCH_SHUTDOWN: &str = concat!(
 
 /// Watch body `{"create_request":{"key":"!!"}}`: HTTP 500 with this body (Content-Length).
 pub const WATCH_BAD_REQUEST: &str = r#"{"error":"illegal base64 data at input byte 0","message":"illegal base64 data at input byte 0","code":2}"#;
+
+/// cluster/member/list `{}` (a one-member cluster).
+pub const MEMBER_LIST: &str = r#"{"header":{"cluster_id":"14610327080262993120","member_id":"15548778401593894105","raft_term":"2"},"members":[{"ID":"15548778401593894105","name":"t1","peerURLs":["http://127.0.0.1:36608"],"clientURLs":["http://127.0.0.1:36607"]}]}"#;
+
+/// maintenance/status `{}`.
+pub const STATUS: &str = r#"{"header":{"cluster_id":"14610327080262993120","member_id":"15548778401593894105","revision":"1","raft_term":"2"},"version":"3.4.23","dbSize":"20480","leader":"15548778401593894105","raftIndex":"4","raftTerm":"2","raftAppliedIndex":"4","dbSizeInUse":"16384"}"#;
+
+/// HTTP 400: auth/authenticate while auth is off.
+pub const ERROR_AUTH_NOT_ENABLED: &str = r#"{"error":"etcdserver: authentication is not enabled","message":"etcdserver: authentication is not enabled","code":9}"#;

@@ -25,6 +25,9 @@ pub struct RangeRequest {
     pub sort_order: Option<SortOrder>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sort_target: Option<SortTarget>,
+    /// Only count the keys (`count`), without sending them.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub count_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -312,4 +315,35 @@ pub enum EventKind {
     Put,
     #[serde(rename = "DELETE")]
     Delete,
+}
+
+/// The answer to `POST /v3/cluster/member/list`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct MemberListResponse {
+    pub members: Vec<MemberInfo>,
+}
+
+/// One member; v3 numbers members in decimal where v2 shows them in hex.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct MemberInfo {
+    #[serde(rename = "ID", with = "wire::int64")]
+    pub id: u64,
+    pub name: String,
+    #[serde(rename = "peerURLs")]
+    pub peer_urls: Vec<String>,
+    #[serde(rename = "clientURLs")]
+    pub client_urls: Vec<String>,
+}
+
+/// The answer to `POST /v3/maintenance/status`: the member's view of the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct StatusResponse {
+    pub header: Header,
+    pub version: String,
+    /// The leader's member id (0: none known).
+    #[serde(with = "wire::int64")]
+    pub leader: u64,
 }

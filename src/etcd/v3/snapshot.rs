@@ -84,6 +84,7 @@ impl SnapshotRead {
             revision: self.revision,
             sort_order: Some(SortOrder::Ascend),
             sort_target: Some(SortTarget::Key),
+            count_only: false,
         })
     }
 

@@ -106,6 +106,15 @@ fn answers_decode_with_omitted_zero_fields() {
     let lease: LeaseGrantResponse = serde_json::from_str(fixtures::LEASE_GRANT).expect("lease");
     assert_eq!((lease.id, lease.ttl), (2655331806435365397, 60));
 
+    let members: MemberListResponse = serde_json::from_str(fixtures::MEMBER_LIST).expect("members");
+    assert_eq!(members.members[0].id, 15548778401593894105);
+    assert_eq!(members.members[0].client_urls, ["http://127.0.0.1:36607"]);
+    let status: StatusResponse = serde_json::from_str(fixtures::STATUS).expect("status");
+    assert_eq!(
+        (status.leader, status.version.as_str()),
+        (15548778401593894105, "3.4.23")
+    );
+
     let auth: AuthenticateResponse = serde_json::from_str(fixtures::AUTHENTICATED).expect("auth");
     assert_eq!(auth.token, "bUpPcMVQYahvOver.40");
 }
@@ -192,6 +201,7 @@ fn put(key: &str, value: &str, mod_revision: u64) -> KeyChange {
     KeyChange {
         key: key.into(),
         value: Some(value.into()),
+        prev_value: None,
         mod_revision,
     }
 }
@@ -200,7 +210,16 @@ fn delete(key: &str, mod_revision: u64) -> KeyChange {
     KeyChange {
         key: key.into(),
         value: None,
+        prev_value: None,
         mod_revision,
+    }
+}
+
+/// What the watch with `prev_kv` also tells.
+fn after(change: KeyChange, prev_value: &str) -> KeyChange {
+    KeyChange {
+        prev_value: Some(prev_value.into()),
+        ..change
     }
 }
 
@@ -223,7 +242,7 @@ fn a_real_watch_stream_gives_created_changes_and_progress_per_watch() {
         Notice::Changes {
             watch_id: 0,
             revision: 18,
-            changes: vec![put("/w/a", "2", 18)],
+            changes: vec![after(put("/w/a", "2", 18), "1")],
         },
         Notice::Changes {
             watch_id: 1,
@@ -238,7 +257,7 @@ fn a_real_watch_stream_gives_created_changes_and_progress_per_watch() {
         Notice::Changes {
             watch_id: 0,
             revision: 21,
-            changes: vec![delete("/w/a", 21)],
+            changes: vec![after(delete("/w/a", 21), "2")],
         },
         Notice::Changes {
             watch_id: 0,

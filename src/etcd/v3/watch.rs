@@ -61,6 +61,8 @@ pub struct KeyChange {
     pub key: String,
     /// The new value; `None` for a delete (including a lease's expiry).
     pub value: Option<String>,
+    /// The value before, when the watch asked for it (`prev_kv`) and the key had one.
+    pub prev_value: Option<String>,
     /// The revision of the change.
     pub mod_revision: u64,
 }
@@ -98,6 +100,10 @@ impl KeyChange {
                 EventKind::Put => Some(lossy(&event.kv.value).into_owned()),
                 EventKind::Delete => None,
             },
+            prev_value: event
+                .prev_kv
+                .as_ref()
+                .map(|prev| lossy(&prev.value).into_owned()),
             mod_revision: event.kv.mod_revision,
         }
     }
