@@ -17,7 +17,7 @@ mod types;
 pub mod v2;
 pub mod v3;
 
-pub use client::Client;
+pub use client::{Api, Client};
 pub use error::{Error, ErrorKind, EtcdError, Remedy, TransportError, TransportKind};
 pub use http::{normalize_endpoint, Discover};
 pub use options::{ClientOptions, Credentials, DEFAULT_ENDPOINTS};

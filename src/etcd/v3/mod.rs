@@ -1,7 +1,7 @@
-//! The etcd v3 API over its JSON gateway (`POST /v3/...`), as pure protocol: request and
-//! answer bodies, key ranges, paging, the watch stream's framing and meaning. No I/O here
-//! (the ureq-proto style): the caller sends the requests this module builds and hands it
-//! the bytes that come back, so every part is tested on real answers without a server.
+//! The etcd v3 API over its JSON gateway (`POST /v3/...`). The protocol is pure code:
+//! request and answer bodies, key ranges, paging, the watch stream's framing and meaning,
+//! with no I/O (the ureq-proto style), so every part is tested on real answers without a
+//! server. [`Client`] (`client`, `auth`) sends them over the neutral HTTP layer.
 //!
 //! - [`wire`]: base64 bytes and string-encoded 64-bit integers.
 //! - [`proto`]: the bodies, as serde types.
@@ -11,6 +11,8 @@
 //! - [`stream`]: splitting a watch stream into messages; [`watch`]: what they mean.
 //! - [`error`]: the gateway's refusals; [`txn`]: batches of guarded puts.
 
+mod auth;
+mod client;
 pub mod error;
 pub mod proto;
 pub mod scope;
@@ -20,6 +22,8 @@ pub mod text;
 pub mod txn;
 pub mod watch;
 mod wire;
+
+pub use client::Client;
 
 #[cfg(test)]
 mod fixtures;
