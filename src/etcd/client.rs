@@ -1,6 +1,6 @@
 //! The one client the daemon and etcd-util use, whatever API etcd is spoken with.
 
-use super::error::{Error, ErrorKind};
+use super::error::Error;
 use super::options::ClientOptions;
 use super::types::{Event, Found, Member, Snapshot, Version, WaitOutcome};
 use super::v2;
@@ -236,7 +236,7 @@ impl Client {
 }
 
 /// `--api auto`: v3 when the cluster does not serve v2, or when v3 holds keys; otherwise
-/// (v2 served, v3 empty or refusing us) v2, as before v3 support, so a v2 user whose data
+/// (v2 served, v3 empty or not answering) v2, as before v3 support, so a v2 user whose data
 /// is not migrated yet keeps it. Logged once with the reason.
 fn choose(v3: &v3::Client, announce: bool) -> Result<Api, Error> {
     let (api, why) = if !v3.serves_v2()? {
@@ -245,11 +245,9 @@ fn choose(v3: &v3::Client, announce: bool) -> Result<Api, Error> {
         match v3.has_keys() {
             Ok(true) => (Api::V3, "v3 holds keys"),
             Ok(false) => (Api::V2, "the cluster serves v2 and v3 holds no keys"),
-            Err(e) if e.kind() == ErrorKind::Refused => (
-                Api::V2,
-                "the cluster serves v2 and v3 refused the credentials",
-            ),
-            Err(e) => return Err(e),
+            Err(e) if e.is_outage() => return Err(e),
+            // v3 refusing the credentials, or not answering as etcd 3 does.
+            Err(_) => (Api::V2, "the cluster serves v2 and v3 did not answer"),
         }
     };
     let name = if api == Api::V2 { "v2" } else { "v3" };
