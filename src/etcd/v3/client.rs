@@ -412,16 +412,8 @@ impl Client {
                             return Ok(WatchEnd::HistoryGone);
                         }
                         Notice::Canceled { reason, .. } => {
-                            let error = GatewayError {
-                                code: 0,
-                                message: reason,
-                            };
-                            let status = if error.message.contains("invalid auth token") {
-                                401
-                            } else {
-                                400
-                            };
-                            return Err(self.refused_as(&endpoint, status, &error, key, rejected));
+                            let error = GatewayError::from_cancel_reason(&reason);
+                            return Err(self.refused_as(&endpoint, 200, &error, key, rejected));
                         }
                     }
                 }

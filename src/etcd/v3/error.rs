@@ -74,6 +74,30 @@ impl GatewayError {
         })
     }
 
+    /// The refusal a watch was canceled with, from its `cancel_reason` (`rpc error: code =
+    /// Unauthenticated desc = etcdserver: invalid auth token`): etcd refuses a watch with
+    /// HTTP 200 and a canceled watch, naming the gRPC code only by name.
+    pub fn from_cancel_reason(reason: &str) -> GatewayError {
+        let code = match reason
+            .split("code = ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+        {
+            Some("InvalidArgument") => INVALID_ARGUMENT,
+            Some("NotFound") => NOT_FOUND,
+            Some("FailedPrecondition") => FAILED_PRECONDITION,
+            Some("OutOfRange") => OUT_OF_RANGE,
+            Some("Unavailable") => UNAVAILABLE,
+            Some("Unauthenticated") => UNAUTHENTICATED,
+            _ => 0,
+        };
+        let message = reason.split("desc = ").nth(1).unwrap_or(reason);
+        GatewayError {
+            code,
+            message: message.to_string(),
+        }
+    }
+
     pub fn refusal(&self) -> Refusal {
         let says = |text: &str| self.message.contains(text);
         match self.code {
@@ -135,6 +159,28 @@ mod tests {
             refusal(r#"{"error":"connection closed","message":"connection closed","code":14}"#),
             Refusal::Unavailable
         );
+    }
+
+    #[test]
+    fn a_canceled_watch_is_refused_by_the_code_in_its_reason() {
+        let reason = |stream: &str| -> String {
+            let message = stream.lines().next().expect("a message");
+            let value: serde_json::Value = serde_json::from_str(message).expect("json");
+            value["result"]["cancel_reason"]
+                .as_str()
+                .expect("reason")
+                .to_string()
+        };
+        let bogus = GatewayError::from_cancel_reason(&reason(fixtures::WATCH_BOGUS_TOKEN));
+        assert_eq!(bogus.refusal(), Refusal::InvalidToken);
+        assert_eq!(
+            bogus.to_string(),
+            "etcdserver: invalid auth token (gRPC code 16)"
+        );
+        let none = GatewayError::from_cancel_reason(&reason(fixtures::WATCH_NO_TOKEN));
+        assert_eq!(none.refusal(), Refusal::AuthFailed);
+        let other = GatewayError::from_cancel_reason("gone");
+        assert_eq!((other.code, other.message.as_str()), (0, "gone"));
     }
 
     #[test]
