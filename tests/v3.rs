@@ -235,3 +235,137 @@ fn a_quiet_watch_reaching_its_bound_is_not_an_outage() {
     let log = daemon.log_text();
     assert!(!log.contains("unreachable"), "{log}");
 }
+
+/// `POST` of a JSON body to etcd's v3 gateway, as etcdctl would send it; the answer's body.
+fn gateway(etcd: &Etcd, path: &str, body: &str, token: Option<&str>) -> String {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut request = agent.post(&format!("{}{path}", etcd.url()));
+    if let Some(token) = token {
+        request = request.header("Authorization", token);
+    }
+    request
+        .send(body)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .body_mut()
+        .read_to_string()
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A watch whose start revision etcd compacted away (the daemon was behind) is not waited
+/// on forever: it reads again, and the new read has every change.
+#[test]
+fn a_watch_from_a_compacted_revision_reads_again() {
+    let etcd = Etcd::start_v3();
+    let client = etcd.v3_client();
+    client.put("/c/a", "1", None).expect("put");
+    let before = client.snapshot("/c", true).expect("snapshot");
+    client.put("/c/a", "2", None).expect("put");
+    client.put("/c/b", "3", None).expect("put");
+    let compact = format!(r#"{{"revision":"{}","physical":true}}"#, before.index + 2);
+    gateway(&etcd, "/v3/kv/compaction", &compact, None);
+    let began = std::time::Instant::now();
+    let outcome = client
+        .wait_within("/c", true, before.index, Some(Duration::from_secs(8)))
+        .expect("wait");
+    assert_eq!(outcome, reconfig::etcd::WaitOutcome::Resync);
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        began.elapsed()
+    );
+    let after = client.snapshot("/c", true).expect("snapshot");
+    let data = after.data.expect("data");
+    assert_eq!((data["/c/a"].as_str(), data["/c/b"].as_str()), ("2", "3"));
+}
+
+/// With auth on, the daemon authenticates, and when its token expires (etcd's
+/// `--auth-token-ttl`; a watch is refused an expired token with HTTP 200 and a canceled
+/// watch) it fetches a new one and goes on following changes.
+#[test]
+fn the_daemon_follows_changes_with_v3_auth_across_token_expiry() {
+    let etcd = Etcd::start_with(
+        None,
+        vec![
+            "--enable-v2=false".into(),
+            "--auth-token-ttl".into(),
+            "2".into(),
+        ],
+    );
+    gateway(
+        &etcd,
+        "/v3/auth/user/add",
+        r#"{"name":"root","password":"pw"}"#,
+        None,
+    );
+    gateway(
+        &etcd,
+        "/v3/auth/user/grant",
+        r#"{"user":"root","role":"root"}"#,
+        None,
+    );
+    gateway(&etcd, "/v3/auth/enable", "{}", None);
+    let token_answer = gateway(
+        &etcd,
+        "/v3/auth/authenticate",
+        r#"{"name":"root","password":"pw"}"#,
+        None,
+    );
+    let token: serde_json::Value = serde_json::from_str(&token_answer).expect("token json");
+    let token = token["token"].as_str().expect("a token").to_string();
+    let put_as_root = |key: &str, value: &str| {
+        let token_answer = gateway(
+            &etcd,
+            "/v3/auth/authenticate",
+            r#"{"name":"root","password":"pw"}"#,
+            None,
+        );
+        let fresh: serde_json::Value = serde_json::from_str(&token_answer).expect("token json");
+        let body = json!({"key": b64(key), "value": b64(value)}).to_string();
+        let answer = gateway(&etcd, "/v3/kv/put", &body, fresh["token"].as_str());
+        assert!(answer.contains("revision"), "{answer}");
+    };
+    put_as_root("/auth/a", "1");
+    let setup = Setup::new();
+    setup.resource("auth", setup.list_resource("auth", "/auth"));
+    let target = setup.out("auth.conf");
+    let daemon = setup.daemon(&etcd, &["--username", "root", "--password", "pw", "-d"]);
+    assert!(
+        wait_content(&target, "/auth/a=1\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    // Long past the token's life (unused since the watch began): the next request the
+    // daemon makes needs a new token.
+    std::thread::sleep(Duration::from_secs(4));
+    let stale = gateway(
+        &etcd,
+        "/v3/kv/range",
+        &json!({"key": b64("/auth/a")}).to_string(),
+        Some(&token),
+    );
+    assert!(stale.contains("invalid auth token"), "{stale}");
+    // The open stream reports this one; the watch after it is refused the old token.
+    put_as_root("/auth/b", "2");
+    assert!(
+        wait_content(&target, "/auth/a=1\n/auth/b=2\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    put_as_root("/auth/c", "3");
+    assert!(
+        wait_content(&target, "/auth/a=1\n/auth/b=2\n/auth/c=3\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    let log = daemon.log_text();
+    assert!(log.contains("authenticating again"), "{log}");
+    assert!(!log.contains("ERROR"), "{log}");
+}
+
+fn b64(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
