@@ -143,6 +143,17 @@ fn etcd_util_get_set_del_on_v3() {
     let missing = util(&etcd, &["-k", "/nope"]);
     assert_eq!(missing.status.code(), Some(4), "{}", stderr(&missing));
 
+    // As on v2: keys under /abc/ but none at /abc is a "directory" that needs -r.
+    util(&etcd, &["-o", "DEL", "-k", "/abc/test2"]);
+    let refused = util(&etcd, &["-o", "DEL", "-k", "/abc"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("/abc is a directory"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(stderr(&refused).contains("use -r"), "{}", stderr(&refused));
+
     let deleted = util(&etcd, &["-o", "DEL", "-k", "/abc", "-r"]);
     assert_eq!(deleted.status.code(), Some(0), "{}", stderr(&deleted));
     assert_eq!(util(&etcd, &["-k", "/abc", "-r"]).status.code(), Some(4));

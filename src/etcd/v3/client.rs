@@ -213,7 +213,8 @@ impl Client {
     }
 
     /// Deletes `key`; with `recursive`, every key under `key/` too (not `keyX`), in one
-    /// transaction. Nothing to delete is [`ErrorKind::NotFound`], as on v2.
+    /// transaction. Nothing to delete is [`ErrorKind::NotFound`], and only keys under
+    /// `key/` without `recursive` is [`ErrorKind::IsDirectory`], as on v2.
     pub fn delete(&self, key: &str, recursive: bool) -> Result<(), Error> {
         let key = normalize(key);
         let scope = Scope::new(&key, recursive);
@@ -240,10 +241,35 @@ impl Client {
             .filter_map(|op| op.response_delete_range.as_ref())
             .map(|d| d.deleted)
             .sum();
-        if deleted == 0 {
-            return Err(not_found(&key));
+        if deleted > 0 {
+            return Ok(());
         }
-        Ok(())
+        if !recursive && self.count(&Scope::new(&key, true))? > 0 {
+            // Only keys under it: v2 would call it a directory and ask for -r.
+            return Err(Error::Etcd(EtcdError {
+                kind: ErrorKind::IsDirectory,
+                number: 0,
+                message: "keys under it, no value at it".to_string(),
+                cause: key.clone(),
+                index: answer.header.revision,
+                endpoint: String::new(),
+                key,
+            }));
+        }
+        Err(not_found(&key))
+    }
+
+    /// How many keys `scope` holds.
+    fn count(&self, scope: &Scope) -> Result<u64, Error> {
+        let request = RangeRequest {
+            key: scope.start(),
+            range_end: scope.end(),
+            count_only: true,
+            ..Default::default()
+        };
+        let (_, answer) =
+            self.call::<RangeResponse>("/v3/kv/range", &request, Idempotent::Yes, "")?;
+        Ok(answer.count)
     }
 
     /// `GET /version`, which every API serves.
