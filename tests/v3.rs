@@ -380,3 +380,36 @@ fn b64(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text)
 }
+
+/// TLS with a client certificate works on v3 as on v2: the gateway on a TLS port (its
+/// server certificate also has clientAuth, which the gateway needs to reach its own gRPC).
+#[test]
+fn etcd_util_and_the_daemon_over_tls_with_a_client_certificate_on_v3() {
+    let certs = support::certs::Certs::generate();
+    let etcd = Etcd::start_with(
+        Some(&certs.server_tls()),
+        vec!["--enable-v2=false".to_string()],
+    );
+    let mut conn = vec!["--endpoints".to_string(), etcd.url()];
+    conn.extend(certs.flags(&support::certs::TlsFiles::CLIENT));
+    let with = |args: &[&str]| {
+        let mut all: Vec<&str> = conn.iter().map(String::as_str).collect();
+        all.extend_from_slice(args);
+        run_bin(UTIL, &all, Duration::from_secs(20))
+    };
+    let set = with(&["-o", "SET", "-k", "/tls/a", "-v", "secure"]);
+    assert_eq!(set.status.code(), Some(0), "{}", stderr(&set));
+    assert_eq!(
+        stdout(&with(&["-k", "/tls", "-r"])),
+        "{\n  \"/tls/a\": \"secure\"\n}\n"
+    );
+    let setup = Setup::new();
+    setup.resource("tls", setup.list_resource("tls", "/tls"));
+    let extra: Vec<&str> = conn[2..].iter().map(String::as_str).collect();
+    let out = setup.onetime(&etcd, &extra);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        support::read(&setup.out("tls.conf")).as_deref(),
+        Some("/tls/a=secure\n")
+    );
+}
