@@ -7,8 +7,8 @@
 use libfuzzer_sys::fuzz_target;
 use reconfig::etcd::v3::error::GatewayError;
 use reconfig::etcd::v3::proto::{
-    AuthenticateResponse, DeleteRangeResponse, LeaseGrantResponse, PutResponse, RangeResponse,
-    TxnResponse,
+    AuthenticateResponse, DeleteRangeResponse, LeaseGrantResponse, MemberListResponse, PutResponse,
+    RangeResponse, StatusResponse, TxnResponse,
 };
 use reconfig::etcd::v3::scope::Scope;
 use reconfig::etcd::v3::snapshot::SnapshotRead;
@@ -40,6 +40,8 @@ fn messages(source: impl Read) -> (Vec<Message>, Option<String>) {
             Ok(Some(message)) => {
                 if let Message::Result(result) = &message {
                     let _ = Notice::of(result);
+                    let refusal = GatewayError::from_cancel_reason(&result.cancel_reason);
+                    let _ = (refusal.refusal(), refusal.to_string());
                 }
                 if let Message::Error(error) = &message {
                     let _ = (error.refusal(), error.to_string());
@@ -67,6 +69,8 @@ fuzz_target!(|input: &[u8]| {
     let _ = serde_json::from_slice::<TxnResponse>(input);
     let _ = serde_json::from_slice::<LeaseGrantResponse>(input);
     let _ = serde_json::from_slice::<AuthenticateResponse>(input);
+    let _ = serde_json::from_slice::<MemberListResponse>(input);
+    let _ = serde_json::from_slice::<StatusResponse>(input);
     if let Some(refusal) = GatewayError::parse(input) {
         let _ = (refusal.refusal(), refusal.to_string());
     }
