@@ -10,11 +10,12 @@ use super::proto::{
     LeaseGrantResponse, MemberListResponse, PutRequest, RangeRequest, RangeResponse, RequestOp,
     StatusResponse, TxnRequest, TxnResponse,
 };
+use super::refused::{self, bad_answer, not_found, stream_failure, transport, Asked};
 use super::scope::{normalize, Scope};
 use super::snapshot::{SnapshotRead, PAGE_SIZE};
-use super::stream::{Message, MessageReader, StreamError};
+use super::stream::{Message, MessageReader};
 use super::watch::{open_body, watch_after, KeyChange, Notice};
-use crate::etcd::error::{Error, ErrorKind, EtcdError, Remedy, TransportError, TransportKind};
+use crate::etcd::error::{Error, ErrorKind, EtcdError, TransportKind};
 use crate::etcd::http::{self, Authorizer, Body, Bound, Http, Idempotent, Method, Request};
 use crate::etcd::options::ClientOptions;
 use crate::etcd::types::{Change, Child, Event, Found, Member, Op, Snapshot, Version, WaitOutcome};
@@ -22,7 +23,6 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -439,7 +439,7 @@ impl Client {
                         }
                         Notice::Canceled { reason, .. } => {
                             let error = GatewayError::from_cancel_reason(&reason);
-                            return Err(self.refused_as(&endpoint, 200, &error, key, rejected));
+                            return Err(self.refused_as(&endpoint, &error, key, rejected));
                         }
                     }
                 }
@@ -542,7 +542,8 @@ impl Client {
         Ok(())
     }
 
-    /// A refusal (HTTP status ≥ 300) as a neutral error.
+    /// A refusal (HTTP status ≥ 300) as a neutral error; notes in `rejected` whether
+    /// etcd refused the token (fetch a new one and retry once).
     fn refusal(
         &self,
         endpoint: &str,
@@ -551,80 +552,32 @@ impl Client {
         key: &str,
         rejected: &Cell<bool>,
     ) -> Error {
-        match GatewayError::parse(body) {
-            Some(error) => self.refused_as(endpoint, status, &error, key, rejected),
-            None if status == 404 => bad_answer(
-                endpoint,
-                format!(
-                    "HTTP 404 {}: does this etcd (3.4 or newer) serve the v3 JSON gateway?",
-                    http::excerpt(body)
-                ),
-            ),
-            None => bad_answer(
-                endpoint,
-                format!(
-                    "HTTP {status} with a body that is not etcd's: {}",
-                    http::excerpt(body)
-                ),
-            ),
-        }
+        let (error, token_refused) = refused::from_body(&self.asked(endpoint, key), status, body);
+        rejected.set(token_refused && self.auth.is_some());
+        error
     }
 
+    /// [`Client::refusal`] for a refusal already read (a canceled watch).
     fn refused_as(
         &self,
         endpoint: &str,
-        status: u16,
         error: &GatewayError,
         key: &str,
         rejected: &Cell<bool>,
     ) -> Error {
-        let etcd = |kind: ErrorKind| {
-            Error::Etcd(EtcdError {
-                kind,
-                number: error.code,
-                message: error.message.clone(),
-                cause: String::new(),
-                index: 0,
-                endpoint: endpoint.to_string(),
-                key: key.to_string(),
-            })
-        };
-        match error.refusal() {
-            Refusal::InvalidToken | Refusal::AuthFailed => {
-                rejected.set(error.refusal() == Refusal::InvalidToken && self.auth.is_some());
-                Error::Transport(self.auth_refusal(endpoint, status, error))
-            }
-            Refusal::HistoryGone => etcd(ErrorKind::HistoryGone),
-            Refusal::LeaseNotFound => etcd(ErrorKind::NotFound),
-            Refusal::Unavailable => transport(
-                TransportKind::Disconnected,
-                endpoint,
-                format!("HTTP {status}: {error}"),
-            ),
-            Refusal::AuthNotEnabled | Refusal::Other => etcd(ErrorKind::Other),
-        }
+        let (error, token_refused) = refused::from_gateway(&self.asked(endpoint, key), 200, error);
+        rejected.set(token_refused && self.auth.is_some());
+        error
     }
 
-    fn auth_refusal(&self, endpoint: &str, status: u16, error: &GatewayError) -> TransportError {
-        let (detail, remedy) = match &self.auth {
-            Some(auth) => (
-                format!(
-                    "HTTP {status}: etcd refused user {:?}: {}",
-                    auth.credentials.user, error.message
-                ),
-                Remedy::CheckCredentials,
-            ),
-            None => (
-                format!(
-                    "HTTP {status}: etcd requires authentication ({})",
-                    error.message
-                ),
-                Remedy::GiveCredentials,
-            ),
-        };
-        TransportError {
-            remedy: Some(remedy),
-            ..TransportError::new(TransportKind::Unauthorized, endpoint, detail)
+    fn asked<'a>(&'a self, endpoint: &'a str, key: &'a str) -> Asked<'a> {
+        Asked {
+            endpoint,
+            key,
+            user: self
+                .auth
+                .as_ref()
+                .map(|auth| auth.credentials.user.as_str()),
         }
     }
 
@@ -674,52 +627,6 @@ fn children(key: &str, leaves: &BTreeMap<String, String>) -> Vec<Child> {
         }
     }
     children
-}
-
-/// Whether a read of the body failed because the request's bound passed (ureq reports
-/// its own timeout inside the `io::Error`).
-fn is_timeout(error: &io::Error) -> bool {
-    error.kind() == io::ErrorKind::TimedOut
-        || error
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<ureq::Error>())
-            .is_some_and(|inner| matches!(inner, ureq::Error::Timeout(_)))
-}
-
-fn not_found(key: &str) -> Error {
-    Error::Etcd(EtcdError {
-        kind: ErrorKind::NotFound,
-        number: 0,
-        message: "Key not found".to_string(),
-        cause: key.to_string(),
-        index: 0,
-        endpoint: String::new(),
-        key: key.to_string(),
-    })
-}
-
-fn transport(kind: TransportKind, endpoint: &str, detail: impl Into<String>) -> Error {
-    Error::Transport(TransportError::new(kind, endpoint, detail))
-}
-
-fn bad_answer(endpoint: &str, detail: impl Into<String>) -> Error {
-    transport(TransportKind::BadResponse, endpoint, detail)
-}
-
-/// A watch stream that broke: silence past the bound is the bound passing; a stream that
-/// is cut or sends what is not a watch message is a failure of that endpoint.
-fn stream_failure(endpoint: &str, error: StreamError) -> Error {
-    match &error {
-        StreamError::Read(e) if is_timeout(e) => transport(
-            TransportKind::WatchExpired,
-            endpoint,
-            "watch bound passed with no change",
-        ),
-        StreamError::Read(_) | StreamError::Truncated { .. } => {
-            transport(TransportKind::Disconnected, endpoint, error.to_string())
-        }
-        _ => bad_answer(endpoint, error.to_string()),
-    }
 }
 
 #[cfg(test)]

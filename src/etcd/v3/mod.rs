@@ -1,7 +1,7 @@
 //! The etcd v3 API over its JSON gateway (`POST /v3/...`). The protocol is pure code:
 //! request and answer bodies, key ranges, paging, the watch stream's framing and meaning,
 //! with no I/O (the ureq-proto style), so every part is tested on real answers without a
-//! server. [`Client`] (`client`, `auth`) sends them over the neutral HTTP layer.
+//! server. [`Client`] (`client`, `auth`, `refused`) sends them over the neutral HTTP layer.
 //!
 //! - [`wire`]: base64 bytes and string-encoded 64-bit integers.
 //! - [`proto`]: the bodies, as serde types.
@@ -15,6 +15,7 @@ mod auth;
 mod client;
 pub mod error;
 pub mod proto;
+mod refused;
 pub mod scope;
 pub mod snapshot;
 pub mod stream;
