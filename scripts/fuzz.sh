@@ -13,7 +13,7 @@ set -eu
 cd "$(dirname "$0")/../fuzz"
 seconds="${FUZZ_SECONDS:-600}"
 jobs="${FUZZ_JOBS:-2}"
-targets="${FUZZ_TARGETS:-conf_d etcd_response template_render dns_answer}"
+targets="${FUZZ_TARGETS:-conf_d etcd_response etcd_v3 template_render dns_answer}"
 export CARGO_TARGET_DIR="$PWD/target"
 export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module \
  -Cllvm-args=-sanitizer-coverage-level=4 \

@@ -7,7 +7,7 @@ use support::stdout;
 
 use std::process::Output;
 use std::time::{Duration, Instant};
-use support::{free_port, run_bin, Etcd};
+use support::{free_port, run_bin, wait_for_line, Etcd};
 
 const BIN: &str = env!("CARGO_BIN_EXE_etcd-util");
 
@@ -168,39 +168,6 @@ fn watch_prints_the_next_change_and_exits() {
     assert_eq!(event["action"], "set");
     assert_eq!(event["key"], "/wt/sub/b");
     assert_eq!(event["value"], "2");
-}
-
-/// Reads `stream` until a line contains `wanted`, for at most `within`: (found, text read).
-/// A thread reads, and drains the rest, so the child never blocks on a full pipe.
-fn wait_for_line(
-    stream: impl std::io::Read + Send + 'static,
-    wanted: &str,
-    within: Duration,
-) -> (bool, String) {
-    use std::io::BufRead;
-    let (lines, received) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            // The receiver is gone once the line was found: keep draining.
-            let _ = lines.send(line);
-        }
-    });
-    let deadline = Instant::now() + within;
-    let mut seen = String::new();
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match received.recv_timeout(left) {
-            Ok(line) => {
-                seen.push_str(&line);
-                seen.push('\n');
-                if line.contains(wanted) {
-                    return (true, seen);
-                }
-            }
-            Err(_) => break,
-        }
-    }
-    (false, seen)
 }
 
 #[test]

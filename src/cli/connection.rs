@@ -1,7 +1,7 @@
 //! Flags that say how to reach etcd, shared by both binaries, and the client they build.
 
 use super::{seconds, value, CliError};
-use crate::etcd::{self, Client, ClientOptions, Credentials};
+use crate::etcd::{self, Api, Client, ClientOptions, Credentials};
 use crate::srv;
 use crate::tls::{self, TlsOptions};
 use std::path::PathBuf;
@@ -9,6 +9,9 @@ use std::time::Duration;
 
 pub const HELP: &str = "\
 Connection:
+      --api v2|v3|auto          etcd API to speak [default: auto, or $RECONFIG_API, or
+                                $ETCDCTL_API (2 or 3)]. auto: v3 when the cluster does not
+                                serve v2 or v3 holds keys, else v2
       --endpoints URL[,URL...]  etcd endpoints, tried in order with failover
                                 [default: http://127.0.0.1:2379,http://127.0.0.1:4001]
       --host HOST               etcd host (original flag); ports 2379 then 4001 unless --port
@@ -35,6 +38,10 @@ Connection:
 
 #[derive(Debug, Clone)]
 pub struct ConnectionArgs {
+    /// `--api`; `None`: from the environment, else auto.
+    pub api: Option<Api>,
+    /// Whether `--api auto`'s choice is logged at info level (the daemon's start-up).
+    pub announce_api: bool,
     pub endpoints: Vec<String>,
     pub host: Option<String>,
     pub port: Option<u16>,
@@ -58,6 +65,8 @@ impl Default for ConnectionArgs {
     fn default() -> ConnectionArgs {
         let defaults = ClientOptions::default();
         ConnectionArgs {
+            api: None,
+            announce_api: false,
             endpoints: Vec::new(),
             host: None,
             port: None,
@@ -83,6 +92,12 @@ impl ConnectionArgs {
     /// Reads the value of a connection flag found by [`flag`] and stores it.
     pub fn apply(&mut self, flag: Flag, parser: &mut lexopt::Parser) -> Result<(), CliError> {
         match flag {
+            Flag::Api => {
+                let text = value(parser, "--api")?;
+                self.api = Some(parse_api(&text).ok_or_else(|| {
+                    CliError::usage(format!("--api: {text:?} is not one of v2, v3, auto"))
+                })?);
+            }
             Flag::Endpoints => {
                 let list = value(parser, "--endpoints")?;
                 for raw in list.split(',').filter(|s| !s.trim().is_empty()) {
@@ -227,17 +242,43 @@ impl ConnectionArgs {
             }
             None => (self.static_endpoints()?, None),
         };
-        let options = ClientOptions {
-            endpoints,
-            discover,
+        let credentials = self.credentials()?;
+        let wants_tls = self.wants_tls();
+        let srv_record = self.srv_record();
+        // `auto` builds a client per API, each with its own discovery.
+        let mut first_discover = discover;
+        let options = || ClientOptions {
+            endpoints: endpoints.clone(),
+            discover: first_discover
+                .take()
+                .or_else(|| srv_record.clone().map(|r| srv_discovery(r, wants_tls))),
             rediscover_every: Some(self.srv_refresh),
-            tls,
-            credentials: self.credentials()?,
+            tls: tls.clone(),
+            credentials: credentials.clone(),
             connect_timeout: self.connect_timeout,
             request_timeout: self.request_timeout,
             watch_timeout: self.watch_timeout,
         };
-        Client::new(options).map_err(CliError::from)
+        Client::connect(self.api()?, self.announce_api, options).map_err(CliError::from)
+    }
+
+    /// `--api`, else `$RECONFIG_API`, else `$ETCDCTL_API` (etcdctl's convention: 2 or 3),
+    /// else auto.
+    fn api(&self) -> Result<Api, CliError> {
+        if let Some(api) = self.api {
+            return Ok(api);
+        }
+        for variable in ["RECONFIG_API", "ETCDCTL_API"] {
+            if let Some(text) = std::env::var_os(variable) {
+                let text = text.to_string_lossy();
+                return parse_api(&text).ok_or_else(|| {
+                    CliError::usage(format!(
+                        "${variable}: {text:?} is not one of 2, 3, v2, v3, auto; fix or unset it"
+                    ))
+                });
+            }
+        }
+        Ok(Api::Auto)
     }
 
     fn tls(&self) -> Result<Option<ureq::tls::TlsConfig>, CliError> {
@@ -290,6 +331,7 @@ fn srv_discovery(record: String, tls: bool) -> etcd::Discover {
 /// parser, so the value is read in a second step).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flag {
+    Api,
     Endpoints,
     Host,
     Port,
@@ -308,12 +350,23 @@ pub enum Flag {
     WatchTimeout,
 }
 
+/// `v2`/`2`, `v3`/`3` or `auto`.
+fn parse_api(text: &str) -> Option<Api> {
+    match text.trim() {
+        "v2" | "2" => Some(Api::V2),
+        "v3" | "3" => Some(Api::V3),
+        "auto" => Some(Api::Auto),
+        _ => None,
+    }
+}
+
 /// Which connection flag `arg` is, if any. Underscore and hyphen spellings both work.
 pub fn flag(arg: &lexopt::Arg) -> Option<Flag> {
     use lexopt::Arg::{Long, Short};
     Some(match arg {
         Short('s') => Flag::Ssl,
         Long(name) => match name.replace('-', "_").as_str() {
+            "api" => Flag::Api,
             "endpoints" => Flag::Endpoints,
             "host" => Flag::Host,
             "port" => Flag::Port,

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 const USAGE: &str = "\
 Usage: etcd-util -k KEY [-o GET|SET|DEL|WATCH] [-v VALUE] [-t TTL] [-r] [connection flags]
 
-Get, set, delete or watch keys in etcd (v2 API).
+Get, set, delete or watch keys in etcd (v2 or v3 API, see --api).
 
   -o, --operation OP      GET (default), SET, DEL or WATCH; any letter case.
                           GET of a directory lists its children as JSON; the

@@ -73,7 +73,10 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
         debug: false,
         version: false,
         help: false,
-        connection: ConnectionArgs::default(),
+        connection: ConnectionArgs {
+            announce_api: true,
+            ..ConnectionArgs::default()
+        },
     };
     while let Some(arg) = parser.next()? {
         if let Some(flag) = connection::flag(&arg) {

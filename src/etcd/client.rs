@@ -4,6 +4,8 @@ use super::error::Error;
 use super::options::ClientOptions;
 use super::types::{Event, Found, Member, Snapshot, Version, WaitOutcome};
 use super::v2;
+use super::v3;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// A cheap-to-clone handle on etcd; clones share connections and the endpoint in use.
@@ -16,6 +18,31 @@ pub struct Client {
 #[derive(Clone)]
 enum Backend {
     V2(v2::Client),
+    V3(v3::Client),
+    Auto(Arc<Auto>),
+}
+
+/// Both clients of `--api auto`, and the API chosen once etcd answered.
+struct Auto {
+    v2: v2::Client,
+    v3: v3::Client,
+    chosen: OnceLock<Api>,
+    announce: bool,
+}
+
+/// The client a request goes to.
+enum Speaking<'a> {
+    V2(&'a v2::Client),
+    V3(&'a v3::Client),
+}
+
+/// Which API to speak, as `--api` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    V2,
+    V3,
+    /// Ask the cluster (see [`choose`]).
+    Auto,
 }
 
 impl From<v2::Client> for Client {
@@ -26,16 +53,67 @@ impl From<v2::Client> for Client {
     }
 }
 
+impl From<v3::Client> for Client {
+    fn from(client: v3::Client) -> Client {
+        Client {
+            backend: Backend::V3(client),
+        }
+    }
+}
+
 impl Client {
     pub fn new(options: ClientOptions) -> Result<Client, Error> {
         v2::Client::new(options).map(Client::from)
     }
 
+    /// A client speaking `api`, built from `options()`. With [`Api::Auto`] the API is
+    /// chosen on the first request (etcd may be down at start-up): see [`choose`]; the
+    /// choice is logged at info level when `announce` (the daemon), else at debug level.
+    pub fn connect(
+        api: Api,
+        announce: bool,
+        mut options: impl FnMut() -> ClientOptions,
+    ) -> Result<Client, Error> {
+        let backend = match api {
+            Api::V2 => Backend::V2(v2::Client::new(options())?),
+            Api::V3 => Backend::V3(v3::Client::new(options())?),
+            Api::Auto => Backend::Auto(Arc::new(Auto {
+                v2: v2::Client::new(options())?,
+                v3: v3::Client::new(options())?,
+                chosen: OnceLock::new(),
+                announce,
+            })),
+        };
+        Ok(Client { backend })
+    }
+
+    /// The backend to send a request to; for `auto`, chosen by asking etcd the first time.
+    fn speaking(&self) -> Result<Speaking<'_>, Error> {
+        Ok(match &self.backend {
+            Backend::V2(c) => Speaking::V2(c),
+            Backend::V3(c) => Speaking::V3(c),
+            Backend::Auto(auto) => {
+                let api = match auto.chosen.get() {
+                    Some(api) => *api,
+                    None => {
+                        let api = choose(&auto.v3, auto.announce)?;
+                        *auto.chosen.get_or_init(|| api)
+                    }
+                };
+                match api {
+                    Api::V2 => Speaking::V2(&auto.v2),
+                    _ => Speaking::V3(&auto.v3),
+                }
+            }
+        })
+    }
+
     /// One consistent read of everything at or under `key` (`recursive`), with the index
     /// to watch from.
     pub fn snapshot(&self, key: &str, recursive: bool) -> Result<Snapshot, Error> {
-        match &self.backend {
-            Backend::V2(c) => c.snapshot(key, recursive),
+        match self.speaking()? {
+            Speaking::V2(c) => c.snapshot(key, recursive),
+            Speaking::V3(c) => c.snapshot(key, recursive),
         }
     }
 
@@ -49,8 +127,9 @@ impl Client {
         after_index: u64,
         within: Option<Duration>,
     ) -> Result<WaitOutcome, Error> {
-        match &self.backend {
-            Backend::V2(c) => c.wait_within(key, recursive, after_index, within),
+        match self.speaking()? {
+            Speaking::V2(c) => c.wait_within(key, recursive, after_index, within),
+            Speaking::V3(c) => c.wait_within(key, recursive, after_index, within),
         }
     }
 
@@ -63,62 +142,70 @@ impl Client {
         recursive: bool,
         after_index: u64,
     ) -> Result<Option<Event>, Error> {
-        match &self.backend {
-            Backend::V2(c) => c.next_event(key, recursive, after_index),
+        match self.speaking()? {
+            Speaking::V2(c) => c.next_event(key, recursive, after_index),
+            Speaking::V3(c) => c.next_event(key, recursive, after_index),
         }
     }
 
     /// What `key` holds: a value, or what is below it.
     pub fn find(&self, key: &str, recursive: bool) -> Result<Found, Error> {
-        match &self.backend {
-            Backend::V2(c) => c.find(key, recursive),
+        match self.speaking()? {
+            Speaking::V2(c) => c.find(key, recursive),
+            Speaking::V3(c) => c.find(key, recursive),
         }
     }
 
     /// Writes `value` to `key`; with `ttl`, the key expires after that many seconds.
     pub fn put(&self, key: &str, value: &str, ttl: Option<u64>) -> Result<(), Error> {
-        match &self.backend {
-            Backend::V2(c) => {
+        match self.speaking()? {
+            Speaking::V2(c) => {
                 let options = v2::SetOptions {
                     ttl,
                     ..v2::SetOptions::default()
                 };
                 c.set(key, Some(value), &options).map(drop)
             }
+            Speaking::V3(c) => c.put(key, value, ttl),
         }
     }
 
     /// Deletes `key`; `recursive`: everything under it too.
     pub fn delete(&self, key: &str, recursive: bool) -> Result<(), Error> {
-        match &self.backend {
-            Backend::V2(c) => c.delete(key, recursive, false).map(drop),
+        match self.speaking()? {
+            Speaking::V2(c) => c.delete(key, recursive, false).map(drop),
+            Speaking::V3(c) => c.delete(key, recursive),
         }
     }
 
     /// The endpoint that answered and the versions it reports.
     pub fn version(&self) -> Result<(String, Version), Error> {
-        match &self.backend {
-            Backend::V2(c) => c.version(),
+        match self.speaking()? {
+            Speaking::V2(c) => c.version(),
+            Speaking::V3(c) => c.version(),
         }
     }
 
     /// Whether the member answering is healthy.
     pub fn health(&self) -> Result<(String, bool), Error> {
-        match &self.backend {
-            Backend::V2(c) => c.health(),
+        match self.speaking()? {
+            Speaking::V2(c) => c.health(),
+            Speaking::V3(c) => c.health(),
         }
     }
 
     pub fn members(&self) -> Result<(String, Vec<Member>), Error> {
-        match &self.backend {
-            Backend::V2(c) => c.members(),
+        match self.speaking()? {
+            Speaking::V2(c) => c.members(),
+            Speaking::V3(c) => c.members(),
         }
     }
 
     /// The leader's member id.
     pub fn leader(&self) -> Result<String, Error> {
-        match &self.backend {
-            Backend::V2(c) => c.leader(),
+        match self.speaking()? {
+            Speaking::V2(c) => c.leader(),
+            Speaking::V3(c) => c.leader(),
         }
     }
 
@@ -127,6 +214,11 @@ impl Client {
     pub fn shutdown(&self) {
         match &self.backend {
             Backend::V2(c) => c.shutdown(),
+            Backend::V3(c) => c.shutdown(),
+            Backend::Auto(auto) => {
+                auto.v2.shutdown();
+                auto.v3.shutdown();
+            }
         }
     }
 
@@ -136,6 +228,34 @@ impl Client {
     pub fn await_recovery(&self, failed_at: Instant, stopped: impl Fn() -> bool) -> bool {
         match &self.backend {
             Backend::V2(c) => c.await_recovery(failed_at, stopped),
+            // Both probe `GET /version`, which every API serves.
+            Backend::V3(c) => c.await_recovery(failed_at, stopped),
+            Backend::Auto(auto) => auto.v3.await_recovery(failed_at, stopped),
         }
     }
+}
+
+/// `--api auto`: v3 when the cluster does not serve v2, or when v3 holds keys; otherwise
+/// (v2 served, v3 empty or not answering) v2, as before v3 support, so a v2 user whose data
+/// is not migrated yet keeps it. Logged once with the reason.
+fn choose(v3: &v3::Client, announce: bool) -> Result<Api, Error> {
+    let (api, why) = if !v3.serves_v2()? {
+        (Api::V3, "the cluster does not serve v2")
+    } else {
+        match v3.has_keys() {
+            Ok(true) => (Api::V3, "v3 holds keys"),
+            Ok(false) => (Api::V2, "the cluster serves v2 and v3 holds no keys"),
+            Err(e) if e.is_outage() => return Err(e),
+            // v3 refusing the credentials, or not answering as etcd 3 does.
+            Err(_) => (Api::V2, "the cluster serves v2 and v3 did not answer"),
+        }
+    };
+    let name = if api == Api::V2 { "v2" } else { "v3" };
+    let level = if announce {
+        log::Level::Info
+    } else {
+        log::Level::Debug
+    };
+    log::log!(level, "speaking etcd's {name} API (--api auto: {why})");
+    Ok(api)
 }

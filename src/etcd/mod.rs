@@ -15,8 +15,9 @@ mod options;
 mod shared;
 mod types;
 pub mod v2;
+pub mod v3;
 
-pub use client::Client;
+pub use client::{Api, Client};
 pub use error::{Error, ErrorKind, EtcdError, Remedy, TransportError, TransportKind};
 pub use http::{normalize_endpoint, Discover};
 pub use options::{ClientOptions, Credentials, DEFAULT_ENDPOINTS};

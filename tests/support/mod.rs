@@ -46,12 +46,19 @@ pub struct Etcd {
     scheme: &'static str,
     extra_args: Vec<String>,
     initial_cluster: String,
+    /// Started with `--enable-v2=false`: readiness is `/health`, not `/v2/keys/`.
+    v3_only: bool,
 }
 
 impl Etcd {
     /// Starts a single-member etcd with the v2 API on.
     pub fn start() -> Etcd {
         Etcd::start_with(None, Vec::new())
+    }
+
+    /// Starts a single-member etcd serving only the v3 API (`--enable-v2=false`).
+    pub fn start_v3() -> Etcd {
+        Etcd::start_with(None, vec!["--enable-v2=false".to_string()])
     }
 
     pub fn start_with(tls: Option<&ServerTls>, extra: Vec<String>) -> Etcd {
@@ -80,6 +87,7 @@ impl Etcd {
                 initial_cluster: format!("{name}=http://127.0.0.1:{peer_port}"),
                 name,
                 scheme: if tls.is_some() { "https" } else { "http" },
+                v3_only: extra_args.iter().any(|a| a == "--enable-v2=false"),
                 extra_args,
             };
             if etcd.launch(true) {
@@ -108,6 +116,7 @@ impl Etcd {
                 scheme: "http",
                 extra_args: vec!["--initial-cluster-token".into(), format!("c{}", ports[0].0)],
                 initial_cluster: initial_cluster.clone(),
+                v3_only: false,
             })
             .collect();
         for member in &mut members {
@@ -188,8 +197,9 @@ impl Etcd {
             let up = if self.scheme == "https" {
                 std::net::TcpStream::connect(("127.0.0.1", self.client_port)).is_ok()
             } else {
+                let probe = if self.v3_only { "health" } else { "v2/keys/" };
                 agent
-                    .get(&format!("{}/v2/keys/", self.url()))
+                    .get(&format!("{}/{probe}", self.url()))
                     .call()
                     .map(|r| r.status().as_u16() == 200)
                     .unwrap_or(false)
@@ -217,6 +227,15 @@ impl Etcd {
             ..ClientOptions::default()
         })
         .expect("client")
+    }
+
+    /// A library client speaking v3 to this etcd only.
+    pub fn v3_client(&self) -> reconfig::etcd::Client {
+        reconfig::etcd::Client::connect(reconfig::etcd::Api::V3, false, || ClientOptions {
+            endpoints: vec![self.url()],
+            ..ClientOptions::default()
+        })
+        .expect("v3 client")
     }
 
     pub fn put(&self, key: &str, value: &str) {
@@ -326,4 +345,37 @@ pub fn stderr(out: &Output) -> String {
 
 pub fn read(path: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok()
+}
+
+/// Reads `stream` until a line contains `wanted`, for at most `within`: (found, text read).
+/// A thread reads, and drains the rest, so the child never blocks on a full pipe.
+pub fn wait_for_line(
+    stream: impl std::io::Read + Send + 'static,
+    wanted: &str,
+    within: Duration,
+) -> (bool, String) {
+    use std::io::BufRead;
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            // The receiver is gone once the line was found: keep draining.
+            let _ = lines.send(line);
+        }
+    });
+    let deadline = Instant::now() + within;
+    let mut seen = String::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match received.recv_timeout(left) {
+            Ok(line) => {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.contains(wanted) {
+                    return (true, seen);
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    (false, seen)
 }

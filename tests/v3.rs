@@ -1,0 +1,415 @@
+//! The daemon and etcd-util on a v3-only etcd (`--enable-v2=false`, as etcd 3.5 and newer
+//! run by default): the same conf.d files, templates and commands as on v2, chosen by
+//! `--api auto` because the cluster does not serve v2.
+
+mod support;
+
+use serde_json::json;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+use support::daemon::{wait_content, Setup};
+use support::{eventually, run_bin, stderr, stdout, wait_for_line, Etcd};
+
+const UTIL: &str = env!("CARGO_BIN_EXE_etcd-util");
+const SECS: Duration = Duration::from_secs(10);
+
+fn util(etcd: &Etcd, args: &[&str]) -> Output {
+    let url = etcd.url();
+    let mut all = vec!["--endpoints", url.as_str()];
+    all.extend_from_slice(args);
+    run_bin(UTIL, &all, Duration::from_secs(20))
+}
+
+fn put(etcd: &Etcd, key: &str, value: &str) {
+    etcd.v3_client()
+        .put(key, value, None)
+        .unwrap_or_else(|e| panic!("v3 put {key}: {e}"));
+}
+
+#[test]
+fn the_daemon_converges_a_file_from_v3_data_and_follows_a_put_and_a_delete() {
+    let etcd = Etcd::start_v3();
+    put(&etcd, "/svc/b", "10.0.0.2:80");
+    put(&etcd, "/svc/a", "10.0.0.1:80");
+    // Not under /svc/: a recursive /svc is the key itself plus every key under /svc/.
+    put(&etcd, "/svcX", "not mine");
+    put(&etcd, "/svc-x/y", "not mine");
+    let setup = Setup::new();
+    setup.resource("svc", setup.list_resource("svc", "/svc"));
+    let target = setup.out("svc.conf");
+    let daemon = setup.daemon(&etcd, &[]);
+    assert!(
+        wait_content(&target, "/svc/a=10.0.0.1:80\n/svc/b=10.0.0.2:80\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    assert!(
+        daemon
+            .log_text()
+            .contains("speaking etcd's v3 API (--api auto: the cluster does not serve v2)"),
+        "{}",
+        daemon.log_text()
+    );
+    put(&etcd, "/svc/c", "10.0.0.3:80");
+    assert!(
+        wait_content(
+            &target,
+            "/svc/a=10.0.0.1:80\n/svc/b=10.0.0.2:80\n/svc/c=10.0.0.3:80\n",
+            SECS
+        ),
+        "{}",
+        daemon.log_text()
+    );
+    etcd.v3_client().delete("/svc/a", false).expect("delete");
+    assert!(
+        wait_content(&target, "/svc/b=10.0.0.2:80\n/svc/c=10.0.0.3:80\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    let (out, _) = daemon.terminate();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn a_key_whose_lease_expires_leaves_the_file() {
+    let etcd = Etcd::start_v3();
+    put(&etcd, "/lease/a", "stays");
+    etcd.v3_client()
+        .put("/lease/b", "goes", Some(2))
+        .expect("put with a lease");
+    let setup = Setup::new();
+    setup.resource("lease", setup.list_resource("lease", "/lease"));
+    let target = setup.out("lease.conf");
+    let daemon = setup.daemon(&etcd, &[]);
+    assert!(
+        wait_content(&target, "/lease/a=stays\n/lease/b=goes\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    assert!(
+        wait_content(&target, "/lease/a=stays\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+}
+
+#[test]
+fn onetime_reads_a_tree_larger_than_one_page() {
+    let etcd = Etcd::start_v3();
+    let client = etcd.v3_client();
+    for i in 0..1200 {
+        client
+            .put(&format!("/big/k{i:04}"), &format!("v{i}"), None)
+            .expect("put");
+    }
+    let setup = Setup::new();
+    setup.template(
+        "count.tmpl",
+        "{{ reconfig.data | length }} {{ reconfig.data['/big/k1199'] }}\n",
+    );
+    setup.resource(
+        "big",
+        json!({"key": "/big", "recursive": true, "source": "count.tmpl",
+               "target": setup.out("big.conf")}),
+    );
+    let out = setup.onetime(&etcd, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        support::read(&setup.out("big.conf")).as_deref(),
+        Some("1200 v1199\n")
+    );
+}
+
+#[test]
+fn etcd_util_get_set_del_on_v3() {
+    let etcd = Etcd::start_v3();
+    let set = util(&etcd, &["-o", "SET", "-k", "/abc/test2", "-v", "hello"]);
+    assert_eq!(set.status.code(), Some(0), "{}", stderr(&set));
+    assert_eq!(stderr(&set), "set /abc/test2\n");
+    let get = util(&etcd, &["-k", "/abc/test2"]);
+    assert_eq!(stdout(&get), "{\n  \"/abc/test2\": \"hello\"\n}\n");
+    util(&etcd, &["-o", "SET", "-k", "/abc/sub/x", "-v", "1"]);
+    util(&etcd, &["-o", "SET", "-k", "/abcd", "-v", "other"]);
+    let all = util(&etcd, &["-k", "/abc", "-r"]);
+    assert_eq!(
+        stdout(&all),
+        "{\n  \"/abc/sub/x\": \"1\",\n  \"/abc/test2\": \"hello\"\n}\n"
+    );
+    let children = util(&etcd, &["-k", "/abc"]);
+    assert_eq!(
+        stdout(&children),
+        "[\n  \"/abc/sub/\",\n  \"/abc/test2\"\n]\n"
+    );
+    let missing = util(&etcd, &["-k", "/nope"]);
+    assert_eq!(missing.status.code(), Some(4), "{}", stderr(&missing));
+
+    // As on v2: keys under /abc/ but none at /abc is a "directory" that needs -r.
+    util(&etcd, &["-o", "DEL", "-k", "/abc/test2"]);
+    let refused = util(&etcd, &["-o", "DEL", "-k", "/abc"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("/abc is a directory"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(stderr(&refused).contains("use -r"), "{}", stderr(&refused));
+
+    let deleted = util(&etcd, &["-o", "DEL", "-k", "/abc", "-r"]);
+    assert_eq!(deleted.status.code(), Some(0), "{}", stderr(&deleted));
+    assert_eq!(util(&etcd, &["-k", "/abc", "-r"]).status.code(), Some(4));
+    // -r deleted /abc and what is under /abc/, not /abcd.
+    assert_eq!(
+        stdout(&util(&etcd, &["-k", "/abcd"])),
+        "{\n  \"/abcd\": \"other\"\n}\n"
+    );
+    let again = util(&etcd, &["-o", "DEL", "-k", "/abc", "-r"]);
+    assert_eq!(again.status.code(), Some(4), "{}", stderr(&again));
+}
+
+#[test]
+fn etcd_util_ttl_is_a_lease_on_v3() {
+    let etcd = Etcd::start_v3();
+    let set = util(&etcd, &["-o", "SET", "-k", "/ttl/k", "-v", "v", "-t", "2"]);
+    assert_eq!(set.status.code(), Some(0), "{}", stderr(&set));
+    assert_eq!(stderr(&set), "set /ttl/k (expires in 2s)\n");
+    assert_eq!(util(&etcd, &["-k", "/ttl/k"]).status.code(), Some(0));
+    assert!(eventually(Duration::from_secs(6), || util(
+        &etcd,
+        &["-k", "/ttl/k"]
+    )
+    .status
+    .code()
+        == Some(4)));
+}
+
+#[test]
+fn etcd_util_watch_prints_the_next_change_on_v3() {
+    let etcd = Etcd::start_v3();
+    put(&etcd, "/wt/a", "1");
+    let url = etcd.url();
+    let mut child = Command::new(UTIL)
+        .args(["--endpoints", &url, "-d", "-o", "watch", "-k", "/wt", "-r"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // The watch starts after its first read: once that is logged, a put is reported.
+    let log = child.stderr.take().expect("stderr");
+    let (ready, log) = wait_for_line(log, "watching /wt from index ", SECS);
+    if !ready {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("etcd-util never said it watches: {log}");
+    }
+    put(&etcd, "/wtX", "not under /wt/");
+    put(&etcd, "/wt/sub/b", "2");
+    let out = support::wait_output(child, SECS);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    let event: serde_json::Value = serde_json::from_slice(&out.stdout).expect("event json");
+    assert_eq!(event["action"], "set");
+    assert_eq!(event["key"], "/wt/sub/b");
+    assert_eq!(event["value"], "2");
+}
+
+#[test]
+fn api_v2_on_a_v3_only_etcd_says_to_enable_v2_or_use_v3() {
+    let etcd = Etcd::start_v3();
+    let out = util(&etcd, &["--api", "v2", "-k", "/a"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--enable-v2"), "{}", stderr(&out));
+    let bad = util(&etcd, &["--api", "v4", "-k", "/a"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("--api: \"v4\" is not one of v2, v3, auto"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+/// The watch bound (`--watch-timeout`) passing on a quiet stream is not an outage: the
+/// daemon reads again without logging that etcd is unreachable.
+#[test]
+fn a_quiet_watch_reaching_its_bound_is_not_an_outage() {
+    let etcd = Etcd::start_v3();
+    put(&etcd, "/quiet/a", "1");
+    let setup = Setup::new();
+    setup.resource("quiet", setup.list_resource("quiet", "/quiet"));
+    let daemon = setup.daemon(&etcd, &["--watch-timeout", "1"]);
+    assert!(wait_content(&setup.out("quiet.conf"), "/quiet/a=1\n", SECS));
+    std::thread::sleep(Duration::from_millis(2500));
+    put(&etcd, "/quiet/b", "2");
+    assert!(wait_content(
+        &setup.out("quiet.conf"),
+        "/quiet/a=1\n/quiet/b=2\n",
+        SECS
+    ));
+    let log = daemon.log_text();
+    assert!(!log.contains("unreachable"), "{log}");
+}
+
+/// `POST` of a JSON body to etcd's v3 gateway, as etcdctl would send it; the answer's body.
+fn gateway(etcd: &Etcd, path: &str, body: &str, token: Option<&str>) -> String {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut request = agent.post(&format!("{}{path}", etcd.url()));
+    if let Some(token) = token {
+        request = request.header("Authorization", token);
+    }
+    request
+        .send(body)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .body_mut()
+        .read_to_string()
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A watch whose start revision etcd compacted away (the daemon was behind) is not waited
+/// on forever: it reads again, and the new read has every change.
+#[test]
+fn a_watch_from_a_compacted_revision_reads_again() {
+    let etcd = Etcd::start_v3();
+    let client = etcd.v3_client();
+    client.put("/c/a", "1", None).expect("put");
+    let before = client.snapshot("/c", true).expect("snapshot");
+    client.put("/c/a", "2", None).expect("put");
+    client.put("/c/b", "3", None).expect("put");
+    let compact = format!(r#"{{"revision":"{}","physical":true}}"#, before.index + 2);
+    gateway(&etcd, "/v3/kv/compaction", &compact, None);
+    let began = std::time::Instant::now();
+    let outcome = client
+        .wait_within("/c", true, before.index, Some(Duration::from_secs(8)))
+        .expect("wait");
+    assert_eq!(outcome, reconfig::etcd::WaitOutcome::Resync);
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        began.elapsed()
+    );
+    let after = client.snapshot("/c", true).expect("snapshot");
+    let data = after.data.expect("data");
+    assert_eq!((data["/c/a"].as_str(), data["/c/b"].as_str()), ("2", "3"));
+}
+
+/// With auth on, the daemon authenticates, and when its token expires (etcd's
+/// `--auth-token-ttl`; a watch is refused an expired token with HTTP 200 and a canceled
+/// watch) it fetches a new one and goes on following changes.
+#[test]
+fn the_daemon_follows_changes_with_v3_auth_across_token_expiry() {
+    let etcd = Etcd::start_with(
+        None,
+        vec![
+            "--enable-v2=false".into(),
+            "--auth-token-ttl".into(),
+            "2".into(),
+        ],
+    );
+    gateway(
+        &etcd,
+        "/v3/auth/user/add",
+        r#"{"name":"root","password":"pw"}"#,
+        None,
+    );
+    gateway(
+        &etcd,
+        "/v3/auth/user/grant",
+        r#"{"user":"root","role":"root"}"#,
+        None,
+    );
+    gateway(&etcd, "/v3/auth/enable", "{}", None);
+    let token_answer = gateway(
+        &etcd,
+        "/v3/auth/authenticate",
+        r#"{"name":"root","password":"pw"}"#,
+        None,
+    );
+    let token: serde_json::Value = serde_json::from_str(&token_answer).expect("token json");
+    let token = token["token"].as_str().expect("a token").to_string();
+    let put_as_root = |key: &str, value: &str| {
+        let token_answer = gateway(
+            &etcd,
+            "/v3/auth/authenticate",
+            r#"{"name":"root","password":"pw"}"#,
+            None,
+        );
+        let fresh: serde_json::Value = serde_json::from_str(&token_answer).expect("token json");
+        let body = json!({"key": b64(key), "value": b64(value)}).to_string();
+        let answer = gateway(&etcd, "/v3/kv/put", &body, fresh["token"].as_str());
+        assert!(answer.contains("revision"), "{answer}");
+    };
+    put_as_root("/auth/a", "1");
+    let setup = Setup::new();
+    setup.resource("auth", setup.list_resource("auth", "/auth"));
+    let target = setup.out("auth.conf");
+    let daemon = setup.daemon(&etcd, &["--username", "root", "--password", "pw", "-d"]);
+    assert!(
+        wait_content(&target, "/auth/a=1\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    // Long past the token's life (unused since the watch began): the next request the
+    // daemon makes needs a new token.
+    std::thread::sleep(Duration::from_secs(4));
+    let stale = gateway(
+        &etcd,
+        "/v3/kv/range",
+        &json!({"key": b64("/auth/a")}).to_string(),
+        Some(&token),
+    );
+    assert!(stale.contains("invalid auth token"), "{stale}");
+    // The open stream reports this one; the watch after it is refused the old token.
+    put_as_root("/auth/b", "2");
+    assert!(
+        wait_content(&target, "/auth/a=1\n/auth/b=2\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    put_as_root("/auth/c", "3");
+    assert!(
+        wait_content(&target, "/auth/a=1\n/auth/b=2\n/auth/c=3\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    let log = daemon.log_text();
+    assert!(log.contains("authenticating again"), "{log}");
+    assert!(!log.contains("ERROR"), "{log}");
+}
+
+fn b64(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// TLS with a client certificate works on v3 as on v2: the gateway on a TLS port (its
+/// server certificate also has clientAuth, which the gateway needs to reach its own gRPC).
+#[test]
+fn etcd_util_and_the_daemon_over_tls_with_a_client_certificate_on_v3() {
+    let certs = support::certs::Certs::generate();
+    let etcd = Etcd::start_with(
+        Some(&certs.server_tls()),
+        vec!["--enable-v2=false".to_string()],
+    );
+    let mut conn = vec!["--endpoints".to_string(), etcd.url()];
+    conn.extend(certs.flags(&support::certs::TlsFiles::CLIENT));
+    let with = |args: &[&str]| {
+        let mut all: Vec<&str> = conn.iter().map(String::as_str).collect();
+        all.extend_from_slice(args);
+        run_bin(UTIL, &all, Duration::from_secs(20))
+    };
+    let set = with(&["-o", "SET", "-k", "/tls/a", "-v", "secure"]);
+    assert_eq!(set.status.code(), Some(0), "{}", stderr(&set));
+    assert_eq!(
+        stdout(&with(&["-k", "/tls", "-r"])),
+        "{\n  \"/tls/a\": \"secure\"\n}\n"
+    );
+    let setup = Setup::new();
+    setup.resource("tls", setup.list_resource("tls", "/tls"));
+    let extra: Vec<&str> = conn[2..].iter().map(String::as_str).collect();
+    let out = setup.onetime(&etcd, &extra);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        support::read(&setup.out("tls.conf")).as_deref(),
+        Some("/tls/a=secure\n")
+    );
+}
