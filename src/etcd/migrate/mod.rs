@@ -221,3 +221,37 @@ fn guarded_put(step: &Step, leases: &BTreeMap<u64, i64>) -> GuardedPut {
         guard,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(key: &str, ttl: Option<u64>, action: Action) -> Step {
+        Step {
+            leaf: Leaf {
+                key: key.into(),
+                value: "v2".into(),
+                ttl,
+            },
+            action,
+        }
+    }
+
+    #[test]
+    fn a_copy_needs_the_key_absent_and_an_overwrite_the_value_read() {
+        let leases = BTreeMap::from([(30, 7)]);
+        let copy = guarded_put(&step("/a", Some(30), Action::Copy), &leases);
+        assert_eq!(copy.guard, Guard::Absent);
+        assert_eq!(
+            (copy.put.key, copy.put.value),
+            (b"/a".to_vec(), b"v2".to_vec())
+        );
+        assert_eq!(copy.put.lease, 7);
+        let overwrite = Action::Overwrite {
+            v3_value: b"v3".to_vec(),
+        };
+        let replace = guarded_put(&step("/b", None, overwrite), &leases);
+        assert_eq!(replace.guard, Guard::Holds(b"v3".to_vec()));
+        assert_eq!(replace.put.lease, 0);
+    }
+}
