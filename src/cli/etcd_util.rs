@@ -3,32 +3,50 @@
 use super::connection::{self, ConnectionArgs};
 use super::exit::etcd_util as exit;
 use super::{value, CliError};
-use crate::etcd::{Child, Client, Error, ErrorKind, Event, Found, Op};
+use crate::etcd::migrate::{self, Action, MigrateError, Report};
+use crate::etcd::{Api, Child, Client, Error, ErrorKind, Event, Found, Op};
 use serde_json::{json, Map, Value};
 
 const USAGE: &str = "\
 Usage: etcd-util -k KEY [-o GET|SET|DEL|WATCH] [-v VALUE] [-t TTL] [-r] [connection flags]
+       etcd-util -o MIGRATE [-k KEY] [--dry-run] [--overwrite] [connection flags]
 
-Get, set, delete or watch keys in etcd (v2 or v3 API, see --api).
+Get, set, delete or watch keys in etcd (v2 or v3 API, see --api), or copy v2 data
+into v3.
 
-  -o, --operation OP      GET (default), SET, DEL or WATCH; any letter case.
+  -o, --operation OP      GET (default), SET, DEL, WATCH or MIGRATE; any letter case.
                           GET of a directory lists its children as JSON; the
                           names of directories end in '/'
-  -k, --key KEY           the key, starting with '/'; required
+  -k, --key KEY           the key, starting with '/'; required, except for
+                          MIGRATE [default: /]
   -v, --value VALUE       the value to SET; required with SET
   -t, --ttl SECS          SET only: the key expires after SECS seconds
   -r, --recursive         GET: every leaf under the key as one JSON object;
                           DEL: a directory and everything under it;
                           WATCH: changes anywhere under the key
+      --dry-run           MIGRATE: print what would be copied, write nothing
+      --overwrite         MIGRATE: replace a v3 value that differs from v2's
+                          (without it, such a key is a conflict: left as it is)
   -d, --debug             log requests on stderr
       --version           print this tool's version and the cluster's version,
                           members and leader
   -h, --help              this help
+
+MIGRATE copies every key at or under KEY from the v2 API into v3 under the same
+name, values unchanged, on one cluster serving both (etcd 3.4/3.5 with
+--enable-v2=true; it speaks both APIs, whatever --api says). v2 directories are
+not copied (v3 has none); a key with a TTL is put under a lease of its remaining
+TTL (one lease per distinct TTL). Writes go in transactions of at most 128 keys,
+each put only while the key is still absent from v3, so nothing written to v3 is
+overwritten unless --overwrite. A key already in v3 with the same value is left
+alone: a second run copies nothing. Prints one line per key written or in
+conflict, then the counts. Migrate before upgrading etcd to 3.6, which has no v2.
 ";
 
 const EXIT_CODES: &str = "\
 Exit codes: 0 ok, 1 etcd refused the operation, 2 bad command line or flag file,
-3 no etcd endpoint answered, 4 key not found.
+3 no etcd endpoint answered, 4 key not found, 5 MIGRATE found keys whose v3 value
+differs from v2's (conflicts; not overwritten without --overwrite).
 ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +55,7 @@ pub enum Operation {
     Set,
     Delete,
     Watch,
+    Migrate,
 }
 
 #[derive(Debug)]
@@ -46,6 +65,8 @@ pub struct Args {
     pub value: Option<String>,
     pub ttl: Option<u64>,
     pub recursive: bool,
+    /// MIGRATE: `--dry-run` and `--overwrite`.
+    pub migrate: migrate::Options,
     pub debug: bool,
     pub version: bool,
     pub help: bool,
@@ -61,6 +82,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
         value: None,
         ttl: None,
         recursive: false,
+        migrate: migrate::Options::default(),
         debug: false,
         version: false,
         help: false,
@@ -79,9 +101,11 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                     "SET" | "PUT" => Operation::Set,
                     "DEL" | "DELETE" => Operation::Delete,
                     "WATCH" => Operation::Watch,
+                    "MIGRATE" => Operation::Migrate,
                     _ => {
                         return Err(CliError::usage(format!(
-                            "--operation: unknown operation {op:?}; use GET, SET, DEL or WATCH"
+                            "--operation: unknown operation {op:?}; use GET, SET, DEL or WATCH \
+                             (or MIGRATE to copy v2 data into v3)"
                         )))
                     }
                 }
@@ -104,6 +128,8 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                 set_once(&mut out.ttl, ttl, "--ttl", "a key has one time to live")?;
             }
             Short('r') | Long("recursive") => out.recursive = true,
+            Long("dry-run") => out.migrate.dry_run = true,
+            Long("overwrite") => out.migrate.overwrite = true,
             Short('d') | Long("debug") => out.debug = true,
             Long("version") => out.version = true,
             Short('h') | Long("help") => out.help = true,
@@ -118,6 +144,15 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
     }
     if out.help || out.version {
         return Ok(out);
+    }
+    let migrate_flags = out.migrate.dry_run || out.migrate.overwrite;
+    if migrate_flags && out.operation != Operation::Migrate {
+        return Err(CliError::usage(
+            "--dry-run and --overwrite are only for -o MIGRATE",
+        ));
+    }
+    if out.operation == Operation::Migrate && out.key.is_none() {
+        out.key = Some("/".to_string());
     }
     let key = out
         .key
@@ -186,17 +221,16 @@ pub fn main() -> i32 {
 fn run(args: &Args) -> Result<(), CliError> {
     if args.version {
         println!("etcd-util {}", env!("CARGO_PKG_VERSION"));
-    }
-    let client = args.connection.client()?;
-    if args.version {
-        return print_cluster(&client);
+        return print_cluster(&args.connection.client()?);
     }
     let key = args.key.as_deref().unwrap_or("/");
+    // MIGRATE builds its own client, of both APIs.
+    let client = || args.connection.client();
     match args.operation {
-        Operation::Get => get(&client, key, args.recursive),
+        Operation::Get => get(&client()?, key, args.recursive),
         Operation::Set => {
             let value = args.value.as_deref().unwrap_or_default();
-            client
+            client()?
                 .put(key, value, args.ttl)
                 .map_err(|e| set_error(e, key, args.recursive))?;
             match args.ttl {
@@ -206,11 +240,116 @@ fn run(args: &Args) -> Result<(), CliError> {
             Ok(())
         }
         Operation::Delete => {
-            client.delete(key, args.recursive)?;
+            client()?.delete(key, args.recursive)?;
             eprintln!("deleted {key}");
             Ok(())
         }
-        Operation::Watch => watch(&client, key, args.recursive),
+        Operation::Watch => watch(&client()?, key, args.recursive),
+        Operation::Migrate => migrate_run(args),
+    }
+}
+
+/// MIGRATE: speaks both APIs (a client built for `auto` holds both), whatever `--api` says.
+fn migrate_run(args: &Args) -> Result<(), CliError> {
+    let mut connection = args.connection.clone();
+    if connection.api.is_some_and(|api| api != Api::Auto) {
+        log::debug!("MIGRATE speaks both v2 and v3: --api is not used");
+    }
+    connection.api = Some(Api::Auto);
+    let key = args.key.as_deref().unwrap_or("/");
+    let migrator = connection.client()?.migrator()?;
+    let report = migrator
+        .run(key, args.migrate)
+        .map_err(|e| migrate_error(e, key))?;
+    print_migration(&report, key, args.migrate.dry_run)
+}
+
+fn migrate_error(error: MigrateError, key: &str) -> CliError {
+    match error {
+        MigrateError::Etcd(e) if e.is_key_not_found() => CliError {
+            code: exit::NOT_FOUND,
+            message: format!("{key}: no such key in v2, nothing to migrate ({e})"),
+        },
+        MigrateError::Etcd(e) => e.into(),
+        other => CliError {
+            code: exit::FAILED,
+            message: other.to_string(),
+        },
+    }
+}
+
+/// One line per key written (or to be written) or in conflict, the empty directories, then
+/// the counts; conflicts end with [`exit::CONFLICTS`].
+fn print_migration(report: &Report, key: &str, dry_run: bool) -> Result<(), CliError> {
+    let would = if dry_run { "would " } else { "" };
+    for step in &report.steps {
+        let name = &step.leaf.key;
+        let ttl = step
+            .leaf
+            .ttl
+            .map(|ttl| format!(" (lease of {ttl}s)"))
+            .unwrap_or_default();
+        match step.action {
+            Action::Copy => println!("{would}copy {name}{ttl}"),
+            Action::Overwrite { .. } => println!("{would}overwrite {name}{ttl}"),
+            Action::Conflict => println!(
+                "conflict {name}: v3 holds a different value; left as it is (--overwrite \
+                 replaces it with v2's)"
+            ),
+            Action::Unchanged => log::debug!("unchanged {name}"),
+        }
+    }
+    for dir in &report.empty_directories {
+        println!("empty directory {dir}: not copied (v3 has no directories)");
+    }
+    let written = report.copied() + report.overwritten();
+    let (what, copied, overwritten) = match (dry_run, written) {
+        (true, _) => (
+            format!(
+                "dry run of {key} from v2 index {}, nothing written",
+                report.index
+            ),
+            "to copy",
+            "to overwrite",
+        ),
+        (false, 0) => (
+            format!(
+                "migrated {key} from v2 index {}: nothing to copy, v3 already holds it",
+                report.index
+            ),
+            "copied",
+            "overwritten",
+        ),
+        (false, _) => (
+            format!(
+                "migrated {key} from v2 index {} in {} transaction(s)",
+                report.index, report.transactions
+            ),
+            "copied",
+            "overwritten",
+        ),
+    };
+    println!(
+        "{what}: {} {copied}, {} {overwritten}, {} unchanged, {} conflicts, {} with TTL, {} \
+         directories ({} empty)",
+        report.copied(),
+        report.overwritten(),
+        report.unchanged(),
+        report.conflicts(),
+        report.with_ttl(),
+        report.directories,
+        report.empty_directories.len(),
+    );
+    match report.conflicts() {
+        0 => Ok(()),
+        n => Err(CliError {
+            code: exit::CONFLICTS,
+            message: format!(
+                "{n} key(s) hold a different value in v3 and were not overwritten (listed \
+                 above); compare them, then run again with --overwrite to replace them with \
+                 v2's values"
+            ),
+        }),
     }
 }
 

@@ -17,6 +17,8 @@ pub mod etcd_util {
     pub const USAGE: i32 = 2;
     /// The key does not exist.
     pub const NOT_FOUND: i32 = 4;
+    /// MIGRATE: keys in v3 hold values other than v2's and were not overwritten.
+    pub const CONFLICTS: i32 = 5;
 }
 
 /// `reconfig`'s codes. `OK`: every resource converged (`--onetime`), or the daemon stopped

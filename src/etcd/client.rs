@@ -1,6 +1,7 @@
 //! The one client the daemon and etcd-util use, whatever API etcd is spoken with.
 
 use super::error::Error;
+use super::migrate::Migrator;
 use super::options::ClientOptions;
 use super::types::{Event, Found, Member, Snapshot, Version, WaitOutcome};
 use super::v2;
@@ -206,6 +207,20 @@ impl Client {
         match self.speaking()? {
             Speaking::V2(c) => c.leader(),
             Speaking::V3(c) => c.leader(),
+        }
+    }
+
+    /// Both APIs of the cluster at once, for copying v2 data into v3; only a client built
+    /// with [`Api::Auto`] speaks both.
+    pub fn migrator(&self) -> Result<Migrator, Error> {
+        match &self.backend {
+            Backend::Auto(auto) => Ok(Migrator {
+                v2: auto.v2.clone(),
+                v3: auto.v3.clone(),
+            }),
+            _ => Err(Error::InvalidArgument(
+                "migrating needs a client of both APIs (--api auto)".to_string(),
+            )),
         }
     }
 

@@ -11,6 +11,7 @@ mod change;
 mod client;
 mod error;
 pub mod http;
+pub mod migrate;
 mod options;
 mod shared;
 mod types;

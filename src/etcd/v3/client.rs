@@ -187,19 +187,7 @@ impl Client {
     pub fn put(&self, key: &str, value: &str, ttl: Option<u64>) -> Result<(), Error> {
         let key = normalize(key);
         let lease = match ttl {
-            Some(ttl) => {
-                let grant = LeaseGrantRequest {
-                    ttl: i64::try_from(ttl).unwrap_or(i64::MAX),
-                };
-                // A grant sent twice leaves one unused lease, which expires by itself.
-                let (_, granted) = self.call::<LeaseGrantResponse>(
-                    "/v3/lease/grant",
-                    &grant,
-                    Idempotent::Yes,
-                    &key,
-                )?;
-                granted.id
-            }
+            Some(ttl) => self.grant_lease(ttl)?,
             None => 0,
         };
         let put = PutRequest {
@@ -322,9 +310,52 @@ impl Client {
     /// Whether the cluster serves the v2 API: `GET /v2/keys/` is not a 404. For `--api
     /// auto`.
     pub fn serves_v2(&self) -> Result<bool, Error> {
+        self.serves_v2_at().map(|(_, serves)| serves)
+    }
+
+    /// [`Client::serves_v2`], with the endpoint that answered (to name in an error).
+    pub fn serves_v2_at(&self) -> Result<(String, bool), Error> {
         self.http.send(&Request::get("/v2/keys/"), |response| {
-            Ok(response.status() != 404)
+            Ok((response.endpoint().to_string(), response.status() != 404))
         })
+    }
+
+    /// Every key at or under `key/` with its value, as bytes (a comparison with text
+    /// made lossy could call two different values equal), read as [`Client::snapshot`]
+    /// reads: paged, at one revision.
+    pub fn values(&self, key: &str) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, Error> {
+        let scope = Scope::new(key, true);
+        let mut read = SnapshotRead::new(scope.clone(), PAGE_SIZE);
+        let mut values = BTreeMap::new();
+        while let Some(request) = read.next_request() {
+            let (endpoint, page) =
+                self.call::<RangeResponse>("/v3/kv/range", &request, Idempotent::Yes, key)?;
+            for kv in page.kvs.iter().filter(|kv| scope.contains(&kv.key)) {
+                values.insert(kv.key.clone(), kv.value.clone());
+            }
+            read.take(page)
+                .map_err(|e| bad_answer(&endpoint, e.to_string()))?;
+        }
+        Ok(values)
+    }
+
+    /// A new lease of `ttl` seconds; its id.
+    pub fn grant_lease(&self, ttl: u64) -> Result<i64, Error> {
+        let grant = LeaseGrantRequest {
+            ttl: i64::try_from(ttl).unwrap_or(i64::MAX),
+        };
+        // A grant sent twice leaves one unused lease, which expires by itself.
+        let (_, granted) =
+            self.call::<LeaseGrantResponse>("/v3/lease/grant", &grant, Idempotent::Yes, "")?;
+        Ok(granted.id)
+    }
+
+    /// Runs one transaction (never resent: it may have been applied); the endpoint that
+    /// answered and whether its compares held.
+    pub fn txn(&self, txn: &TxnRequest, key: &str) -> Result<(String, bool), Error> {
+        let (endpoint, answer) =
+            self.call::<TxnResponse>("/v3/kv/txn", txn, Idempotent::No, key)?;
+        Ok((endpoint, answer.succeeded))
     }
 
     /// Whether v3 holds any key.
