@@ -19,6 +19,7 @@ pub struct GatewayError {
 
 /// gRPC status codes the gateway uses.
 const INVALID_ARGUMENT: u32 = 3;
+const PERMISSION_DENIED: u32 = 7;
 const FAILED_PRECONDITION: u32 = 9;
 const NOT_FOUND: u32 = 5;
 const OUT_OF_RANGE: u32 = 11;
@@ -32,6 +33,8 @@ pub enum Refusal {
     InvalidToken,
     /// Auth is on and no token was sent, or the user or password is wrong.
     AuthFailed,
+    /// The user is known but no role of theirs grants this key (v2 says 401 for this too).
+    PermissionDenied,
     /// Credentials were given but etcd has auth off: requests need no token.
     AuthNotEnabled,
     /// The revision asked for is compacted away, or newer than the store (etcd was
@@ -102,6 +105,7 @@ impl GatewayError {
         let says = |text: &str| self.message.contains(text);
         match self.code {
             UNAUTHENTICATED => Refusal::InvalidToken,
+            PERMISSION_DENIED => Refusal::PermissionDenied,
             OUT_OF_RANGE if says("compacted") || says("future revision") => Refusal::HistoryGone,
             NOT_FOUND if says("lease not found") => Refusal::LeaseNotFound,
             UNAVAILABLE => Refusal::Unavailable,
@@ -144,6 +148,10 @@ mod tests {
         );
         assert_eq!(refusal(fixtures::ERROR_NO_USER), Refusal::AuthFailed);
         assert_eq!(refusal(fixtures::ERROR_BAD_PASSWORD), Refusal::AuthFailed);
+        assert_eq!(
+            refusal(fixtures::ERROR_PERMISSION_DENIED),
+            Refusal::PermissionDenied
+        );
         assert_eq!(
             refusal(fixtures::ERROR_LEASE_NOT_FOUND),
             Refusal::LeaseNotFound
