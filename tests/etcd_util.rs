@@ -81,6 +81,7 @@ both_apis!(delete_needs_recursive_for_a_directory);
 fn delete_needs_recursive_for_a_directory(api: Api) {
     let etcd = Etcd::start_on(api);
     etcd.put("/del/a/b", "1");
+    etcd.put("/del/ab", "a sibling, not under /del/a/");
     let refused = util(&etcd, &["-o", "del", "-k", "/del/a"]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(
@@ -97,6 +98,9 @@ fn delete_needs_recursive_for_a_directory(api: Api) {
     let done = util(&etcd, &["-o", "del", "-k", "/del/a", "-r"]);
     assert_eq!(done.status.code(), Some(0), "{}", stderr(&done));
     assert_eq!(util(&etcd, &["-k", "/del/a/b"]).status.code(), Some(4));
+    assert_eq!(util(&etcd, &["-k", "/del/ab"]).status.code(), Some(0));
+    let again = util(&etcd, &["-o", "del", "-k", "/del/a", "-r"]);
+    assert_eq!(again.status.code(), Some(4), "{}", stderr(&again));
     let leaf = util(&etcd, &["-o", "del", "-k", "/del/none"]);
     assert_eq!(leaf.status.code(), Some(4));
 }
@@ -136,6 +140,7 @@ fn ttl_makes_the_key_expire(api: Api) {
     let etcd = Etcd::start_on(api);
     let set = util(&etcd, &["-o", "set", "-k", "/ttl/k", "-v", "x", "-t", "1"]);
     assert_eq!(set.status.code(), Some(0), "{}", stderr(&set));
+    assert_eq!(stderr(&set), "set /ttl/k (expires in 1s)\n");
     assert_eq!(util(&etcd, &["-k", "/ttl/k"]).status.code(), Some(0));
     // etcd expires keys on a 500 ms tick after the TTL.
     assert!(support::eventually(Duration::from_secs(5), || util(
@@ -168,6 +173,7 @@ fn watch_prints_the_next_change_and_exits(api: Api) {
         let _ = child.wait();
         panic!("etcd-util never logged that it watches: {log}");
     }
+    etcd.put("/wtX", "not under /wt/");
     etcd.put("/wt/sub/b", "2");
     let out = support::wait_output(child, Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(0), "{log}");
