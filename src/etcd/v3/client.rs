@@ -564,9 +564,13 @@ impl Client {
         key: &str,
         rejected: &Cell<bool>,
     ) -> Error {
-        let (error, token_refused) = refused::from_gateway(&self.asked(endpoint, key), 200, error);
-        rejected.set(token_refused && self.auth.is_some());
-        error
+        let (refusal, token_refused) =
+            refused::from_gateway(&self.asked(endpoint, key), 200, error);
+        // etcd 3.5 cancels a watch whose token expired as "permission denied", as it does a
+        // key no role grants: a new token tells them apart (refused again: the role).
+        let maybe_expired = error.refusal() == Refusal::PermissionDenied;
+        rejected.set((token_refused || maybe_expired) && self.auth.is_some());
+        refusal
     }
 
     fn asked<'a>(&'a self, endpoint: &'a str, key: &'a str) -> Asked<'a> {

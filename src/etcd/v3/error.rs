@@ -26,6 +26,10 @@ const OUT_OF_RANGE: u32 = 11;
 const UNAVAILABLE: u32 = 14;
 const UNAUTHENTICATED: u32 = 16;
 
+/// The whole cancel reason of a watch etcd 3.5 does not permit: no role grants the key,
+/// or (as 3.5 cannot tell a watch apart) the token expired.
+const WATCH_NOT_PERMITTED: &str = "etcdserver: permission denied";
+
 /// What a refusal means for the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -92,6 +96,9 @@ impl GatewayError {
             Some("OutOfRange") => OUT_OF_RANGE,
             Some("Unavailable") => UNAVAILABLE,
             Some("Unauthenticated") => UNAUTHENTICATED,
+            Some("PermissionDenied") => PERMISSION_DENIED,
+            // etcd 3.5 cancels a watch it does not permit with the bare text, no code.
+            None if reason == WATCH_NOT_PERMITTED => PERMISSION_DENIED,
             _ => 0,
         };
         let message = reason.split("desc = ").nth(1).unwrap_or(reason);
@@ -187,6 +194,9 @@ mod tests {
         );
         let none = GatewayError::from_cancel_reason(&reason(fixtures::WATCH_NO_TOKEN));
         assert_eq!(none.refusal(), Refusal::AuthFailed);
+        // etcd 3.5.1, a watch with an expired token or on a key no role grants.
+        let denied = GatewayError::from_cancel_reason("etcdserver: permission denied");
+        assert_eq!(denied.refusal(), Refusal::PermissionDenied);
         let other = GatewayError::from_cancel_reason("gone");
         assert_eq!((other.code, other.message.as_str()), (0, "gone"));
     }
