@@ -9,7 +9,7 @@ use serde_json::json;
 use std::process::Output;
 use std::time::Duration;
 use support::daemon::{wait_content, Setup};
-use support::{eventually, run_bin, Etcd};
+use support::{both_apis, eventually, run_bin, Api, Etcd};
 
 const ETCD_UTIL: &str = env!("CARGO_BIN_EXE_etcd-util");
 const SECS: Duration = Duration::from_secs(15);
@@ -18,17 +18,25 @@ fn urls(members: &[Etcd]) -> String {
     members.iter().map(Etcd::url).collect::<Vec<_>>().join(",")
 }
 
-fn util(endpoints: &str, args: &[&str]) -> Output {
-    let mut all = vec!["--endpoints", endpoints, "--timeout", "2"];
+/// etcd-util on `endpoints`, speaking `api`.
+fn util(api: Api, endpoints: &str, args: &[&str]) -> Output {
+    let mut all = vec![
+        "--api",
+        api.flag(),
+        "--endpoints",
+        endpoints,
+        "--timeout",
+        "2",
+    ];
     all.extend_from_slice(args);
     run_bin(ETCD_UTIL, &all, Duration::from_secs(30))
 }
 
 /// Writes through `endpoints`, retrying while the cluster elects a new leader.
-fn set_eventually(endpoints: &str, key: &str, value: &str) {
+fn set_eventually(api: Api, endpoints: &str, key: &str, value: &str) {
     let mut last = String::new();
     let done = eventually(SECS, || {
-        let out = util(endpoints, &["-o", "set", "-k", key, "-v", value]);
+        let out = util(api, endpoints, &["-o", "set", "-k", key, "-v", value]);
         last = stderr(&out);
         out.status.success()
     });
@@ -38,11 +46,11 @@ fn set_eventually(endpoints: &str, key: &str, value: &str) {
     );
 }
 
-#[test]
-fn daemon_keeps_converging_when_its_member_dies() {
-    let mut members = Etcd::cluster(3);
+both_apis!(daemon_keeps_converging_when_its_member_dies);
+fn daemon_keeps_converging_when_its_member_dies(api: Api) {
+    let mut members = Etcd::cluster_on(api, 3);
     let all = urls(&members);
-    set_eventually(&all, "/c/v", "one");
+    set_eventually(api, &all, "/c/v", "one");
     let setup = Setup::new();
     setup.template("v.tmpl", "value={{ reconfig.data[reconfig.watched] }}\n");
     setup.resource(
@@ -60,14 +68,14 @@ fn daemon_keeps_converging_when_its_member_dies() {
     );
 
     members[0].kill();
-    set_eventually(&others, "/c/v", "two");
+    set_eventually(api, &others, "/c/v", "two");
     assert!(
         wait_content(&target, "value=two\n", SECS),
         "{}",
         daemon.log_text()
     );
     // Still converging on the surviving member, not just once.
-    set_eventually(&others, "/c/v", "three");
+    set_eventually(api, &others, "/c/v", "three");
     assert!(
         wait_content(&target, "value=three\n", SECS),
         "{}",
@@ -75,12 +83,12 @@ fn daemon_keeps_converging_when_its_member_dies() {
     );
 }
 
-#[test]
-fn etcd_util_fails_over_and_shows_every_member() {
-    let mut members = Etcd::cluster(3);
+both_apis!(etcd_util_fails_over_and_shows_every_member);
+fn etcd_util_fails_over_and_shows_every_member(api: Api) {
+    let mut members = Etcd::cluster_on(api, 3);
     let all = urls(&members);
-    set_eventually(&all, "/u/v", "x");
-    let cluster = util(&all, &["--version"]);
+    set_eventually(api, &all, "/u/v", "x");
+    let cluster = util(api, &all, &["--version"]);
     assert_eq!(cluster.status.code(), Some(0), "{}", stderr(&cluster));
     let text = String::from_utf8_lossy(&cluster.stdout).into_owned();
     for member in &members {
@@ -89,14 +97,14 @@ fn etcd_util_fails_over_and_shows_every_member() {
     assert!(text.contains("(leader)"), "{text}");
 
     members[0].kill();
-    let get = util(&all, &["-k", "/u/v"]);
+    let get = util(api, &all, &["-k", "/u/v"]);
     assert_eq!(get.status.code(), Some(0), "{}", stderr(&get));
     assert!(String::from_utf8_lossy(&get.stdout).contains("\"x\""));
 
     // With every member down, the error lists each endpoint tried.
     members[1].kill();
     members[2].kill();
-    let down = util(&all, &["-k", "/u/v"]);
+    let down = util(api, &all, &["-k", "/u/v"]);
     assert_eq!(down.status.code(), Some(3), "{}", stderr(&down));
     for member in &members {
         assert!(stderr(&down).contains(&member.url()), "{}", stderr(&down));

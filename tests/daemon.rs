@@ -8,13 +8,13 @@ use support::stderr;
 use serde_json::json;
 use std::time::{Duration, Instant};
 use support::daemon::{count_lines, wait_content, Setup};
-use support::Etcd;
+use support::{both_apis, Api, Etcd};
 
 const SECS: Duration = Duration::from_secs(10);
 
-#[test]
-fn onetime_renders_every_resource_and_exits_zero() {
-    let etcd = Etcd::start();
+both_apis!(onetime_renders_every_resource_and_exits_zero);
+fn onetime_renders_every_resource_and_exits_zero(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/svc/b", "10.0.0.2:80");
     etcd.put("/svc/a", "10.0.0.1:80");
     etcd.put("/leaf", "just me");
@@ -46,9 +46,9 @@ fn onetime_renders_every_resource_and_exits_zero() {
     assert!(log.contains("[svc] changed"), "{log}");
 }
 
-#[test]
-fn onetime_again_with_the_same_data_writes_nothing_and_reloads_nothing() {
-    let etcd = Etcd::start();
+both_apis!(onetime_again_with_the_same_data_writes_nothing_and_reloads_nothing);
+fn onetime_again_with_the_same_data_writes_nothing_and_reloads_nothing(api: Api) {
+    let etcd = Etcd::start_on(api);
     for i in (0..50).rev() {
         etcd.put(&format!("/many/k{i:02}"), &format!("v{i}"));
     }
@@ -73,9 +73,9 @@ fn onetime_again_with_the_same_data_writes_nothing_and_reloads_nothing() {
     );
 }
 
-#[test]
-fn onetime_with_a_missing_key_fails_and_leaves_the_target_alone() {
-    let etcd = Etcd::start();
+both_apis!(onetime_with_a_missing_key_fails_and_leaves_the_target_alone);
+fn onetime_with_a_missing_key_fails_and_leaves_the_target_alone(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/present/a", "1");
     let setup = Setup::new();
     setup.resource("present", setup.list_resource("present", "/present"));
@@ -123,9 +123,9 @@ fn onetime_with_etcd_down_exits_three() {
     assert!(!setup.out("svc.conf").exists());
 }
 
-#[test]
-fn notreally_prints_a_diff_and_touches_nothing() {
-    let etcd = Etcd::start();
+both_apis!(notreally_prints_a_diff_and_touches_nothing);
+fn notreally_prints_a_diff_and_touches_nothing(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/svc/a", "new");
     let setup = Setup::new();
     setup.resource("svc", setup.list_resource("svc", "/svc"));
@@ -153,9 +153,9 @@ fn notreally_prints_a_diff_and_touches_nothing() {
     assert_eq!(support::stdout(&out), "");
 }
 
-#[test]
-fn notreally_runs_src_checks_on_a_copy_and_a_rejected_change_fails() {
-    let etcd = Etcd::start();
+both_apis!(notreally_runs_src_checks_on_a_copy_and_a_rejected_change_fails);
+fn notreally_runs_src_checks_on_a_copy_and_a_rejected_change_fails(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/dry/a", "good");
     etcd.put("/dry2/a", "BAD");
     let setup = Setup::new();
@@ -196,9 +196,9 @@ fn notreally_runs_src_checks_on_a_copy_and_a_rejected_change_fails() {
     assert_eq!(staged_files(&setup.out("")), Vec::<String>::new());
 }
 
-#[test]
-fn prefix_applies_to_key_not_altkeys_and_must_begin_with_slash() {
-    let etcd = Etcd::start();
+both_apis!(prefix_applies_to_key_not_altkeys_and_must_begin_with_slash);
+fn prefix_applies_to_key_not_altkeys_and_must_begin_with_slash(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/prod/app/a", "1");
     etcd.put("/shared/x", "2");
     let setup = Setup::new();
@@ -226,9 +226,9 @@ fn prefix_applies_to_key_not_altkeys_and_must_begin_with_slash() {
     );
 }
 
-#[test]
-fn bad_resource_files_are_reported_and_the_good_ones_still_run() {
-    let etcd = Etcd::start();
+both_apis!(bad_resource_files_are_reported_and_the_good_ones_still_run);
+fn bad_resource_files_are_reported_and_the_good_ones_still_run(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/svc/a", "1");
     let setup = Setup::new();
     setup.resource("good", setup.list_resource("good", "/svc"));
@@ -263,9 +263,9 @@ fn bad_resource_files_are_reported_and_the_good_ones_still_run() {
     );
 }
 
-#[test]
-fn check_with_src_failing_leaves_the_old_file_and_skips_the_reload() {
-    let etcd = Etcd::start();
+both_apis!(check_with_src_failing_leaves_the_old_file_and_skips_the_reload);
+fn check_with_src_failing_leaves_the_old_file_and_skips_the_reload(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/chk/a", "BAD");
     let setup = Setup::new();
     let mut resource = setup.list_resource("chk", "/chk");
@@ -302,9 +302,9 @@ fn check_with_src_failing_leaves_the_old_file_and_skips_the_reload() {
     assert_eq!(count_lines(&setup.out("chk.reloads")), 1);
 }
 
-#[test]
-fn check_against_the_target_failing_restores_the_previous_content() {
-    let etcd = Etcd::start();
+both_apis!(check_against_the_target_failing_restores_the_previous_content);
+fn check_against_the_target_failing_restores_the_previous_content(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/chk2/a", "BAD");
     let setup = Setup::new();
     let target = setup.out("chk2.conf");
@@ -318,9 +318,9 @@ fn check_against_the_target_failing_restores_the_previous_content() {
     assert!(!setup.out("chk2.reloads").exists());
 }
 
-#[test]
-fn a_symlinked_target_keeps_its_link() {
-    let etcd = Etcd::start();
+both_apis!(a_symlinked_target_keeps_its_link);
+fn a_symlinked_target_keeps_its_link(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/ln/a", "1");
     let setup = Setup::new();
     let real_dir = setup.out("real");
@@ -340,9 +340,9 @@ fn a_symlinked_target_keeps_its_link() {
     );
 }
 
-#[test]
-fn daemon_follows_changes_deletes_and_recreation() {
-    let etcd = Etcd::start();
+both_apis!(daemon_follows_changes_deletes_and_recreation);
+fn daemon_follows_changes_deletes_and_recreation(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/d/a", "1");
     let setup = Setup::new();
     setup.resource("d", setup.list_resource("d", "/d"));
@@ -377,20 +377,18 @@ fn daemon_follows_changes_deletes_and_recreation() {
     assert!(daemon.wait_log("recovered", SECS), "{}", daemon.log_text());
 }
 
-#[test]
-fn back_to_back_writes_all_arrive() {
-    let etcd = Etcd::start();
+both_apis!(back_to_back_writes_all_arrive);
+fn back_to_back_writes_all_arrive(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/b2b/n", "0");
     let setup = Setup::new();
     setup.resource("b2b", setup.list_resource("b2b", "/b2b"));
     let target = setup.out("b2b.conf");
     let daemon = setup.daemon(&etcd, &[]);
     assert!(wait_content(&target, "/b2b/n=0\n", SECS));
-    let client = etcd.client();
+    let client = etcd.kv();
     for i in 1..=50 {
-        client
-            .set("/b2b/n", Some(&i.to_string()), &Default::default())
-            .expect("set");
+        client.put("/b2b/n", &i.to_string(), None).expect("set");
     }
     assert!(
         wait_content(&target, "/b2b/n=50\n", SECS),
@@ -399,9 +397,9 @@ fn back_to_back_writes_all_arrive() {
     );
 }
 
-#[test]
-fn a_write_during_the_reload_delay_is_not_lost() {
-    let etcd = Etcd::start();
+both_apis!(a_write_during_the_reload_delay_is_not_lost);
+fn a_write_during_the_reload_delay_is_not_lost(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/splay/v", "1");
     let setup = Setup::new();
     let mut resource = setup.list_resource("splay", "/splay");
@@ -424,9 +422,9 @@ fn a_write_during_the_reload_delay_is_not_lost() {
     );
 }
 
-#[test]
-fn a_write_during_the_startup_pass_is_not_lost() {
-    let etcd = Etcd::start();
+both_apis!(a_write_during_the_startup_pass_is_not_lost);
+fn a_write_during_the_startup_pass_is_not_lost(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/boot/v", "1");
     let setup = Setup::new();
     let mut resource = setup.list_resource("boot", "/boot");
@@ -445,9 +443,9 @@ fn a_write_during_the_startup_pass_is_not_lost() {
     );
 }
 
-#[test]
-fn a_key_recreated_during_an_error_pause_is_rendered() {
-    let etcd = Etcd::start();
+both_apis!(a_key_recreated_during_an_error_pause_is_rendered);
+fn a_key_recreated_during_an_error_pause_is_rendered(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/pause/v", "BAD");
     let setup = Setup::new();
     let mut resource = setup.list_resource("pause", "/pause");
@@ -465,9 +463,9 @@ fn a_key_recreated_during_an_error_pause_is_rendered() {
     );
 }
 
-#[test]
-fn sigterm_during_a_long_poll_stops_within_a_second() {
-    let etcd = Etcd::start();
+both_apis!(sigterm_during_a_long_poll_stops_within_a_second);
+fn sigterm_during_a_long_poll_stops_within_a_second(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/term/a", "1");
     let setup = Setup::new();
     setup.resource("term", setup.list_resource("term", "/term"));
@@ -479,9 +477,9 @@ fn sigterm_during_a_long_poll_stops_within_a_second() {
     assert!(took < Duration::from_secs(1), "took {took:?}");
 }
 
-#[test]
-fn sigterm_during_a_splay_stops_within_a_second() {
-    let etcd = Etcd::start();
+both_apis!(sigterm_during_a_splay_stops_within_a_second);
+fn sigterm_during_a_splay_stops_within_a_second(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/ts/a", "1");
     let setup = Setup::new();
     let mut resource = setup.list_resource("ts", "/ts");
@@ -494,9 +492,9 @@ fn sigterm_during_a_splay_stops_within_a_second() {
     assert!(took < Duration::from_secs(1), "took {took:?}");
 }
 
-#[test]
-fn sighup_picks_up_an_added_resource_and_drops_a_removed_one() {
-    let etcd = Etcd::start();
+both_apis!(sighup_picks_up_an_added_resource_and_drops_a_removed_one);
+fn sighup_picks_up_an_added_resource_and_drops_a_removed_one(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/one/a", "1");
     etcd.put("/two/a", "2");
     let setup = Setup::new();
@@ -527,9 +525,9 @@ fn sighup_picks_up_an_added_resource_and_drops_a_removed_one() {
     assert!(daemon.is_running());
 }
 
-#[test]
-fn sigusr1_toggles_debug_logging() {
-    let etcd = Etcd::start();
+both_apis!(sigusr1_toggles_debug_logging);
+fn sigusr1_toggles_debug_logging(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/dbg/a", "1");
     let setup = Setup::new();
     setup.resource("dbg", setup.list_resource("dbg", "/dbg"));
@@ -564,9 +562,9 @@ fn sigusr1_toggles_debug_logging() {
     );
 }
 
-#[test]
-fn the_same_key_may_feed_several_resources() {
-    let etcd = Etcd::start();
+both_apis!(the_same_key_may_feed_several_resources);
+fn the_same_key_may_feed_several_resources(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/pool/a", "10.0.0.1:80");
     let setup = Setup::new();
     setup.resource("haproxy", setup.list_resource("haproxy", "/pool"));
@@ -586,9 +584,9 @@ fn the_same_key_may_feed_several_resources() {
     );
 }
 
-#[test]
-fn wait_coalesces_a_burst_into_few_reloads() {
-    let etcd = Etcd::start();
+both_apis!(wait_coalesces_a_burst_into_few_reloads);
+fn wait_coalesces_a_burst_into_few_reloads(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/burst/n", "0");
     let setup = Setup::new();
     let mut resource = setup.list_resource("burst", "/burst");
@@ -597,12 +595,10 @@ fn wait_coalesces_a_burst_into_few_reloads() {
     let target = setup.out("burst.conf");
     let daemon = setup.daemon(&etcd, &[]);
     assert!(wait_content(&target, "/burst/n=0\n", SECS));
-    let client = etcd.client();
+    let client = etcd.kv();
     let began = Instant::now();
     for i in 1..=100 {
-        client
-            .set("/burst/n", Some(&i.to_string()), &Default::default())
-            .expect("set");
+        client.put("/burst/n", &i.to_string(), None).expect("set");
     }
     assert!(
         began.elapsed() < Duration::from_secs(3),
@@ -631,9 +627,9 @@ fn staged_files(dir: &std::path::Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[test]
-fn onetime_beside_a_running_daemon_leaves_its_staged_file_alone() {
-    let etcd = Etcd::start();
+both_apis!(onetime_beside_a_running_daemon_leaves_its_staged_file_alone);
+fn onetime_beside_a_running_daemon_leaves_its_staged_file_alone(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/cron/a", "1");
     let setup = Setup::new();
     let target = setup.out("cron.conf");
@@ -673,9 +669,9 @@ fn onetime_beside_a_running_daemon_leaves_its_staged_file_alone() {
     assert_eq!(support::read(&target).as_deref(), Some("/cron/a=2\n"));
 }
 
-#[test]
-fn quoted_placeholders_work_for_a_target_dir_with_a_space_and_a_quote() {
-    let etcd = Etcd::start();
+both_apis!(quoted_placeholders_work_for_a_target_dir_with_a_space_and_a_quote);
+fn quoted_placeholders_work_for_a_target_dir_with_a_space_and_a_quote(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/q/a", "1");
     let setup = Setup::new();
     let dir = setup.out("my app's dir");

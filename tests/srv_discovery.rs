@@ -17,23 +17,25 @@ use std::time::Duration;
 use support::certs::{Certs, TlsFiles};
 use support::daemon::{wait_content, Setup, RECONFIG};
 use support::dns::{srv, Dnsmasq};
-use support::{free_port, wait_output, Etcd};
+use support::{both_apis, free_port, wait_output, Api, Etcd};
 
 const ETCD_UTIL: &str = env!("CARGO_BIN_EXE_etcd-util");
 const RECORD: &str = "_etcd-client._tcp.example.test";
 const SECS: Duration = Duration::from_secs(15);
 
-fn command(bin: &str, dns: &Dnsmasq, args: &[&str]) -> Command {
+/// `bin` speaking `api`, resolving with `dns`.
+fn command(api: Api, bin: &str, dns: &Dnsmasq, args: &[&str]) -> Command {
     let mut command = Command::new(bin);
     command
         .env(DNS_SERVER_ENV, dns.env_value())
+        .args(["--api", api.flag()])
         .args(args)
         .stdin(Stdio::null());
     command
 }
 
-fn run(bin: &str, dns: &Dnsmasq, args: &[&str]) -> Output {
-    let child = command(bin, dns, args)
+fn run(api: Api, bin: &str, dns: &Dnsmasq, args: &[&str]) -> Output {
+    let child = command(api, bin, dns, args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -48,12 +50,12 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(dns: &Dnsmasq, cfgdir: &Path, args: &[&str]) -> Daemon {
+    fn start(api: Api, dns: &Dnsmasq, cfgdir: &Path, args: &[&str]) -> Daemon {
         let log = cfgdir.join("daemon.log");
         let cfg = cfgdir.display().to_string();
         let mut all = vec!["--cfgdir", cfg.as_str()];
         all.extend_from_slice(args);
-        let child = command(RECONFIG, dns, &all)
+        let child = command(api, RECONFIG, dns, &all)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log"))
             .spawn()
@@ -74,8 +76,8 @@ impl Drop for Daemon {
 }
 
 /// An etcd whose `/who` names it.
-fn etcd_named(name: &str) -> Etcd {
-    let etcd = Etcd::start();
+fn etcd_named(api: Api, name: &str) -> Etcd {
+    let etcd = Etcd::start_on(api);
     etcd.put("/who", name);
     etcd
 }
@@ -90,9 +92,13 @@ fn value_setup() -> Setup {
     setup
 }
 
-#[test]
-fn targets_are_tried_by_priority_then_weight_past_a_dead_first_target() {
-    let (a, b, c) = (etcd_named("a"), etcd_named("b"), etcd_named("c"));
+both_apis!(targets_are_tried_by_priority_then_weight_past_a_dead_first_target);
+fn targets_are_tried_by_priority_then_weight_past_a_dead_first_target(api: Api) {
+    let (a, b, c) = (
+        etcd_named(api, "a"),
+        etcd_named(api, "b"),
+        etcd_named(api, "c"),
+    );
     let dead = free_port();
     let dns = Dnsmasq::start(&[
         srv(RECORD, "localhost", dead, 1, 100),
@@ -102,7 +108,7 @@ fn targets_are_tried_by_priority_then_weight_past_a_dead_first_target() {
     ]);
     let mut seen = Vec::new();
     for _ in 0..24 {
-        let out = run(ETCD_UTIL, &dns, &["--srv", RECORD, "-k", "/who"]);
+        let out = run(api, ETCD_UTIL, &dns, &["--srv", RECORD, "-k", "/who"]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
         seen.push(answer["/who"].as_str().unwrap_or_default().to_string());
@@ -115,15 +121,15 @@ fn targets_are_tried_by_priority_then_weight_past_a_dead_first_target() {
 
     // With a and b down, the next priority takes over.
     drop((a, b));
-    let out = run(ETCD_UTIL, &dns, &["--srv", RECORD, "-k", "/who"]);
+    let out = run(api, ETCD_UTIL, &dns, &["--srv", RECORD, "-k", "/who"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"c\""));
 }
 
-#[test]
-fn srv_domain_with_ssl_uses_the_ssl_record() {
+both_apis!(srv_domain_with_ssl_uses_the_ssl_record);
+fn srv_domain_with_ssl_uses_the_ssl_record(api: Api) {
     let certs = Certs::generate();
-    let etcd = Etcd::start_with(Some(&certs.server_tls()), Vec::new());
+    let etcd = Etcd::start_with_on(api, Some(&certs.server_tls()), Vec::new());
     let dns = Dnsmasq::start(&[
         srv(RECORD, "localhost", free_port(), 0, 100),
         srv(
@@ -138,6 +144,7 @@ fn srv_domain_with_ssl_uses_the_ssl_record() {
     let mut args: Vec<&str> = vec!["--srv-domain", "example.test", "-s"];
     args.extend(tls.iter().map(String::as_str));
     let set = run(
+        api,
         ETCD_UTIL,
         &dns,
         &[&args[..], &["-o", "set", "-k", "/k", "-v", "tls"]].concat(),
@@ -152,6 +159,7 @@ fn srv_domain_with_ssl_uses_the_ssl_record() {
     );
     let cfg = setup.cfgdir().display().to_string();
     let once = run(
+        api,
         RECONFIG,
         &dns,
         &[&["--cfgdir", cfg.as_str(), "--onetime"], &args[..]].concat(),
@@ -163,14 +171,15 @@ fn srv_domain_with_ssl_uses_the_ssl_record() {
     );
 }
 
-#[test]
-fn a_missing_record_is_reported_naming_record_and_server() {
+both_apis!(a_missing_record_is_reported_naming_record_and_server);
+fn a_missing_record_is_reported_naming_record_and_server(api: Api) {
     let dns = Dnsmasq::start(&[srv(RECORD, "localhost", free_port(), 0, 0)]);
     let expected = format!(
         "no SRV record _etcd-client._tcp.missing.example.test at {} (NXDOMAIN)",
         dns.addr
     );
     let out = run(
+        api,
         ETCD_UTIL,
         &dns,
         &["--srv-domain", "missing.example.test", "-k", "/x"],
@@ -181,6 +190,7 @@ fn a_missing_record_is_reported_naming_record_and_server() {
     let setup = value_setup();
     let cfg = setup.cfgdir().display().to_string();
     let once = run(
+        api,
         RECONFIG,
         &dns,
         &[
@@ -194,6 +204,7 @@ fn a_missing_record_is_reported_naming_record_and_server() {
     assert_eq!(once.status.code(), Some(3), "{}", stderr(&once));
     assert!(stderr(&once).contains(&expected), "{}", stderr(&once));
     let daemon = run(
+        api,
         RECONFIG,
         &dns,
         &["--cfgdir", &cfg, "--srv-domain", "missing.example.test"],
@@ -201,13 +212,14 @@ fn a_missing_record_is_reported_naming_record_and_server() {
     assert_eq!(daemon.status.code(), Some(3), "{}", stderr(&daemon));
 }
 
-#[test]
-fn the_daemon_follows_a_record_that_changes_at_the_next_refresh() {
-    let (a, b) = (etcd_named("a"), etcd_named("b"));
+both_apis!(the_daemon_follows_a_record_that_changes_at_the_next_refresh);
+fn the_daemon_follows_a_record_that_changes_at_the_next_refresh(api: Api) {
+    let (a, b) = (etcd_named(api, "a"), etcd_named(api, "b"));
     let mut dns = Dnsmasq::start(&[srv(RECORD, "localhost", a.client_port, 0, 0)]);
     let setup = value_setup();
     let target = setup.out("v.conf");
     let daemon = Daemon::start(
+        api,
         &dns,
         setup.cfgdir(),
         &[
@@ -244,20 +256,20 @@ fn the_daemon_follows_a_record_that_changes_at_the_next_refresh() {
     )));
 }
 
-#[test]
-fn the_daemon_resolves_again_when_every_target_failed() {
-    let mut a = etcd_named("a");
+both_apis!(the_daemon_resolves_again_when_every_target_failed);
+fn the_daemon_resolves_again_when_every_target_failed(api: Api) {
+    let mut a = etcd_named(api, "a");
     // a's store index runs ahead of b's: a watch sent to b with a's index would wait for
     // changes b has not had yet, so the daemon must read again after moving.
     for i in 0..5 {
         a.put("/padding", &i.to_string());
     }
-    let b = etcd_named("b");
+    let b = etcd_named(api, "b");
     let mut dns = Dnsmasq::start(&[srv(RECORD, "localhost", a.client_port, 0, 0)]);
     let setup = value_setup();
     let target = setup.out("v.conf");
     // The default refresh (60 s) is far off: only the failure can trigger re-resolution.
-    let daemon = Daemon::start(&dns, setup.cfgdir(), &["--srv", RECORD]);
+    let daemon = Daemon::start(api, &dns, setup.cfgdir(), &["--srv", RECORD]);
     assert!(
         wait_content(&target, "who=a\n", SECS),
         "{}",

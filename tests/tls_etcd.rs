@@ -12,14 +12,14 @@ use std::process::Output;
 use std::time::Duration;
 use support::certs::{Certs, TlsFiles, PASSPHRASE};
 use support::daemon::{wait_content, Setup};
-use support::{run_bin, Etcd};
+use support::{both_apis, run_bin, Api, Etcd};
 
 const ETCD_UTIL: &str = env!("CARGO_BIN_EXE_etcd-util");
 const RECONFIG: &str = support::daemon::RECONFIG;
 const SECS: Duration = Duration::from_secs(10);
 
-fn tls_etcd(certs: &Certs) -> Etcd {
-    Etcd::start_with(Some(&certs.server_tls()), Vec::new())
+fn tls_etcd(api: Api, certs: &Certs) -> Etcd {
+    Etcd::start_with_on(api, Some(&certs.server_tls()), Vec::new())
 }
 
 /// `etcd-util` with `conn` (connection flags) then `args`.
@@ -31,6 +31,7 @@ fn util(conn: &[String], args: &[&str]) -> Output {
 
 fn with_endpoint(etcd: &Etcd, tls_args: Vec<String>) -> Vec<String> {
     let mut conn = vec!["--endpoints".to_string(), etcd.url()];
+    conn.extend(etcd.api_args());
     conn.extend(tls_args);
     conn
 }
@@ -45,10 +46,10 @@ fn value_resource(setup: &Setup, key: &str) -> serde_json::Value {
     })
 }
 
-#[test]
-fn etcd_util_works_with_every_key_format() {
+both_apis!(etcd_util_works_with_every_key_format);
+fn etcd_util_works_with_every_key_format(api: Api) {
     let certs = Certs::generate();
-    let etcd = tls_etcd(&certs);
+    let etcd = tls_etcd(api, &certs);
     let rsa = |key, passphrase| TlsFiles {
         key: Some(key),
         passphrase,
@@ -79,13 +80,14 @@ fn etcd_util_works_with_every_key_format() {
     }
 }
 
-#[test]
-fn ssl_flag_makes_bare_endpoints_and_host_port_https() {
+both_apis!(ssl_flag_makes_bare_endpoints_and_host_port_https);
+fn ssl_flag_makes_bare_endpoints_and_host_port_https(api: Api) {
     let certs = Certs::generate();
-    let etcd = tls_etcd(&certs);
+    let etcd = tls_etcd(api, &certs);
     let port = etcd.client_port.to_string();
     let bare = format!("localhost:{port}");
     let mut by_endpoint = vec!["-s".to_string(), "--endpoints".to_string(), bare];
+    by_endpoint.extend(etcd.api_args());
     by_endpoint.extend(certs.client_flags("client.key", None));
     let set = util(&by_endpoint, &["-o", "set", "-k", "/s/k", "-v", "one"]);
     assert_eq!(set.status.code(), Some(0), "{}", stderr(&set));
@@ -93,16 +95,17 @@ fn ssl_flag_makes_bare_endpoints_and_host_port_https() {
         .into_iter()
         .map(String::from)
         .collect::<Vec<_>>();
+    by_host.extend(etcd.api_args());
     by_host.extend(certs.client_flags("client.key", None));
     let get = util(&by_host, &["-k", "/s/k"]);
     assert_eq!(get.status.code(), Some(0), "{}", stderr(&get));
     assert!(stdout(&get).contains("one"));
 }
 
-#[test]
-fn reconfig_onetime_and_daemon_converge_over_tls() {
+both_apis!(reconfig_onetime_and_daemon_converge_over_tls);
+fn reconfig_onetime_and_daemon_converge_over_tls(api: Api) {
     let certs = Certs::generate();
-    let etcd = tls_etcd(&certs);
+    let etcd = tls_etcd(api, &certs);
     let plain = with_endpoint(&etcd, certs.client_flags("client.key", None));
     util(&plain, &["-o", "set", "-k", "/app/v", "-v", "first"]);
     let setup = Setup::new();
@@ -126,10 +129,15 @@ fn reconfig_onetime_and_daemon_converge_over_tls() {
     );
 }
 
-#[test]
-fn a_client_without_a_certificate_is_refused_with_a_clear_message() {
+both_apis!(
+    a_client_without_a_certificate_is_refused_with_a_clear_message,
+    ignore_v3 = "v3 finding: a v3 POST writes its body after the TLS 1.3 handshake the server \
+                 refuses, so the client sees 'Broken pipe', not the alert that names the missing \
+                 client certificate"
+);
+fn a_client_without_a_certificate_is_refused_with_a_clear_message(api: Api) {
     let certs = Certs::generate();
-    let etcd = tls_etcd(&certs);
+    let etcd = tls_etcd(api, &certs);
     let conn = with_endpoint(&etcd, vec!["--ssl_cafile".into(), certs.arg("ca.pem")]);
     let out = util(&conn, &["-k", "/x"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
@@ -152,10 +160,10 @@ fn a_client_without_a_certificate_is_refused_with_a_clear_message() {
     );
 }
 
-#[test]
-fn server_verification_failures_name_the_endpoint_and_the_reason() {
+both_apis!(server_verification_failures_name_the_endpoint_and_the_reason);
+fn server_verification_failures_name_the_endpoint_and_the_reason(api: Api) {
     let certs = Certs::generate();
-    let etcd = tls_etcd(&certs);
+    let etcd = tls_etcd(api, &certs);
     let other_ca = TlsFiles {
         ca: Some("other-ca.pem"),
         ..TlsFiles::CLIENT
@@ -176,7 +184,8 @@ fn server_verification_failures_name_the_endpoint_and_the_reason() {
         );
     }
 
-    let misnamed = Etcd::start_with(Some(&certs.server_tls_named("wrong-name")), Vec::new());
+    let misnamed =
+        Etcd::start_with_on(api, Some(&certs.server_tls_named("wrong-name")), Vec::new());
     let out = util(
         &with_endpoint(&misnamed, certs.client_flags("client.key", None)),
         &["-k", "/x"],
@@ -190,7 +199,7 @@ fn server_verification_failures_name_the_endpoint_and_the_reason() {
         stderr(&out)
     );
 
-    let expired = Etcd::start_with(Some(&certs.server_tls_named("expired")), Vec::new());
+    let expired = Etcd::start_with_on(api, Some(&certs.server_tls_named("expired")), Vec::new());
     let out = util(
         &with_endpoint(&expired, certs.client_flags("client.key", None)),
         &["-k", "/x"],

@@ -1,14 +1,15 @@
-//! The daemon and etcd-util on a v3-only etcd (`--enable-v2=false`, as etcd 3.5 and newer
-//! run by default): the same conf.d files, templates and commands as on v2, chosen by
-//! `--api auto` because the cluster does not serve v2.
+//! What only v3 has, on a v3-only etcd (`--enable-v2=false`, as etcd 3.5 and newer run by
+//! default): `--api auto` choosing v3, key prefixes, lease expiry, paged reads, compaction,
+//! token auth. Behaviour both APIs share is tested once for both (`both_apis!` in the other
+//! test files), not here.
 
 mod support;
 
 use serde_json::json;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 use support::daemon::{wait_content, Setup};
-use support::{eventually, run_bin, stderr, stdout, wait_for_line, Etcd};
+use support::{run_bin, stderr, Etcd};
 
 const UTIL: &str = env!("CARGO_BIN_EXE_etcd-util");
 const SECS: Duration = Duration::from_secs(10);
@@ -118,97 +119,6 @@ fn onetime_reads_a_tree_larger_than_one_page() {
         support::read(&setup.out("big.conf")).as_deref(),
         Some("1200 v1199\n")
     );
-}
-
-#[test]
-fn etcd_util_get_set_del_on_v3() {
-    let etcd = Etcd::start_v3();
-    let set = util(&etcd, &["-o", "SET", "-k", "/abc/test2", "-v", "hello"]);
-    assert_eq!(set.status.code(), Some(0), "{}", stderr(&set));
-    assert_eq!(stderr(&set), "set /abc/test2\n");
-    let get = util(&etcd, &["-k", "/abc/test2"]);
-    assert_eq!(stdout(&get), "{\n  \"/abc/test2\": \"hello\"\n}\n");
-    util(&etcd, &["-o", "SET", "-k", "/abc/sub/x", "-v", "1"]);
-    util(&etcd, &["-o", "SET", "-k", "/abcd", "-v", "other"]);
-    let all = util(&etcd, &["-k", "/abc", "-r"]);
-    assert_eq!(
-        stdout(&all),
-        "{\n  \"/abc/sub/x\": \"1\",\n  \"/abc/test2\": \"hello\"\n}\n"
-    );
-    let children = util(&etcd, &["-k", "/abc"]);
-    assert_eq!(
-        stdout(&children),
-        "[\n  \"/abc/sub/\",\n  \"/abc/test2\"\n]\n"
-    );
-    let missing = util(&etcd, &["-k", "/nope"]);
-    assert_eq!(missing.status.code(), Some(4), "{}", stderr(&missing));
-
-    // As on v2: keys under /abc/ but none at /abc is a "directory" that needs -r.
-    util(&etcd, &["-o", "DEL", "-k", "/abc/test2"]);
-    let refused = util(&etcd, &["-o", "DEL", "-k", "/abc"]);
-    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
-    assert!(
-        stderr(&refused).contains("/abc is a directory"),
-        "{}",
-        stderr(&refused)
-    );
-    assert!(stderr(&refused).contains("use -r"), "{}", stderr(&refused));
-
-    let deleted = util(&etcd, &["-o", "DEL", "-k", "/abc", "-r"]);
-    assert_eq!(deleted.status.code(), Some(0), "{}", stderr(&deleted));
-    assert_eq!(util(&etcd, &["-k", "/abc", "-r"]).status.code(), Some(4));
-    // -r deleted /abc and what is under /abc/, not /abcd.
-    assert_eq!(
-        stdout(&util(&etcd, &["-k", "/abcd"])),
-        "{\n  \"/abcd\": \"other\"\n}\n"
-    );
-    let again = util(&etcd, &["-o", "DEL", "-k", "/abc", "-r"]);
-    assert_eq!(again.status.code(), Some(4), "{}", stderr(&again));
-}
-
-#[test]
-fn etcd_util_ttl_is_a_lease_on_v3() {
-    let etcd = Etcd::start_v3();
-    let set = util(&etcd, &["-o", "SET", "-k", "/ttl/k", "-v", "v", "-t", "2"]);
-    assert_eq!(set.status.code(), Some(0), "{}", stderr(&set));
-    assert_eq!(stderr(&set), "set /ttl/k (expires in 2s)\n");
-    assert_eq!(util(&etcd, &["-k", "/ttl/k"]).status.code(), Some(0));
-    assert!(eventually(Duration::from_secs(6), || util(
-        &etcd,
-        &["-k", "/ttl/k"]
-    )
-    .status
-    .code()
-        == Some(4)));
-}
-
-#[test]
-fn etcd_util_watch_prints_the_next_change_on_v3() {
-    let etcd = Etcd::start_v3();
-    put(&etcd, "/wt/a", "1");
-    let url = etcd.url();
-    let mut child = Command::new(UTIL)
-        .args(["--endpoints", &url, "-d", "-o", "watch", "-k", "/wt", "-r"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    // The watch starts after its first read: once that is logged, a put is reported.
-    let log = child.stderr.take().expect("stderr");
-    let (ready, log) = wait_for_line(log, "watching /wt from index ", SECS);
-    if !ready {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("etcd-util never said it watches: {log}");
-    }
-    put(&etcd, "/wtX", "not under /wt/");
-    put(&etcd, "/wt/sub/b", "2");
-    let out = support::wait_output(child, SECS);
-    assert_eq!(out.status.code(), Some(0), "{log}");
-    let event: serde_json::Value = serde_json::from_slice(&out.stdout).expect("event json");
-    assert_eq!(event["action"], "set");
-    assert_eq!(event["key"], "/wt/sub/b");
-    assert_eq!(event["value"], "2");
 }
 
 #[test]
@@ -379,37 +289,4 @@ fn the_daemon_follows_changes_with_v3_auth_across_token_expiry() {
 fn b64(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text)
-}
-
-/// TLS with a client certificate works on v3 as on v2: the gateway on a TLS port (its
-/// server certificate also has clientAuth, which the gateway needs to reach its own gRPC).
-#[test]
-fn etcd_util_and_the_daemon_over_tls_with_a_client_certificate_on_v3() {
-    let certs = support::certs::Certs::generate();
-    let etcd = Etcd::start_with(
-        Some(&certs.server_tls()),
-        vec!["--enable-v2=false".to_string()],
-    );
-    let mut conn = vec!["--endpoints".to_string(), etcd.url()];
-    conn.extend(certs.flags(&support::certs::TlsFiles::CLIENT));
-    let with = |args: &[&str]| {
-        let mut all: Vec<&str> = conn.iter().map(String::as_str).collect();
-        all.extend_from_slice(args);
-        run_bin(UTIL, &all, Duration::from_secs(20))
-    };
-    let set = with(&["-o", "SET", "-k", "/tls/a", "-v", "secure"]);
-    assert_eq!(set.status.code(), Some(0), "{}", stderr(&set));
-    assert_eq!(
-        stdout(&with(&["-k", "/tls", "-r"])),
-        "{\n  \"/tls/a\": \"secure\"\n}\n"
-    );
-    let setup = Setup::new();
-    setup.resource("tls", setup.list_resource("tls", "/tls"));
-    let extra: Vec<&str> = conn[2..].iter().map(String::as_str).collect();
-    let out = setup.onetime(&etcd, &extra);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(
-        support::read(&setup.out("tls.conf")).as_deref(),
-        Some("/tls/a=secure\n")
-    );
 }

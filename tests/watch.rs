@@ -8,7 +8,7 @@ mod support;
 use serde_json::json;
 use std::time::Duration;
 use support::daemon::{count_lines, wait_content, Setup};
-use support::{eventually, stderr, Etcd};
+use support::{both_apis, eventually, stderr, Api, Etcd};
 
 const SECS: Duration = Duration::from_secs(10);
 
@@ -16,9 +16,9 @@ fn lines_containing(text: &str, needle: &str) -> usize {
     text.lines().filter(|l| l.contains(needle)).count()
 }
 
-#[test]
-fn a_check_failing_with_different_output_each_time_is_logged_once_until_it_recovers() {
-    let etcd = Etcd::start();
+both_apis!(a_check_failing_with_different_output_each_time_is_logged_once_until_it_recovers);
+fn a_check_failing_with_different_output_each_time_is_logged_once_until_it_recovers(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/chk/a", "1");
     let setup = Setup::new();
     let mut resource = setup.list_resource("chk", "/chk");
@@ -62,9 +62,9 @@ fn a_check_failing_with_different_output_each_time_is_logged_once_until_it_recov
     assert!(daemon.is_running());
 }
 
-#[test]
-fn a_missing_altkey_renders_as_empty_and_is_warned_about_once() {
-    let etcd = Etcd::start();
+both_apis!(a_missing_altkey_renders_as_empty_and_is_warned_about_once);
+fn a_missing_altkey_renders_as_empty_and_is_warned_about_once(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/ak/a", "0");
     let setup = Setup::new();
     setup.template(
@@ -109,9 +109,9 @@ fn a_missing_altkey_renders_as_empty_and_is_warned_about_once() {
     assert!(daemon.is_running());
 }
 
-#[test]
-fn a_reload_that_fails_once_is_retried_and_the_file_is_right() {
-    let etcd = Etcd::start();
+both_apis!(a_reload_that_fails_once_is_retried_and_the_file_is_right);
+fn a_reload_that_fails_once_is_retried_and_the_file_is_right(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/rr/a", "1");
     let setup = Setup::new();
     let mut resource = setup.list_resource("rr", "/rr");
@@ -152,9 +152,9 @@ fn a_reload_that_fails_once_is_retried_and_the_file_is_right() {
     assert!(daemon.is_running());
 }
 
-#[test]
-fn sighup_with_no_valid_resource_left_keeps_the_running_ones() {
-    let etcd = Etcd::start();
+both_apis!(sighup_with_no_valid_resource_left_keeps_the_running_ones);
+fn sighup_with_no_valid_resource_left_keeps_the_running_ones(api: Api) {
+    let etcd = Etcd::start_on(api);
     etcd.put("/hup/a", "1");
     let setup = Setup::new();
     setup.resource("hup", setup.list_resource("hup", "/hup"));
@@ -185,9 +185,9 @@ fn sighup_with_no_valid_resource_left_keeps_the_running_ones() {
     assert!(daemon.is_running());
 }
 
-#[test]
-fn onetime_does_not_promise_retries_it_will_not_make() {
-    let mut etcd = Etcd::start();
+both_apis!(onetime_does_not_promise_retries_it_will_not_make);
+fn onetime_does_not_promise_retries_it_will_not_make(api: Api) {
+    let mut etcd = Etcd::start_on(api);
     etcd.put("/once/a", "1");
     let setup = Setup::new();
     let mut resource = setup.list_resource("once", "/once");

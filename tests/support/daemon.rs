@@ -76,6 +76,7 @@ impl Setup {
             "--cfgdir".to_string(),
             self.cfgdir().display().to_string(),
         ];
+        args.extend(etcd.api_args());
         args.extend(extra.iter().map(|s| s.to_string()));
         args
     }

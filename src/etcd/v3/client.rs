@@ -116,14 +116,13 @@ impl Client {
     ) -> Result<WaitOutcome, Error> {
         let scope = Scope::new(key, recursive);
         match self.watch(&scope, key, after_index, within, false)? {
-            WatchEnd::Changes { changes, revision } if changes.len() == 1 => {
-                let change = changes.into_iter().next().map(|c| neutral(c, revision));
-                Ok(change.map_or(WaitOutcome::Resync, WaitOutcome::Changed))
-            }
-            WatchEnd::Changes { changes, .. } => {
-                log::debug!("{key}: {} changes at once; reading again", changes.len());
-                Ok(WaitOutcome::Resync)
-            }
+            WatchEnd::Changes { changes, revision } => match first_alone(changes) {
+                Some(change) => Ok(WaitOutcome::Changed(neutral(change, revision))),
+                None => {
+                    log::debug!("{key}: several changes in one revision; reading again");
+                    Ok(WaitOutcome::Resync)
+                }
+            },
             WatchEnd::Expired | WatchEnd::HistoryGone => Ok(WaitOutcome::Resync),
         }
     }
@@ -596,9 +595,13 @@ impl Client {
         key: &str,
         rejected: &Cell<bool>,
     ) -> Error {
-        let (error, token_refused) = refused::from_gateway(&self.asked(endpoint, key), 200, error);
-        rejected.set(token_refused && self.auth.is_some());
-        error
+        let (refusal, token_refused) =
+            refused::from_gateway(&self.asked(endpoint, key), 200, error);
+        // etcd 3.5 cancels a watch whose token expired as "permission denied", as it does a
+        // key no role grants: a new token tells them apart (refused again: the role).
+        let maybe_expired = error.refusal() == Refusal::PermissionDenied;
+        rejected.set((token_refused || maybe_expired) && self.auth.is_some());
+        refusal
     }
 
     fn asked<'a>(&'a self, endpoint: &'a str, key: &'a str) -> Asked<'a> {
@@ -629,6 +632,20 @@ impl Client {
 }
 
 /// A change from a watch in neutral terms; `revision` is the store's when it was sent.
+/// The first of the changes one watch message brought, when it is the only change of its
+/// revision: the changes after it come again from a watch from its revision + 1, one at a
+/// time as on v2, so a burst of writes is followed (and coalesced by `wait`) instead of
+/// costing a read each time several are queued. The changes of one transaction share a
+/// revision and must be taken together: `None`, read again.
+fn first_alone(changes: Vec<KeyChange>) -> Option<KeyChange> {
+    let mut changes = changes.into_iter();
+    let first = changes.next()?;
+    match changes.next() {
+        Some(next) if next.mod_revision == first.mod_revision => None,
+        _ => Some(first),
+    }
+}
+
 fn neutral(change: KeyChange, revision: u64) -> Change {
     Change {
         index: change.mod_revision,

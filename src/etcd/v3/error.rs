@@ -19,11 +19,16 @@ pub struct GatewayError {
 
 /// gRPC status codes the gateway uses.
 const INVALID_ARGUMENT: u32 = 3;
+const PERMISSION_DENIED: u32 = 7;
 const FAILED_PRECONDITION: u32 = 9;
 const NOT_FOUND: u32 = 5;
 const OUT_OF_RANGE: u32 = 11;
 const UNAVAILABLE: u32 = 14;
 const UNAUTHENTICATED: u32 = 16;
+
+/// The whole cancel reason of a watch etcd 3.5 does not permit: no role grants the key,
+/// or (as 3.5 cannot tell a watch apart) the token expired.
+const WATCH_NOT_PERMITTED: &str = "etcdserver: permission denied";
 
 /// What a refusal means for the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +37,8 @@ pub enum Refusal {
     InvalidToken,
     /// Auth is on and no token was sent, or the user or password is wrong.
     AuthFailed,
+    /// The user is known but no role of theirs grants this key (v2 says 401 for this too).
+    PermissionDenied,
     /// Credentials were given but etcd has auth off: requests need no token.
     AuthNotEnabled,
     /// The revision asked for is compacted away, or newer than the store (etcd was
@@ -89,6 +96,9 @@ impl GatewayError {
             Some("OutOfRange") => OUT_OF_RANGE,
             Some("Unavailable") => UNAVAILABLE,
             Some("Unauthenticated") => UNAUTHENTICATED,
+            Some("PermissionDenied") => PERMISSION_DENIED,
+            // etcd 3.5 cancels a watch it does not permit with the bare text, no code.
+            None if reason == WATCH_NOT_PERMITTED => PERMISSION_DENIED,
             _ => 0,
         };
         let message = reason.split("desc = ").nth(1).unwrap_or(reason);
@@ -102,6 +112,7 @@ impl GatewayError {
         let says = |text: &str| self.message.contains(text);
         match self.code {
             UNAUTHENTICATED => Refusal::InvalidToken,
+            PERMISSION_DENIED => Refusal::PermissionDenied,
             OUT_OF_RANGE if says("compacted") || says("future revision") => Refusal::HistoryGone,
             NOT_FOUND if says("lease not found") => Refusal::LeaseNotFound,
             UNAVAILABLE => Refusal::Unavailable,
@@ -145,6 +156,10 @@ mod tests {
         assert_eq!(refusal(fixtures::ERROR_NO_USER), Refusal::AuthFailed);
         assert_eq!(refusal(fixtures::ERROR_BAD_PASSWORD), Refusal::AuthFailed);
         assert_eq!(
+            refusal(fixtures::ERROR_PERMISSION_DENIED),
+            Refusal::PermissionDenied
+        );
+        assert_eq!(
             refusal(fixtures::ERROR_LEASE_NOT_FOUND),
             Refusal::LeaseNotFound
         );
@@ -179,6 +194,9 @@ mod tests {
         );
         let none = GatewayError::from_cancel_reason(&reason(fixtures::WATCH_NO_TOKEN));
         assert_eq!(none.refusal(), Refusal::AuthFailed);
+        // etcd 3.5.1, a watch with an expired token or on a key no role grants.
+        let denied = GatewayError::from_cancel_reason("etcdserver: permission denied");
+        assert_eq!(denied.refusal(), Refusal::PermissionDenied);
         let other = GatewayError::from_cancel_reason("gone");
         assert_eq!((other.code, other.message.as_str()), (0, "gone"));
     }

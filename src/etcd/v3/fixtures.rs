@@ -59,6 +59,9 @@ pub const ERROR_INVALID_TOKEN: &str = r#"{"error":"etcdserver: invalid auth toke
 pub const ERROR_NO_USER: &str = r#"{"error":"etcdserver: user name is empty","message":"etcdserver: user name is empty","code":3}"#;
 /// HTTP 400: authenticate with a wrong password.
 pub const ERROR_BAD_PASSWORD: &str = r#"{"error":"etcdserver: authentication failed, invalid user ID or password","message":"etcdserver: authentication failed, invalid user ID or password","code":3}"#;
+/// A range on a key no role of the authenticated user grants (etcd 3.4.23; code and
+/// message as observed, the HTTP status not recorded).
+pub const ERROR_PERMISSION_DENIED: &str = r#"{"error":"etcdserver: permission denied","message":"etcdserver: permission denied","code":7}"#;
 /// HTTP 404: put with lease 12345, which does not exist.
 pub const ERROR_LEASE_NOT_FOUND: &str = r#"{"error":"etcdserver: requested lease not found","message":"etcdserver: requested lease not found","code":5}"#;
 /// HTTP 400: put `{}`.

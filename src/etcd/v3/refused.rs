@@ -60,6 +60,8 @@ pub fn from_gateway(asked: &Asked, status: u16, error: &GatewayError) -> (Error,
             let refused = Error::Transport(auth_refusal(asked, status, error));
             return (refused, refusal == Refusal::InvalidToken);
         }
+        // Not a token problem: a new token would be refused the same.
+        Refusal::PermissionDenied => Error::Transport(auth_refusal(asked, status, error)),
         Refusal::HistoryGone => etcd(ErrorKind::HistoryGone),
         Refusal::LeaseNotFound => etcd(ErrorKind::NotFound),
         Refusal::Unavailable => transport(
