@@ -19,11 +19,26 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// A loopback port nobody listens on, for a server a test is about to start.
+///
+/// Taken below Linux's ephemeral range (32768–60999): a port the kernel hands out for
+/// `bind(:0)` can be taken, before the server binds it, by the outgoing connection of a
+/// test running beside this one — a cluster member then dies with "address already in
+/// use". A port is never handed out twice within one test binary.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..1000 {
+        let port = fastrand::u16(20000..32000);
+        if given.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port in 20000..32000");
 }
 
 /// The etcd server to run: `$RECONFIG_TEST_ETCD` (e.g. etcd 3.5.1 from PyPI's
@@ -191,6 +206,17 @@ impl Etcd {
     }
 
     fn cluster_of(n: usize, api: Option<Api>) -> Vec<Etcd> {
+        for _attempt in 0..3 {
+            if let Some(members) = Etcd::try_cluster_of(n, api) {
+                return members;
+            }
+        }
+        panic!("a cluster of {n} did not start after 3 attempts; see the etcd.log files above");
+    }
+
+    /// One attempt at [`Etcd::cluster_of`]: `None`, with every member's log printed and
+    /// every member killed, when one of them is not healthy within 30 s.
+    fn try_cluster_of(n: usize, api: Option<Api>) -> Option<Vec<Etcd>> {
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let initial_cluster = ports
             .iter()
@@ -219,14 +245,24 @@ impl Etcd {
         for member in &mut members {
             member.launch(false);
         }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let healthy = members
+            .iter_mut()
+            .all(|m| m.wait_healthy(deadline.saturating_duration_since(Instant::now())));
+        if healthy {
+            return Some(members);
+        }
         for member in &mut members {
-            assert!(
-                member.wait_healthy(Duration::from_secs(30)),
-                "cluster member {} not healthy",
-                member.name
+            member.kill();
+            eprintln!(
+                "cluster member {} (client port {}, peer port {}):\n{}",
+                member.name,
+                member.client_port,
+                member.peer_port,
+                std::fs::read_to_string(member.dir.path().join("etcd.log")).unwrap_or_default()
             );
         }
-        members
+        None
     }
 
     fn launch(&mut self, wait: bool) -> bool {
