@@ -8,17 +8,24 @@
 //! Order of [`apply`]: follow symlinks → read current → owner lookup → (same bytes, mode and
 //! requested ids: done) → (dry run: check with `{{src}}` on a private copy, diff) → directory → stage → check with `{{src}}` →
 //! rename → check without `{{src}}` (restore on failure) → splay → reload.
+//!
+//! One exception to atomicity: a target that refuses rename(2) (EBUSY/EXDEV: a bind-mounted
+//! file) is rewritten in place, logged, verified by reading it back, and given its previous
+//! content back on any failure (see `in_place`).
 
 mod command;
 mod diff;
 mod directory;
 mod error;
+mod in_place;
 mod install;
 mod owner;
 mod placeholder;
 
+use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use crate::stop::Stop;
@@ -28,7 +35,7 @@ pub use diff::FileSummary;
 pub use error::{ApplyError, ApplyErrorKind, Step, TargetState};
 
 use command::human_duration;
-use install::{Attributes, Current, ReadError, RealTarget, StageError, StageStep};
+use install::{Attributes, Current, Placed, ReadError, RealTarget, StageError, StageStep};
 use owner::{NotPreserved, Ownership, WantedId};
 
 /// Mode of a new file when the resource sets none.
@@ -263,9 +270,12 @@ fn install_checked(
         run_check(spec, check, Some(staged.path()), stop)
             .map_err(|error| check_failed(spec, error, TargetState::Untouched))?;
     }
-    staged
+    let placed = staged
         .install(target)
         .map_err(|e| io_error(spec, Step::Rename, &target.path, e))?;
+    if let Placed::InPlace { rename_error } = placed {
+        warn_in_place_once(spec, target, &rename_error);
+    }
     if let Some(check) = checkcmd.filter(|check| !check.contains(placeholder::SRC)) {
         if let Err(error) = run_check(spec, check, None, stop) {
             let state = restore_after_failed_check(spec, target, current);
@@ -328,6 +338,28 @@ fn run_check(
             log::debug!(target: &spec.id, "check failed: {error}");
             Err(error)
         }
+    }
+}
+
+/// The first in-place rewrite of a target is worth a warning (it is not atomic); later ones
+/// of the same target are expected and only logged at debug level.
+fn warn_in_place_once(spec: &InstallSpec, target: &RealTarget, rename_error: &io::Error) {
+    static WARNED: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
+    let first = WARNED
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(target.path.clone());
+    if first {
+        log::warn!(
+            target: &spec.id,
+            "{} cannot be replaced by rename ({rename_error}): it is probably a bind mount; \
+             rewriting it in place instead (not atomic: readers may see it mid-write). \
+             Logged once for this target",
+            target.path.display()
+        );
+    } else {
+        log::debug!(target: &spec.id, "rewrote {} in place", target.path.display());
     }
 }
 

@@ -1,0 +1,162 @@
+//! How targets are put in place beyond a plain file: bind-mounted targets, backups of the
+//! previous versions, and several targets installed as one group. The real `reconfig`
+//! binary against a real etcd, real mounts and real commands.
+
+mod support;
+
+use serde_json::json;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+use support::daemon::{count_lines, Setup, RECONFIG};
+use support::procs::Tree;
+use support::{both_apis, stderr, stdout, wait_output, Api, Etcd};
+
+/// Runs `reconfig --onetime` in a private mount namespace where `source` is bind-mounted on
+/// `target`, as Docker mounts /etc/hosts into a container. The shell prints
+/// "still a mount point" when `target` is a mount point after reconfig ran. `None` when this
+/// host does not allow a mount namespace (not root, or in a restricted container).
+fn onetime_with_bind_mount(
+    setup: &Setup,
+    etcd: &Etcd,
+    source: &Path,
+    target: &Path,
+) -> Option<Output> {
+    let tree = Tree::new();
+    let allowed = tree
+        .command("unshare")
+        .args(["--mount", "--propagation", "private", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !allowed {
+        eprintln!("skipped: `unshare --mount` is not permitted here (needs root, or a container that allows mount namespaces)");
+        return None;
+    }
+    let script = r#"
+        source=$1 target=$2; shift 2
+        mount --bind "$source" "$target" || exit 99
+        "$@"; rc=$?
+        if awk -v t="$target" '$5 == t { found = 1 } END { exit !found }' /proc/self/mountinfo
+        then echo "still a mount point"; fi
+        exit $rc
+    "#;
+    let mut args = setup.args(etcd, &[]);
+    args.push("--onetime".to_string());
+    let child = tree
+        .command("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(source)
+        .arg(target)
+        .arg(RECONFIG)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn unshare");
+    Some(wait_output(child, Duration::from_secs(60)))
+}
+
+fn mode_of(path: &Path) -> u32 {
+    std::fs::metadata(path).expect("file").permissions().mode() & 0o7777
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+both_apis!(a_bind_mounted_target_is_rewritten_in_place_and_stays_mounted);
+fn a_bind_mounted_target_is_rewritten_in_place_and_stays_mounted(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/hosts/web", "10.0.0.5");
+    let setup = Setup::new();
+    // `hosts` is the container's view; `hosts.host` the host's file mounted onto it.
+    let target = setup.out("hosts");
+    let mounted = setup.out("hosts.host");
+    std::fs::write(&target, "the file under the mount point\n").expect("target");
+    std::fs::write(&mounted, "127.0.0.1 localhost\n").expect("mounted");
+    let mut resource = setup.list_resource_at("hosts", "/hosts", &target);
+    resource["mode"] = json!("0640");
+    resource["checkcmd"] = json!("grep -q 10.0.0.5 {{src}}");
+    setup.resource("hosts", resource);
+    let Some(out) = onetime_with_bind_mount(&setup, &etcd, &mounted, &target) else {
+        return;
+    };
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert_eq!(stdout(&out), "still a mount point\n", "{log}");
+    // The write went through the mount into the host's file, with the mode asked for.
+    assert_eq!(
+        support::read(&mounted).as_deref(),
+        Some("/hosts/web=10.0.0.5\n")
+    );
+    assert_eq!(mode_of(&mounted), 0o640);
+    assert_eq!(
+        support::read(&target).as_deref(),
+        Some("the file under the mount point\n")
+    );
+    assert!(log.contains("check ok: `grep -q 10.0.0.5 "), "{log}");
+    assert_eq!(
+        log.matches("rewriting it in place instead").count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(count_lines(&setup.out("hosts.reloads")), 1);
+    assert_eq!(
+        names_in(&setup.out("")),
+        ["hosts", "hosts.host", "hosts.reloads"],
+        "no temp file left"
+    );
+}
+
+both_apis!(a_bind_mounted_target_gets_its_content_back_when_the_installed_check_fails);
+fn a_bind_mounted_target_gets_its_content_back_when_the_installed_check_fails(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/hosts/web", "10.0.0.5");
+    let setup = Setup::new();
+    let target = setup.out("hosts");
+    let mounted = setup.out("hosts.host");
+    std::fs::write(&target, "").expect("target");
+    std::fs::write(&mounted, "127.0.0.1 localhost\n").expect("mounted");
+    std::fs::set_permissions(&mounted, PermissionsExt::from_mode(0o644)).expect("chmod");
+    let mut resource = setup.list_resource_at("hosts", "/hosts", &target);
+    resource["mode"] = json!("0600");
+    // Runs on the installed file: it fails, so the previous content must come back.
+    resource["checkcmd"] = json!("grep -q localhost {{target}}");
+    setup.resource("hosts", resource);
+    let Some(out) = onetime_with_bind_mount(&setup, &etcd, &mounted, &target) else {
+        return;
+    };
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    assert_eq!(stdout(&out), "still a mount point\n", "{log}");
+    assert!(log.contains("was restored"), "{log}");
+    assert_eq!(
+        support::read(&mounted).as_deref(),
+        Some("127.0.0.1 localhost\n")
+    );
+    assert_eq!(mode_of(&mounted), 0o644);
+    assert_eq!(std::fs::metadata(&mounted).expect("mounted").uid(), 0);
+    assert_eq!(count_lines(&setup.out("hosts.reloads")), 0);
+}
