@@ -63,6 +63,7 @@ fn spec(dir: &TempDir, name: &str) -> InstallSpec {
         reloadcmd: None,
         splay: Duration::ZERO,
         command_timeout: Duration::from_secs(30),
+        backups: 0,
     }
 }
 

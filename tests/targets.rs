@@ -160,3 +160,60 @@ fn a_bind_mounted_target_gets_its_content_back_when_the_installed_check_fails(ap
     assert_eq!(std::fs::metadata(&mounted).expect("mounted").uid(), 0);
     assert_eq!(count_lines(&setup.out("hosts.reloads")), 0);
 }
+
+both_apis!(backups_keep_the_last_n_replaced_versions_with_their_mode_and_owner);
+fn backups_keep_the_last_n_replaced_versions_with_their_mode_and_owner(api: Api) {
+    let etcd = Etcd::start_on(api);
+    let setup = Setup::new();
+    let target = setup.out("app.conf");
+    let backup = |n: u32| setup.out(&format!("app.conf.{n}"));
+    // The hand-written file reconfig takes over: secret mode, another owner.
+    std::fs::write(&target, "hand-written\n").expect("target");
+    std::fs::set_permissions(&target, PermissionsExt::from_mode(0o600)).expect("chmod");
+    std::os::unix::fs::chown(&target, Some(4242), Some(4343)).expect("chown");
+    let mut resource = setup.list_resource_at("app", "/app", &target);
+    resource["backup"] = json!(2);
+    resource["mode"] = json!("0644");
+    resource["owner"] = json!("root");
+    resource["group"] = json!("root");
+    resource["checkcmd"] = json!("! grep -q bad {{target}}");
+    setup.resource("app", resource);
+    let run = |value: &str| {
+        etcd.put("/app/v", value);
+        setup.onetime(&etcd, &[])
+    };
+
+    let out = run("one");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(support::read(&backup(1)).as_deref(), Some("hand-written\n"));
+    let kept = std::fs::metadata(backup(1)).expect("backup");
+    assert_eq!(
+        (kept.mode() & 0o7777, kept.uid(), kept.gid()),
+        (0o600, 4242, 4343)
+    );
+    assert_eq!(mode_of(&target), 0o644);
+
+    // Same data: nothing replaced, nothing rotated.
+    assert_eq!(setup.onetime(&etcd, &[]).status.code(), Some(0));
+    assert!(!backup(2).exists());
+
+    assert_eq!(run("two").status.code(), Some(0));
+    assert_eq!(run("three").status.code(), Some(0));
+    assert_eq!(support::read(&target).as_deref(), Some("/app/v=three\n"));
+    assert_eq!(support::read(&backup(1)).as_deref(), Some("/app/v=two\n"));
+    assert_eq!(support::read(&backup(2)).as_deref(), Some("/app/v=one\n"));
+    assert_eq!(mode_of(&backup(1)), 0o644);
+
+    // A version the check rejects is rolled back: not a replacement, no rotation.
+    let out = run("bad");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(support::read(&target).as_deref(), Some("/app/v=three\n"));
+    assert_eq!(support::read(&backup(1)).as_deref(), Some("/app/v=two\n"));
+    assert_eq!(support::read(&backup(2)).as_deref(), Some("/app/v=one\n"));
+    assert_eq!(
+        names_in(&setup.out("")),
+        ["app.conf", "app.conf.1", "app.conf.2", "app.reloads"],
+        "at most 2 backups, no temp file left"
+    );
+    assert_eq!(count_lines(&setup.out("app.reloads")), 3);
+}

@@ -225,13 +225,19 @@ impl Staged {
         &self.path
     }
 
+    /// Renames the staged file to `path` in `dir` (its own directory); no fsync.
+    pub(crate) fn rename_to(&mut self, dir: &Path, path: &Path) -> io::Result<()> {
+        in_directory(dir, || fs::rename(&self.path, path))?;
+        self.installed = true;
+        Ok(())
+    }
+
     /// Renames the staged file over `target` and fsyncs the directory. When the target
     /// cannot be renamed over (a bind mount), rewrites it in place instead (see `in_place`).
     /// On error the staged file is removed (on drop) and the target keeps its content.
     pub(crate) fn install(mut self, target: &RealTarget) -> io::Result<Placed> {
-        match in_directory(&target.dir, || fs::rename(&self.path, &target.path)) {
+        match self.rename_to(&target.dir, &target.path) {
             Ok(()) => {
-                self.installed = true;
                 sync_dir(&target.dir);
                 Ok(Placed::Renamed)
             }

@@ -13,6 +13,7 @@
 //! file) is rewritten in place, logged, verified by reading it back, and given its previous
 //! content back on any failure (see `in_place`).
 
+mod backup;
 mod command;
 mod diff;
 mod directory;
@@ -60,6 +61,8 @@ pub struct InstallSpec {
     pub splay: Duration,
     /// Limit for each check/reload command.
     pub command_timeout: Duration,
+    /// How many replaced versions to keep beside the target (`TARGET.1` …); 0: none.
+    pub backups: u32,
 }
 
 #[derive(Debug)]
@@ -282,7 +285,28 @@ fn install_checked(
             return Err(check_failed(spec, error, state));
         }
     }
+    if let Some(replaced) = current.filter(|current| current.bytes != content.as_bytes()) {
+        keep_backup(spec, target, replaced);
+    }
     Ok(())
+}
+
+/// Rotates the backups once a different content is in place for good (its check passed).
+/// A failure is only logged: the new file is installed and the service must still reload.
+fn keep_backup(spec: &InstallSpec, target: &RealTarget, replaced: &Current) {
+    if spec.backups == 0 {
+        return;
+    }
+    match backup::rotate(target, replaced, spec.backups) {
+        Ok(newest) => {
+            log::debug!(target: &spec.id, "kept the replaced version as {}", newest.display())
+        }
+        Err(error) => log::warn!(
+            target: &spec.id,
+            "cannot keep a backup of the replaced {}: {error}; the new content is installed",
+            target.path.display()
+        ),
+    }
 }
 
 /// Dry run: a `{{src}}` check runs on a private copy of the new content, so the diff shown

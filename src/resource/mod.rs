@@ -119,7 +119,12 @@ const KNOWN_FIELDS: &[&str] = &[
     "strict",
     "wait",
     "render_fuel",
+    "backup",
 ];
+
+/// The most `backup` may keep: more is a typo or a job for version control, and each one
+/// costs a rename on every change.
+const MAX_BACKUPS: u64 = 100;
 
 /// Loads every `*.json` file of `opts.confdir`, in file-name order.
 ///
@@ -227,6 +232,7 @@ fn resource_from(file: &Path, fields: &Fields, opts: &LoadOptions) -> Result<Res
         reloadcmd: fields.string("reloadcmd")?.map(str::to_string),
         splay: fields.duration("splay")?.unwrap_or(Duration::ZERO),
         command_timeout: command_timeout(fields)?.unwrap_or(opts.default_command_timeout),
+        backups: backups(fields)?,
     };
     Ok(Resource {
         file: file.to_path_buf(),
@@ -289,6 +295,16 @@ fn load_template(
         ));
     }
     Template::load(template_path, pattern, strict).map_err(|err| err.to_string())
+}
+
+fn backups(fields: &Fields) -> Result<u32, String> {
+    match fields.positive_integer("backup")? {
+        None => Ok(0),
+        Some(keep) if keep <= MAX_BACKUPS => Ok(keep as u32),
+        Some(keep) => Err(format!(
+            "field \"backup\": {keep} is more than the {MAX_BACKUPS} previous versions reconfig keeps; keep the history in version control"
+        )),
+    }
 }
 
 fn command_timeout(fields: &Fields) -> Result<Option<Duration>, String> {

@@ -280,6 +280,14 @@ fn wrong_types_are_errors_naming_the_field() {
             r#", "render_fuel": "1000""#,
             r#"field "render_fuel": expected a whole number (without quotes)"#,
         ),
+        (
+            r#", "backup": 0"#,
+            r#"field "backup": 0 is not a whole number of 1 or more"#,
+        ),
+        (
+            r#", "backup": 101"#,
+            r#"field "backup": 101 is more than the 100 previous versions"#,
+        ),
     ];
     for (extra, expected) in cases {
         assert_contains(&tree.problem_of(&minimal(&tree, extra)), expected);
