@@ -217,3 +217,159 @@ fn backups_keep_the_last_n_replaced_versions_with_their_mode_and_owner(api: Api)
     );
     assert_eq!(count_lines(&setup.out("app.reloads")), 3);
 }
+
+/// A resource rendering `/app` into two files: `upstream.conf` lists the servers, `site.conf`
+/// names the upstream file and the site name (strict: a missing `/app/name` fails its render).
+/// The check names both staged files, the reload appends to `app.reloads`.
+fn grouped_resource(setup: &Setup, checkcmd: &str) -> serde_json::Value {
+    setup.template(
+        "upstream.tmpl",
+        "{% for k, v in reconfig.data|items %}{% if k.startswith('/app/servers/') %}server {{ v }}\n{% endif %}{% endfor %}",
+    );
+    setup.template("site.tmpl", "site {{ reconfig.data['/app/name'] }}\n");
+    json!({
+        "id": "app",
+        "key": "/app",
+        "recursive": true,
+        "strict": true,
+        "mode": "0640",
+        "templates": [
+            {"source": "upstream.tmpl", "target": setup.out("upstream.conf")},
+            {"source": "site.tmpl", "target": setup.out("site.conf"), "mode": "0600"},
+        ],
+        "checkcmd": checkcmd,
+        "reloadcmd": format!("echo reload >> {}", setup.out("app.reloads").display()),
+    })
+}
+
+both_apis!(grouped_targets_are_checked_and_installed_together_with_one_reload);
+fn grouped_targets_are_checked_and_installed_together_with_one_reload(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/app/servers/a", "10.0.0.1:80");
+    etcd.put("/app/name", "shop");
+    let setup = Setup::new();
+    // The check sees both staged files, each by its number.
+    let check = format!(
+        "cat {{{{src:1}}}} {{{{src:2}}}} > {}; grep -q server {{{{src}}}}",
+        setup.out("checked").display()
+    );
+    setup.resource("app", grouped_resource(&setup, &check));
+    let (upstream, site) = (setup.out("upstream.conf"), setup.out("site.conf"));
+
+    let out = setup.onetime(&etcd, &[]);
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert_eq!(
+        support::read(&upstream).as_deref(),
+        Some("server 10.0.0.1:80\n")
+    );
+    assert_eq!(support::read(&site).as_deref(), Some("site shop\n"));
+    assert_eq!(
+        support::read(&setup.out("checked")).as_deref(),
+        Some("server 10.0.0.1:80\nsite shop\n")
+    );
+    assert_eq!((mode_of(&upstream), mode_of(&site)), (0o640, 0o600));
+    assert_eq!(count_lines(&setup.out("app.reloads")), 1, "{log}");
+
+    // Nothing changed: no write, no check, no reload.
+    let out = setup.onetime(&etcd, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(count_lines(&setup.out("app.reloads")), 1);
+
+    // One file changes: it alone is rewritten; the check still sees both (the unchanged one
+    // is its installed file); one reload.
+    let site_inode = std::fs::metadata(&site).expect("site").ino();
+    etcd.put("/app/servers/b", "10.0.0.2:80");
+    let out = setup.onetime(&etcd, &[]);
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert_eq!(
+        support::read(&upstream).as_deref(),
+        Some("server 10.0.0.1:80\nserver 10.0.0.2:80\n")
+    );
+    assert_eq!(std::fs::metadata(&site).expect("site").ino(), site_inode);
+    assert_eq!(
+        support::read(&setup.out("checked")).as_deref(),
+        Some("server 10.0.0.1:80\nserver 10.0.0.2:80\nsite shop\n")
+    );
+    assert_eq!(log.matches("changed ").count(), 1, "{log}");
+    assert_eq!(count_lines(&setup.out("app.reloads")), 2);
+}
+
+both_apis!(a_failed_render_or_check_of_one_grouped_file_installs_none);
+fn a_failed_render_or_check_of_one_grouped_file_installs_none(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/app/servers/a", "10.0.0.1:80");
+    etcd.put("/app/name", "shop");
+    let setup = Setup::new();
+    setup.resource("app", grouped_resource(&setup, "! grep -q bad {{src:2}}"));
+    let (upstream, site) = (setup.out("upstream.conf"), setup.out("site.conf"));
+    assert_eq!(setup.onetime(&etcd, &[]).status.code(), Some(0));
+    let installed = (support::read(&upstream), support::read(&site));
+
+    // upstream.conf would change, but site.conf cannot render: neither is installed.
+    etcd.put("/app/servers/b", "10.0.0.2:80");
+    etcd.delete("/app/name", false);
+    let out = setup.onetime(&etcd, &[]);
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    assert!(log.contains("render failed"), "{log}");
+    assert!(log.contains("site.tmpl"), "names the template: {log}");
+    assert_eq!((support::read(&upstream), support::read(&site)), installed);
+
+    // Both render, the check rejects site.conf: neither is installed.
+    etcd.put("/app/name", "bad");
+    let out = setup.onetime(&etcd, &[]);
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    assert!(log.contains("the check of the new content failed"), "{log}");
+    assert_eq!((support::read(&upstream), support::read(&site)), installed);
+    assert_eq!(count_lines(&setup.out("app.reloads")), 1);
+    assert_eq!(
+        names_in(&setup.out("")),
+        ["app.reloads", "site.conf", "upstream.conf"],
+        "no temp file left"
+    );
+}
+
+both_apis!(a_failed_check_of_the_installed_group_puts_every_file_back);
+fn a_failed_check_of_the_installed_group_puts_every_file_back(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/app/servers/a", "10.0.0.1:80");
+    etcd.put("/app/name", "shop");
+    let setup = Setup::new();
+    // No {{src}}: it checks the installed files, after both were renamed into place.
+    setup.resource(
+        "app",
+        grouped_resource(&setup, "! grep -q bad {{target:1}} {{target:2}}"),
+    );
+    let (upstream, site) = (setup.out("upstream.conf"), setup.out("site.conf"));
+    assert_eq!(setup.onetime(&etcd, &[]).status.code(), Some(0));
+    let installed = (support::read(&upstream), support::read(&site));
+
+    etcd.put("/app/servers/b", "10.0.0.2:80");
+    etcd.put("/app/name", "bad");
+    let out = setup.onetime(&etcd, &[]);
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    assert!(log.contains("was restored"), "{log}");
+    assert!(log.contains("site.conf"), "names the other file: {log}");
+    assert_eq!((support::read(&upstream), support::read(&site)), installed);
+    assert_eq!((mode_of(&upstream), mode_of(&site)), (0o640, 0o600));
+    assert_eq!(count_lines(&setup.out("app.reloads")), 1);
+}
+
+both_apis!(a_dry_run_of_a_group_shows_every_changed_file);
+fn a_dry_run_of_a_group_shows_every_changed_file(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/app/servers/a", "10.0.0.1:80");
+    etcd.put("/app/name", "shop");
+    let setup = Setup::new();
+    setup.resource("app", grouped_resource(&setup, "grep -q shop {{src:2}}"));
+    let out = setup.onetime(&etcd, &["--notreally"]);
+    let diff = stdout(&out);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(diff.contains("+server 10.0.0.1:80\n"), "{diff}");
+    assert!(diff.contains("+site shop\n"), "{diff}");
+    assert_eq!(names_in(&setup.out("")), Vec::<String>::new());
+}
