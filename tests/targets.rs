@@ -9,6 +9,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
+
+const SECS: Duration = Duration::from_secs(10);
 use support::daemon::{count_lines, Setup, RECONFIG};
 use support::procs::Tree;
 use support::{both_apis, stderr, stdout, wait_output, Api, Etcd};
@@ -372,4 +374,52 @@ fn a_dry_run_of_a_group_shows_every_changed_file(api: Api) {
     assert!(diff.contains("+server 10.0.0.1:80\n"), "{diff}");
     assert!(diff.contains("+site shop\n"), "{diff}");
     assert_eq!(names_in(&setup.out("")), Vec::<String>::new());
+}
+
+both_apis!(the_daemon_installs_a_changed_group_with_one_reload_and_keeps_backups);
+fn the_daemon_installs_a_changed_group_with_one_reload_and_keeps_backups(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/app/servers/a", "10.0.0.1:80");
+    etcd.put("/app/name", "shop");
+    let setup = Setup::new();
+    let mut resource = grouped_resource(&setup, "grep -q server {{src:1}}");
+    resource["backup"] = json!(1);
+    setup.resource("app", resource);
+    let (upstream, site) = (setup.out("upstream.conf"), setup.out("site.conf"));
+    let reloads = setup.out("app.reloads");
+    let daemon = setup.daemon(&etcd, &[]);
+    assert!(
+        support::eventually(SECS, || count_lines(&reloads) == 1),
+        "{}",
+        daemon.log_text()
+    );
+    assert_eq!(support::read(&site).as_deref(), Some("site shop\n"));
+
+    // A change renders both files from one snapshot; only the changed one is installed.
+    etcd.put("/app/servers/a", "10.0.0.9:80");
+    assert!(
+        support::daemon::wait_content(&upstream, "server 10.0.0.9:80\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    assert!(
+        support::eventually(SECS, || count_lines(&reloads) == 2),
+        "{}",
+        daemon.log_text()
+    );
+    assert_eq!(
+        support::read(&setup.out("upstream.conf.1")).as_deref(),
+        Some("server 10.0.0.1:80\n")
+    );
+    assert!(
+        !setup.out("site.conf.1").exists(),
+        "site.conf did not change"
+    );
+    let log = daemon.log_text();
+    assert!(
+        log.contains("upstream.conf (template") && log.contains("site.conf (template"),
+        "the bound line names both files: {log}"
+    );
+    drop(daemon);
+    assert_eq!(count_lines(&reloads), 2, "one reload per change");
 }
