@@ -87,11 +87,10 @@ pub fn load_resources(options: &LoadOptions) -> Result<LoadedResources, LoadErro
     }
     for r in &loaded.resources {
         log::info!(target: r.id(),
-            "bound: key {}{} → {} (template {})",
+            "bound: key {}{} → {}",
             r.key,
             if r.recursive { " (recursive)" } else { "" },
-            r.target().display(),
-            r.template_path.display());
+            r.files_text());
     }
     Ok(LoadedResources {
         resources: loaded.resources.into_iter().map(Arc::new).collect(),
@@ -102,7 +101,11 @@ pub fn load_resources(options: &LoadOptions) -> Result<LoadedResources, LoadErro
 /// Temp files a killed predecessor left beside the targets.
 fn clean_stale_temp_files(resources: &[Arc<Resource>]) {
     for r in resources {
-        let removed = apply::remove_stale_temp_files(r.target());
+        let files = r.install.files();
+        let removed: usize = files
+            .iter()
+            .map(|file| apply::remove_stale_temp_files(&file.target))
+            .sum();
         if removed > 0 {
             log::info!(target: r.id(), "removed {removed} temp file(s) left by an interrupted run");
         }

@@ -318,13 +318,13 @@ impl Watcher {
             Ok(altdata) => altdata,
             Err(e) => return (Some(index), Err(PassError::Etcd(e))),
         };
-        let text = match self.render(data, altdata) {
-            Ok(text) => text,
+        let texts = match self.render(data, altdata) {
+            Ok(texts) => texts,
             Err(e) => return (Some(index), Err(PassError::Render(e))),
         };
-        log::debug!(target: resource.id(), "rendered {} bytes from index {index}", text.len());
-        self.rendered_len = text.len();
-        (Some(index), self.apply(&text))
+        self.rendered_len = texts.iter().map(String::len).sum();
+        log::debug!(target: resource.id(), "rendered {} bytes from index {index}", self.rendered_len);
+        (Some(index), self.apply(&texts))
     }
 
     /// The kept snapshot with the changes the last wait reported applied, when the cache
@@ -343,7 +343,7 @@ impl Watcher {
         &self,
         data: Arc<BTreeMap<String, String>>,
         altdata: BTreeMap<String, Arc<BTreeMap<String, String>>>,
-    ) -> Result<String, String> {
+    ) -> Result<Vec<String>, String> {
         let resource = Arc::clone(&self.resource);
         // Room for a little growth, so the usual small change needs no reallocation.
         let capacity = self.rendered_len + self.rendered_len / 8;
@@ -353,10 +353,7 @@ impl Watcher {
                 altdata: &altdata,
                 watched: &resource.key,
             };
-            resource
-                .template
-                .render_with_capacity(&context, capacity)
-                .map_err(|e| e.to_string())
+            resource.render_all(&context, capacity)
         };
         match &self.options.render_pool {
             Some(pool) => pool.run(job).unwrap_or_else(|| {
@@ -397,10 +394,11 @@ impl Watcher {
         Ok(altdata)
     }
 
-    fn apply(&mut self, text: &str) -> Result<Converged, PassError> {
-        let outcome = apply::apply(
+    fn apply(&mut self, texts: &[String]) -> Result<Converged, PassError> {
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let outcome = apply::apply_group(
             &self.resource.install,
-            text,
+            &texts,
             self.options.dry_run,
             &self.process,
         )

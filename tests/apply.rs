@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use reconfig::apply::{
-    apply, reload, remove_stale_temp_files, ApplyErrorKind, CommandFailure, FileSummary,
-    InstallSpec, Outcome, ReloadResult, Step, TargetState,
+    apply, apply_group, reload, remove_stale_temp_files, ApplyErrorKind, CommandFailure, FileSpec,
+    FileSummary, InstallSpec, InstalledFile, Outcome, ReloadResult, Step, TargetState,
 };
 use reconfig::stop::Stop;
 
@@ -63,6 +63,8 @@ fn spec(dir: &TempDir, name: &str) -> InstallSpec {
         reloadcmd: None,
         splay: Duration::ZERO,
         command_timeout: Duration::from_secs(30),
+        grouped: Vec::new(),
+        backups: 0,
     }
 }
 
@@ -157,10 +159,13 @@ fn changed_content_is_installed_with_summaries_and_no_leftovers() {
     let old_inode = fs::metadata(&spec.target).unwrap().ino();
 
     match run(&spec, "new content\n") {
-        Outcome::Installed { old, new, reload } => {
-            assert_eq!(old, Some(FileSummary::of(b"old\n")));
+        Outcome::Installed { files, reload } => {
+            assert_eq!(files.len(), 1);
+            let InstalledFile { target, old, new } = &files[0];
+            assert_eq!(target, &spec.target);
+            assert_eq!(*old, Some(FileSummary::of(b"old\n")));
             assert_eq!(new.len, 12);
-            assert_eq!(new, FileSummary::of(b"new content\n"));
+            assert_eq!(*new, FileSummary::of(b"new content\n"));
             assert!(matches!(reload, ReloadResult::NotConfigured));
         }
         other => panic!("expected Installed, got {other:?}"),
@@ -1016,9 +1021,10 @@ fn a_failed_check_shows_the_command_with_the_real_paths() {
 fn the_change_summary_checksum_is_what_sha256sum_prints() {
     let dir = TempDir::new("sha");
     let spec = spec(&dir, "a.conf");
-    let Outcome::Installed { new, .. } = run(&spec, "server a 10.0.0.1:80\n") else {
+    let Outcome::Installed { files, .. } = run(&spec, "server a 10.0.0.1:80\n") else {
         panic!("not installed");
     };
+    let new = &files[0].new;
     let output = std::process::Command::new("sha256sum")
         .arg(&spec.target)
         .output()
@@ -1073,4 +1079,68 @@ fn dry_run_checks_a_private_copy_with_src_and_never_reloads() {
     assert_eq!(dir.names(), ["a.conf"]);
     assert_eq!(fs::read_to_string(&spec.target).unwrap(), "old\n");
     assert!(!marker.exists());
+}
+
+/// Clears the immutable flag it set, before the test's `TempDir` is removed.
+struct Immutable(PathBuf);
+
+impl Immutable {
+    /// `None` when the file system or the process cannot set the flag.
+    fn set(path: &Path) -> Option<Immutable> {
+        let set = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        set.then(|| Immutable(path.to_path_buf()))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_failed_rename_in_a_group_puts_back_the_files_renamed_before_it() {
+    let dir = TempDir::new("group-rename");
+    let mut spec = spec(&dir, "a.conf");
+    let second = dir.join("b.conf");
+    spec.grouped = vec![FileSpec {
+        target: second.clone(),
+        mode: None,
+        owner: None,
+        group: None,
+    }];
+    let marker = dir.join("reloaded");
+    spec.reloadcmd = Some(touch_command(&marker));
+    fs::write(&spec.target, "old a\n").unwrap();
+    fs::write(&second, "old b\n").unwrap();
+    // rename(2) over an immutable file fails with EPERM, even for root.
+    let Some(_immutable) = Immutable::set(&second) else {
+        eprintln!("skipped: chattr +i is not possible here");
+        return;
+    };
+    let error = apply_group(&spec, &["new a\n", "new b\n"], false, &Stop::new()).unwrap_err();
+    assert!(
+        matches!(
+            error.kind.as_ref(),
+            ApplyErrorKind::Io {
+                step: Step::Rename,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(error.target, second);
+    assert_eq!(error.together_with, [spec.target.clone()]);
+    assert_eq!(fs::read_to_string(&spec.target).unwrap(), "old a\n");
+    assert_eq!(fs::read_to_string(&second).unwrap(), "old b\n");
+    assert!(!marker.exists(), "no reload");
+    assert_eq!(dir.names(), ["a.conf", "b.conf"], "no temp file left");
 }

@@ -44,7 +44,7 @@ pub(crate) struct ShellCommand {
     /// The command as messages show it, with the real paths.
     pub display: String,
     /// Variables set for it (the paths its placeholders refer to).
-    pub env: Vec<(&'static str, OsString)>,
+    pub env: Vec<(String, OsString)>,
 }
 
 /// Why a check or reload command failed, with what it printed.

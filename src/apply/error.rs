@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::command::CommandError;
 
@@ -15,6 +15,36 @@ pub struct ApplyError {
     pub target: PathBuf,
     /// Boxed to keep `Result<_, ApplyError>` small.
     pub kind: Box<ApplyErrorKind>,
+    /// A resource with several templates: its other files that were to change with
+    /// `target`. They share its fate: left unchanged, or put back with it.
+    pub together_with: Vec<PathBuf>,
+}
+
+pub(super) fn apply_error(id: &str, target: &Path, kind: ApplyErrorKind) -> ApplyError {
+    ApplyError {
+        id: id.to_string(),
+        target: target.to_path_buf(),
+        kind: Box::new(kind),
+        together_with: Vec::new(),
+    }
+}
+
+pub(super) fn io_error(
+    id: &str,
+    target: &Path,
+    step: Step,
+    path: &Path,
+    source: io::Error,
+) -> ApplyError {
+    apply_error(
+        id,
+        target,
+        ApplyErrorKind::Io {
+            step,
+            path: path.to_path_buf(),
+            source,
+        },
+    )
 }
 
 #[derive(Debug)]
@@ -91,7 +121,7 @@ impl fmt::Display for Step {
 impl fmt::Display for ApplyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // No resource id: every log line already carries it as its label.
-        let target = self.target.display();
+        let target = self.subject();
         match self.kind.as_ref() {
             ApplyErrorKind::CheckFailed {
                 target_state: TargetState::DryRun,
@@ -127,6 +157,22 @@ impl fmt::Display for ApplyError {
                 write!(f, "the check of the new content failed: {error}\n{}", describe(target_state, &target))
             }
         }
+    }
+}
+
+impl ApplyError {
+    /// The target, or for a group the target and the files that share its fate.
+    fn subject(&self) -> String {
+        let target = self.target.display().to_string();
+        if self.together_with.is_empty() {
+            return target;
+        }
+        let others: Vec<String> = self
+            .together_with
+            .iter()
+            .map(|other| other.display().to_string())
+            .collect();
+        format!("{target} (with {}, one group)", others.join(", "))
     }
 }
 

@@ -14,6 +14,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Path, PathBuf};
 
 use super::directory::{in_directory, sync_dir};
+use super::in_place;
 use super::owner::{NotPreserved, Ownership, WantedId};
 
 /// Symlink hops followed before giving up, like the kernel's own limit.
@@ -148,6 +149,7 @@ pub(crate) fn create_dirs(dir: &Path) -> Result<(), (PathBuf, io::Error)> {
 }
 
 /// Mode and ids for a staged file.
+#[derive(Clone, Copy)]
 pub(crate) struct Attributes {
     pub mode: u32,
     pub ownership: Ownership,
@@ -208,9 +210,11 @@ pub(crate) struct StageError {
     pub error: io::Error,
 }
 
-/// A complete, fsync'd temp file beside the target. Removed on drop unless installed.
+/// A complete, fsync'd temp file beside the target. Removed on drop unless renamed.
 pub(crate) struct Staged {
     path: PathBuf,
+    /// What it was given, for an in-place rewrite to give the target.
+    attributes: Attributes,
     /// Preserved ids that could not be kept (see `owner`), for the caller to log.
     pub not_preserved: Vec<NotPreserved>,
     installed: bool,
@@ -221,14 +225,45 @@ impl Staged {
         &self.path
     }
 
-    /// Renames the staged file over `target` and fsyncs the directory. On error the staged
-    /// file is removed (on drop) and the target is untouched.
-    pub(crate) fn install(mut self, target: &RealTarget) -> io::Result<()> {
-        in_directory(&target.dir, || fs::rename(&self.path, &target.path))?;
+    /// Renames the staged file to `path` in `dir` (its own directory); no fsync.
+    pub(crate) fn rename_to(&mut self, dir: &Path, path: &Path) -> io::Result<()> {
+        in_directory(dir, || fs::rename(&self.path, path))?;
         self.installed = true;
-        sync_dir(&target.dir);
         Ok(())
     }
+
+    /// Renames the staged file over `target` and fsyncs the directory. When the target
+    /// cannot be renamed over (a bind mount), rewrites it in place instead (see `in_place`).
+    /// On error the staged file is removed (on drop) and the target keeps its content.
+    pub(crate) fn install(mut self, target: &RealTarget) -> io::Result<Placed> {
+        match self.rename_to(&target.dir, &target.path) {
+            Ok(()) => {
+                sync_dir(&target.dir);
+                Ok(Placed::Renamed)
+            }
+            Err(error) if in_place::rename_refused(&error) => {
+                in_place::rewrite(&self.path, &target.path, &self.attributes).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("rename was refused ({error}), and rewriting in place failed: {e}"),
+                    )
+                })?;
+                Ok(Placed::InPlace {
+                    rename_error: error,
+                })
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// How an installed file got into place.
+#[derive(Debug)]
+pub(crate) enum Placed {
+    /// Atomically, by rename(2).
+    Renamed,
+    /// Rewritten through a descriptor because rename(2) was refused (a bind-mounted file).
+    InPlace { rename_error: io::Error },
 }
 
 impl Drop for Staged {
@@ -255,6 +290,7 @@ pub(crate) fn stage(
     // From here the guard removes the file on any error.
     let mut staged = Staged {
         path: path.clone(),
+        attributes: *attributes,
         not_preserved: Vec::new(),
         installed: false,
     };
@@ -399,7 +435,7 @@ pub(crate) fn restore(target: &RealTarget, previous: Option<&Current>) -> io::Re
         Some(current) => {
             let staged = stage(target, &current.bytes, &Attributes::of(current))
                 .map_err(|failure| failure.error)?;
-            staged.install(target)
+            staged.install(target).map(|_| ())
         }
         None => {
             fs::remove_file(&target.path)?;

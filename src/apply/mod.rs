@@ -1,23 +1,38 @@
-//! Staging, check, atomic install and reload of a target file.
+//! Staging, check, atomic install and reload of a resource's target files.
 //!
-//! Guarantees: the target is never left partial (a complete, fsync'd temp file in the same
-//! directory is renamed over it); a failed check never leaves the new content in place; bytes
+//! Guarantees: a target is never left partial (a complete, fsync'd temp file in the same
+//! directory is renamed over it); a failed check never leaves new content in place; bytes
 //! equal to the file on disk, with the mode and ids the resource asks for, mean no write and
-//! no command.
+//! no command. A resource with several templates is one unit: all its files are rendered
+//! from one snapshot (by the caller), staged, checked, installed together and followed by
+//! one reload; when a check or a rename fails, none of them keeps its new content.
 //!
-//! Order of [`apply`]: follow symlinks → read current → owner lookup → (same bytes, mode and
-//! requested ids: done) → (dry run: check with `{{src}}` on a private copy, diff) → directory → stage → check with `{{src}}` →
-//! rename → check without `{{src}}` (restore on failure) → splay → reload.
+//! Order of [`apply_group`] ([`apply`] is the one-file case): per file, follow symlinks →
+//! read current → owner lookup; (every file: same bytes, mode and requested ids: done) →
+//! (dry run: check with `{{src}}` on private copies, diff) → directories → stage the changed
+//! files → check with `{{src}}` → rename each (on a failure, put back those renamed before)
+//! → check without `{{src}}` (put back all on failure) → rotate backups → splay → reload.
+//!
+//! In a check, `{{src}}`/`{{target}}` name the first file, `{{src:N}}`/`{{target:N}}` the
+//! N-th (from 1); the `{{src:N}}` of a file that does not change is its target, which
+//! already holds the rendered bytes.
+//!
+//! One exception to atomicity: a target that refuses rename(2) (EBUSY/EXDEV: a bind-mounted
+//! file) is rewritten in place, logged, verified by reading it back, and given its previous
+//! content back on any failure (see `in_place`).
 
+mod backup;
 mod command;
 mod diff;
 mod directory;
 mod error;
+mod in_place;
 mod install;
+mod member;
 mod owner;
 mod placeholder;
+mod transaction;
 
-use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -27,14 +42,15 @@ pub use command::{CommandError, CommandFailure};
 pub use diff::FileSummary;
 pub use error::{ApplyError, ApplyErrorKind, Step, TargetState};
 
+pub use placeholder::check_numbered as check_placeholders;
+
 use command::human_duration;
-use install::{Attributes, Current, ReadError, RealTarget, StageError, StageStep};
-use owner::{NotPreserved, Ownership, WantedId};
+use install::RealTarget;
+use member::Member;
+use placeholder::FilePaths;
 
-/// Mode of a new file when the resource sets none.
-const DEFAULT_MODE: u32 = 0o644;
-
-/// How one resource's target is installed.
+/// How one resource's files are installed: its first (or only) file's target, mode and ids
+/// here, the files of its further templates in `grouped`, and what they all share.
 #[derive(Clone, Debug)]
 pub struct InstallSpec {
     /// Resource id, for messages.
@@ -45,6 +61,8 @@ pub struct InstallSpec {
     pub owner: Option<String>,
     /// Group name or numeric gid.
     pub group: Option<String>,
+    /// The files of the resource's further templates, installed together with `target`.
+    pub grouped: Vec<FileSpec>,
     /// Create the target's missing directories (mode 0755).
     pub mkdirs: bool,
     pub checkcmd: Option<String>,
@@ -53,21 +71,57 @@ pub struct InstallSpec {
     pub splay: Duration,
     /// Limit for each check/reload command.
     pub command_timeout: Duration,
+    /// How many replaced versions to keep beside each target (`TARGET.1` …); 0: none.
+    pub backups: u32,
+}
+
+/// One file a resource installs: where, and with which mode and ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSpec {
+    pub target: PathBuf,
+    pub mode: Option<u32>,
+    /// User name or numeric uid.
+    pub owner: Option<String>,
+    /// Group name or numeric gid.
+    pub group: Option<String>,
+}
+
+impl InstallSpec {
+    /// Every file, in order: `target`, then `grouped`. `{{src:N}}`/`{{target:N}}` number them
+    /// from 1.
+    pub fn files(&self) -> Vec<FileSpec> {
+        let first = FileSpec {
+            target: self.target.clone(),
+            mode: self.mode,
+            owner: self.owner.clone(),
+            group: self.group.clone(),
+        };
+        std::iter::once(first)
+            .chain(self.grouped.iter().cloned())
+            .collect()
+    }
 }
 
 #[derive(Debug)]
 pub enum Outcome {
-    /// The rendered text equals the bytes on disk: nothing written, no command run.
+    /// Every rendered text equals the bytes on disk: nothing written, no command run.
     Unchanged,
-    /// The new content is installed (even if the reload failed).
+    /// The files that changed are installed (even if the reload failed).
     Installed {
-        old: Option<FileSummary>,
-        new: FileSummary,
+        files: Vec<InstalledFile>,
         reload: ReloadResult,
     },
-    /// Dry run: the unified diff; nothing written beside the target, no reload run (a
-    /// `{{src}}` check ran on a private copy and passed).
+    /// Dry run: the unified diff of each file that would change; nothing written beside the
+    /// targets, no reload run (a `{{src}}` check ran on private copies and passed).
     WouldChange { diff: String },
+}
+
+/// A file an install changed.
+#[derive(Debug)]
+pub struct InstalledFile {
+    pub target: PathBuf,
+    pub old: Option<FileSummary>,
+    pub new: FileSummary,
 }
 
 #[derive(Debug)]
@@ -86,50 +140,80 @@ pub fn apply(
     dry_run: bool,
     stop: &Stop,
 ) -> Result<Outcome, ApplyError> {
-    let target = RealTarget::resolve(&spec.target)
-        .map_err(|e| io_error(spec, Step::ResolveSymlinks, &spec.target, e))?;
-    let current = read_current(spec, &target)?;
-    let current_bytes = current.as_ref().map(|current| current.bytes.as_slice());
-    let attributes = wanted_attributes(spec, current.as_ref())?;
-    // Same bytes: nothing to do, unless the resource asks for a mode or owner the file
-    // does not have (it was changed by hand, or the resource's fields were); then the
-    // file is installed again with them, checked and reloaded like any change.
-    let differences = current
-        .as_ref()
-        .map(|current| attributes.differences(current))
-        .unwrap_or_default();
-    if current_bytes == Some(content.as_bytes()) && differences.is_empty() {
+    apply_group(spec, &[content], dry_run, stop)
+}
+
+/// Brings every file of `spec` (see [`InstallSpec::files`]) to its text in `contents`, in the
+/// same order, as one: see the module doc for the order and guarantees.
+pub fn apply_group(
+    spec: &InstallSpec,
+    contents: &[&str],
+    dry_run: bool,
+    stop: &Stop,
+) -> Result<Outcome, ApplyError> {
+    let files = spec.files();
+    debug_assert_eq!(files.len(), contents.len(), "one text per file");
+    let members = files
+        .iter()
+        .zip(contents)
+        .map(|(file, content)| Member::prepare(&spec.id, file, content))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !members.iter().any(Member::needs_install) {
         return Ok(Outcome::Unchanged);
     }
-    let attribute_change = if differences.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", differences.join(", "))
-    };
     if dry_run {
-        check_privately(spec, &target, content, stop)?;
-        let mut diff = diff::unified(&spec.target, &spec.id, current_bytes, content);
-        if !differences.is_empty() {
-            diff.push_str(&format!("# attributes{attribute_change}\n"));
-        }
-        if spec
-            .checkcmd
-            .as_ref()
-            .is_some_and(|check| !check.contains(placeholder::SRC))
-        {
-            diff.push_str(
-                "# checkcmd has no {{src}}: it checks the installed file, not run in a dry run\n",
-            );
-        }
-        return Ok(Outcome::WouldChange { diff });
+        check_privately(spec, &members, stop)?;
+        return Ok(Outcome::WouldChange {
+            diff: dry_run_diff(spec, &members),
+        });
     }
-    ensure_directory(spec, &target)?;
-    install_checked(spec, &target, current.as_ref(), content, &attributes, stop)?;
-    let old = current_bytes.map(FileSummary::of);
-    let new = FileSummary::of(content.as_bytes());
-    log::info!(target: &spec.id, "changed {}: {} -> {new}{attribute_change}", spec.target.display(), summary_text(old.as_ref()));
+    for member in members.iter().filter(|member| member.needs_install()) {
+        member.ensure_directory(&spec.id, spec.mkdirs)?;
+    }
+    transaction::install_all(spec, &members, stop)?;
+    let mut installed = Vec::new();
+    for member in members.iter().filter(|member| member.needs_install()) {
+        let old = member.current_bytes().map(FileSummary::of);
+        let new = FileSummary::of(member.content.as_bytes());
+        log::info!(target: &spec.id, "changed {}: {} -> {new}{}", member.file.target.display(), summary_text(old.as_ref()), member.attribute_change());
+        installed.push(InstalledFile {
+            target: member.file.target.clone(),
+            old,
+            new,
+        });
+    }
     let reload = reload(spec, stop);
-    Ok(Outcome::Installed { old, new, reload })
+    Ok(Outcome::Installed {
+        files: installed,
+        reload,
+    })
+}
+
+/// The diff of every file that would change, with attribute changes, and a note when the
+/// check needs the installed files and so cannot run in a dry run.
+fn dry_run_diff(spec: &InstallSpec, members: &[Member]) -> String {
+    let mut diff = String::new();
+    for member in members.iter().filter(|member| member.needs_install()) {
+        diff.push_str(&diff::unified(
+            &member.file.target,
+            &spec.id,
+            member.current_bytes(),
+            member.content,
+        ));
+        if !member.differences.is_empty() {
+            diff.push_str(&format!("# attributes{}\n", member.attribute_change()));
+        }
+    }
+    if spec
+        .checkcmd
+        .as_deref()
+        .is_some_and(|check| !placeholder::names_staged(check))
+    {
+        diff.push_str(
+            "# checkcmd has no {{src}}: it checks the installed file, not run in a dry run\n",
+        );
+    }
+    diff
 }
 
 /// Waits `spec.splay` then runs `reloadcmd`. Public so a failed reload can be retried.
@@ -140,7 +224,15 @@ pub fn reload(spec: &InstallSpec, stop: &Stop) -> ReloadResult {
     if stop.sleep(spec.splay) {
         return ReloadResult::Stopped;
     }
-    let command = placeholder::expand(reloadcmd, &spec.target, None);
+    let files = spec.files();
+    let paths: Vec<FilePaths> = files
+        .iter()
+        .map(|file| FilePaths {
+            target: &file.target,
+            src: None,
+        })
+        .collect();
+    let command = placeholder::expand(reloadcmd, &paths);
     match command::run(&command, spec.command_timeout, stop) {
         Ok(took) => {
             log::info!(target: &spec.id, "reloaded: `{}` ({})", command.display, human_duration(took));
@@ -165,228 +257,44 @@ pub fn remove_stale_temp_files(target: &Path) -> usize {
     }
 }
 
-fn read_current(spec: &InstallSpec, target: &RealTarget) -> Result<Option<Current>, ApplyError> {
-    install::read_current(&target.path).map_err(|failure| match failure {
-        ReadError::Io(e) => io_error(spec, Step::ReadCurrent, &target.path, e),
-        ReadError::NotARegularFile(what) => apply_error(
-            spec,
-            ApplyErrorKind::NotARegularFile {
-                path: target.path.clone(),
-                what,
-            },
-        ),
-    })
-}
-
-fn ensure_directory(spec: &InstallSpec, target: &RealTarget) -> Result<(), ApplyError> {
-    match std::fs::metadata(&target.dir) {
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-        // Exists, or an error the temp-file creation will report precisely.
-        _ => return Ok(()),
-    }
-    if !spec.mkdirs {
-        let dir = target.dir.clone();
-        return Err(apply_error(spec, ApplyErrorKind::DirectoryMissing { dir }));
-    }
-    install::create_dirs(&target.dir)
-        .map_err(|(dir, error)| io_error(spec, Step::CreateDirectory, &dir, error))
-}
-
-/// Mode: spec, else current, else 0644. Ids: spec (must work), else current (preserved).
-fn wanted_attributes(
-    spec: &InstallSpec,
-    current: Option<&Current>,
-) -> Result<Attributes, ApplyError> {
-    let requested = |id| {
-        Some(WantedId {
-            id,
-            requested: true,
-        })
-    };
-    let preserved = |id| {
-        Some(WantedId {
-            id,
-            requested: false,
-        })
-    };
-    let uid = match &spec.owner {
-        Some(name) => requested(lookup(spec, "owner", name, owner::user_id)?),
-        None => current.and_then(|current| preserved(current.uid)),
-    };
-    let gid = match &spec.group {
-        Some(name) => requested(lookup(spec, "group", name, owner::group_id)?),
-        None => current.and_then(|current| preserved(current.gid)),
-    };
-    let mode = spec
-        .mode
-        .or(current.map(|current| current.mode))
-        .unwrap_or(DEFAULT_MODE);
-    Ok(Attributes {
-        mode,
-        ownership: Ownership { uid, gid },
-    })
-}
-
-fn lookup(
-    spec: &InstallSpec,
-    field: &'static str,
-    name: &str,
-    resolve: fn(&str) -> io::Result<Option<u32>>,
-) -> Result<u32, ApplyError> {
-    let unknown = |lookup_error| ApplyErrorKind::UnknownId {
-        field,
-        name: name.to_string(),
-        lookup_error,
-    };
-    match resolve(name) {
-        Ok(Some(id)) => Ok(id),
-        Ok(None) => Err(apply_error(spec, unknown(None))),
-        Err(error) => Err(apply_error(spec, unknown(Some(error)))),
-    }
-}
-
-/// Stage, check, rename; on any failure the target keeps (or gets back) its previous state.
-fn install_checked(
-    spec: &InstallSpec,
-    target: &RealTarget,
-    current: Option<&Current>,
-    content: &str,
-    attributes: &Attributes,
-    stop: &Stop,
-) -> Result<(), ApplyError> {
-    let staged = install::stage(target, content.as_bytes(), attributes)
-        .map_err(|failure| stage_error(spec, failure))?;
-    log_not_preserved(spec, &staged.not_preserved);
-    let checkcmd = spec.checkcmd.as_deref();
-    if let Some(check) = checkcmd.filter(|check| check.contains(placeholder::SRC)) {
-        // On error `staged` is dropped, which removes it: the target was never touched.
-        run_check(spec, check, Some(staged.path()), stop)
-            .map_err(|error| check_failed(spec, error, TargetState::Untouched))?;
-    }
-    staged
-        .install(target)
-        .map_err(|e| io_error(spec, Step::Rename, &target.path, e))?;
-    if let Some(check) = checkcmd.filter(|check| !check.contains(placeholder::SRC)) {
-        if let Err(error) = run_check(spec, check, None, stop) {
-            let state = restore_after_failed_check(spec, target, current);
-            return Err(check_failed(spec, error, state));
-        }
-    }
-    Ok(())
-}
-
-/// Dry run: a `{{src}}` check runs on a private copy of the new content, so the diff shown
-/// is one a real run would install. Other checks need the installed file and do not run.
-fn check_privately(
-    spec: &InstallSpec,
-    target: &RealTarget,
-    content: &str,
-    stop: &Stop,
-) -> Result<(), ApplyError> {
+/// Dry run: a `{{src}}` check runs on private copies of the new contents, so the diff
+/// shown is one a real run would install. Other checks need the installed files and do not
+/// run.
+fn check_privately(spec: &InstallSpec, members: &[Member], stop: &Stop) -> Result<(), ApplyError> {
     let Some(check) = spec
         .checkcmd
         .as_deref()
-        .filter(|check| check.contains(placeholder::SRC))
+        .filter(|check| placeholder::names_staged(check))
     else {
         return Ok(());
     };
-    let copy = install::copy_privately(target, content.as_bytes())
-        .map_err(|failure| stage_error(spec, failure))?;
-    run_check(spec, check, Some(copy.path()), stop)
-        .map_err(|error| check_failed(spec, error, TargetState::DryRun))
-}
-
-fn restore_after_failed_check(
-    spec: &InstallSpec,
-    target: &RealTarget,
-    previous: Option<&Current>,
-) -> TargetState {
-    match install::restore(target, previous) {
-        Ok(()) if previous.is_some() => TargetState::Restored,
-        Ok(()) => TargetState::RemovedNewFile,
-        Err(error) => {
-            log::error!(target: &spec.id, "restoring {} after the failed check failed: {error}", spec.target.display());
-            TargetState::RestoreFailed(error)
-        }
-    }
-}
-
-fn run_check(
-    spec: &InstallSpec,
-    check: &str,
-    staged: Option<&Path>,
-    stop: &Stop,
-) -> Result<(), CommandError> {
-    let command = placeholder::expand(check, &spec.target, staged);
-    match command::run(&command, spec.command_timeout, stop) {
-        Ok(took) => {
-            log::info!(target: &spec.id, "check ok: `{}` ({})", command.display, human_duration(took));
-            Ok(())
-        }
-        Err(error) => {
-            // The caller logs the error.
-            log::debug!(target: &spec.id, "check failed: {error}");
-            Err(error)
-        }
-    }
-}
-
-fn log_not_preserved(spec: &InstallSpec, skipped: &[NotPreserved]) {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    for item in skipped {
-        let (what, wanted, actual) = match item {
-            NotPreserved::Uid { wanted, actual } => ("owner uid", wanted, actual),
-            NotPreserved::Gid { wanted, actual } => ("group gid", wanted, actual),
+    let mut copies = Vec::with_capacity(members.len());
+    for member in members {
+        let copy = if member.needs_install() {
+            let copy = install::copy_privately(&member.target, member.content.as_bytes())
+                .map_err(|failure| transaction::stage_error(spec, members, member, failure))?;
+            Some(copy)
+        } else {
+            None
         };
-        log::warn!(
-            target: &spec.id,
-            "cannot keep {what} {wanted} of {} (reconfig runs as uid {euid}): the new file gets {actual}; run reconfig as root or set \"owner\"/\"group\"",
-            spec.target.display()
-        );
+        copies.push(copy);
     }
+    let paths: Vec<FilePaths> = members
+        .iter()
+        .zip(&copies)
+        .map(|(member, copy)| FilePaths {
+            target: &member.file.target,
+            // An unchanged file already holds its new content.
+            src: Some(
+                copy.as_ref()
+                    .map_or(&*member.file.target, |copy| copy.path()),
+            ),
+        })
+        .collect();
+    transaction::run_check(spec, check, &paths, stop)
+        .map_err(|error| transaction::check_failed(spec, members, error, TargetState::DryRun))
 }
 
 fn summary_text(summary: Option<&FileSummary>) -> String {
     summary.map_or_else(|| "(none)".to_string(), FileSummary::to_string)
-}
-
-fn apply_error(spec: &InstallSpec, kind: ApplyErrorKind) -> ApplyError {
-    ApplyError {
-        id: spec.id.clone(),
-        target: spec.target.clone(),
-        kind: Box::new(kind),
-    }
-}
-
-fn io_error(spec: &InstallSpec, step: Step, path: &Path, source: io::Error) -> ApplyError {
-    apply_error(
-        spec,
-        ApplyErrorKind::Io {
-            step,
-            path: path.to_path_buf(),
-            source,
-        },
-    )
-}
-
-fn stage_error(spec: &InstallSpec, failure: StageError) -> ApplyError {
-    let step = match failure.step {
-        StageStep::Create => Step::CreateTemp,
-        StageStep::Write => Step::WriteTemp,
-        StageStep::Chown => Step::ChownTemp,
-        StageStep::Chmod => Step::ChmodTemp,
-        StageStep::Sync => Step::SyncTemp,
-    };
-    io_error(spec, step, &failure.path, failure.error)
-}
-
-fn check_failed(spec: &InstallSpec, error: CommandError, target_state: TargetState) -> ApplyError {
-    apply_error(
-        spec,
-        ApplyErrorKind::CheckFailed {
-            error,
-            target_state,
-        },
-    )
 }

@@ -1,8 +1,11 @@
-//! `{{src}}` and `{{target}}` in a check or reload command, bare or inside quotes.
+//! `{{src}}` and `{{target}}` in a check or reload command, bare or inside quotes; for a
+//! resource with several templates also `{{src:N}}` and `{{target:N}}`, the N-th file's
+//! (from 1; `{{src:1}}` is `{{src}}`).
 //!
 //! The paths never enter the shell's text: they are passed in the environment
-//! (`RECONFIG_SRC`, `RECONFIG_TARGET`) and each placeholder becomes a reference to its variable
-//! that is quoted right for where it stands, so `cat {{src}}`, `cat '{{src}}'` and
+//! (`RECONFIG_SRC`, `RECONFIG_TARGET` for the first file, `RECONFIG_SRC_N`,
+//! `RECONFIG_TARGET_N` for the N-th from 2) and each placeholder becomes a reference to its
+//! variable that is quoted right for where it stands, so `cat {{src}}`, `cat '{{src}}'` and
 //! `cat "{{src}}"` all read the file whatever bytes its path holds (spaces, quotes, `$`,
 //! backticks). Messages show the same command with the real paths, quoted the same way.
 
@@ -15,9 +18,147 @@ use super::command::ShellCommand;
 pub(crate) const SRC: &str = "{{src}}";
 /// Placeholder for the target path.
 pub(crate) const TARGET: &str = "{{target}}";
+/// Start of `{{src:N}}`; a check using it runs before install too.
+const SRC_NUMBERED: &str = "{{src:";
+/// Start of `{{target:N}}`.
+const TARGET_NUMBERED: &str = "{{target:";
 
 const SRC_VARIABLE: &str = "RECONFIG_SRC";
 const TARGET_VARIABLE: &str = "RECONFIG_TARGET";
+
+/// What one file gives the placeholders: its target and, before install, its staged copy.
+pub(crate) struct FilePaths<'a> {
+    pub target: &'a Path,
+    /// `None`: `{{src}}` (and this file's `{{src:N}}`) are left as written.
+    pub src: Option<&'a Path>,
+}
+
+/// Whether `command` names a staged file, so that it runs before install.
+pub(crate) fn names_staged(command: &str) -> bool {
+    command.contains(SRC) || command.contains(SRC_NUMBERED)
+}
+
+/// Checks every `{{src:N}}` and `{{target:N}}` of `command` names one of `files` files
+/// (N from 1); the error says which placeholder is wrong and why.
+pub fn check_numbered(command: &str, files: usize) -> Result<(), String> {
+    for start in [SRC_NUMBERED, TARGET_NUMBERED] {
+        for (at, _) in command.match_indices(start) {
+            let rest = &command[at + start.len()..];
+            let number = rest.split_once("}}").map(|(number, _)| number);
+            let shown = number.map_or_else(
+                || format!("{start}…"),
+                |number| format!("{start}{number}}}}}"),
+            );
+            match number.and_then(|number| number.parse::<usize>().ok()) {
+                Some(n) if (1..=files).contains(&n) => {}
+                Some(n) => {
+                    return Err(format!(
+                        "{shown} names file {n}, but the resource has {files} (numbered from 1 in the order of \"templates\")"
+                    ))
+                }
+                None => {
+                    return Err(format!(
+                        "{shown} is not a placeholder; write {start}N}}}} with N a file's number from 1"
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One placeholder: its text, its variable and the path it stands for.
+struct Placeholder<'a> {
+    text: String,
+    variable: String,
+    path: &'a Path,
+}
+
+/// The placeholders `files` give: `{{target}}`/`{{src}}` and `{{target:1}}`/`{{src:1}}` for
+/// the first (same variables), `{{target:N}}`/`{{src:N}}` for the others.
+fn placeholders<'a>(files: &[FilePaths<'a>]) -> Vec<Placeholder<'a>> {
+    let mut placeholders = Vec::with_capacity(files.len() * 2 + 2);
+    for (index, file) in files.iter().enumerate() {
+        let n = index + 1;
+        let mut add = |text: String, variable: String, path| {
+            placeholders.push(Placeholder {
+                text,
+                variable,
+                path,
+            })
+        };
+        let suffix = if n == 1 {
+            String::new()
+        } else {
+            format!("_{n}")
+        };
+        if n == 1 {
+            add(TARGET.to_string(), TARGET_VARIABLE.to_string(), file.target);
+        }
+        add(
+            format!("{TARGET_NUMBERED}{n}}}}}"),
+            format!("{TARGET_VARIABLE}{suffix}"),
+            file.target,
+        );
+        if let Some(src) = file.src {
+            if n == 1 {
+                add(SRC.to_string(), SRC_VARIABLE.to_string(), src);
+            }
+            add(
+                format!("{SRC_NUMBERED}{n}}}}}"),
+                format!("{SRC_VARIABLE}{suffix}"),
+                src,
+            );
+        }
+    }
+    placeholders
+}
+
+/// `command` with the placeholders of `files` replaced (see [`FilePaths`]).
+pub(crate) fn expand(command: &str, files: &[FilePaths]) -> ShellCommand {
+    let placeholders = placeholders(files);
+    let mut script = String::with_capacity(command.len());
+    let mut display = String::with_capacity(command.len());
+    let mut scanner = Scanner::default();
+    let mut rest = command;
+    while let Some(first) = rest.chars().next() {
+        let found = placeholders
+            .iter()
+            .find(|placeholder| rest.starts_with(&placeholder.text));
+        if let Some(placeholder) = found {
+            let quoting = scanner.quoting();
+            script.push_str(&reference(&placeholder.variable, quoting));
+            display.push_str(&quoted(&placeholder.path.to_string_lossy(), quoting));
+            rest = &rest[placeholder.text.len()..];
+            continue;
+        }
+        let next = rest[first.len_utf8()..].chars().next();
+        let taken = scanner.step(first, next);
+        let (consumed, after) = rest.split_at(taken.min(rest.len()));
+        script.push_str(consumed);
+        display.push_str(consumed);
+        rest = after;
+    }
+    // Every variable, used or not: commands may use them directly. `{{x:1}}` shares the
+    // variable of `{{x}}`, set once.
+    let mut env: Vec<(String, OsString)> = Vec::with_capacity(placeholders.len());
+    for placeholder in &placeholders {
+        if !env
+            .iter()
+            .any(|(variable, _)| *variable == placeholder.variable)
+        {
+            env.push((
+                placeholder.variable.clone(),
+                OsString::from(placeholder.path.as_os_str()),
+            ));
+        }
+    }
+    ShellCommand {
+        script: OsString::from(script),
+        display,
+        env,
+    }
+}
 
 /// The shell quoting around a placeholder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,46 +177,6 @@ enum Frame {
     },
     Double,
     Backtick,
-}
-
-/// `command` with `{{target}}` and (when given) `{{src}}` replaced; without `staged`, a
-/// `{{src}}` is left as written.
-pub(crate) fn expand(command: &str, target: &Path, staged: Option<&Path>) -> ShellCommand {
-    let mut placeholders = vec![(TARGET, TARGET_VARIABLE, target)];
-    if let Some(staged) = staged {
-        placeholders.push((SRC, SRC_VARIABLE, staged));
-    }
-    let mut script = String::with_capacity(command.len());
-    let mut display = String::with_capacity(command.len());
-    let mut scanner = Scanner::default();
-    let mut rest = command;
-    while let Some(first) = rest.chars().next() {
-        let found = placeholders
-            .iter()
-            .find(|(text, _, _)| rest.starts_with(text));
-        if let Some(&(text, variable, path)) = found {
-            let quoting = scanner.quoting();
-            script.push_str(&reference(variable, quoting));
-            display.push_str(&quoted(&path.to_string_lossy(), quoting));
-            rest = &rest[text.len()..];
-            continue;
-        }
-        let next = rest[first.len_utf8()..].chars().next();
-        let taken = scanner.step(first, next);
-        let (consumed, after) = rest.split_at(taken.min(rest.len()));
-        script.push_str(consumed);
-        display.push_str(consumed);
-        rest = after;
-    }
-    let env = placeholders
-        .iter()
-        .map(|&(_, variable, path)| (variable, OsString::from(path.as_os_str())))
-        .collect();
-    ShellCommand {
-        script: OsString::from(script),
-        display,
-        env,
-    }
 }
 
 /// Tracks the quoting of `sh` text one character at a time.
@@ -185,8 +286,15 @@ mod tests {
     const TARGET_PATH: &str = "/etc/my app/it's \"$x\" `y`.conf";
     const SRC_PATH: &str = "/etc/my app/.it.reconfig-1-0.tmp";
 
+    fn one(target: &'static str, src: Option<&'static str>) -> Vec<FilePaths<'static>> {
+        vec![FilePaths {
+            target: Path::new(target),
+            src: src.map(Path::new),
+        }]
+    }
+
     fn expanded(command: &str) -> ShellCommand {
-        expand(command, Path::new(TARGET_PATH), Some(Path::new(SRC_PATH)))
+        expand(command, &one(TARGET_PATH, Some(SRC_PATH)))
     }
 
     fn script(command: &str) -> String {
@@ -244,8 +352,10 @@ mod tests {
     fn the_displayed_command_has_the_real_paths_and_runs_the_same() {
         let plain = expand(
             "haproxy -c -f {{src}} && test -s \"{{target}}\"",
-            Path::new("/etc/haproxy/haproxy.cfg"),
-            Some(Path::new("/etc/haproxy/.haproxy.cfg.reconfig-7-0.tmp")),
+            &one(
+                "/etc/haproxy/haproxy.cfg",
+                Some("/etc/haproxy/.haproxy.cfg.reconfig-7-0.tmp"),
+            ),
         );
         assert_eq!(
             plain.display,
@@ -273,13 +383,79 @@ mod tests {
 
     #[test]
     fn src_is_left_alone_without_a_staged_file() {
-        let command = expand("x {{src}} {{target}}", Path::new("/t"), None);
+        let command = expand("x {{src}} {{target}}", &one("/t", None));
         assert_eq!(
             command.script.to_string_lossy(),
             "x {{src}} \"${RECONFIG_TARGET}\""
         );
         assert_eq!(command.display, "x {{src}} /t");
         assert_eq!(command.env.len(), 1);
+    }
+
+    #[test]
+    fn numbered_placeholders_name_each_file_of_a_group() {
+        let files = [
+            FilePaths {
+                target: Path::new("/etc/a b.conf"),
+                src: Some(Path::new("/etc/.a.tmp")),
+            },
+            FilePaths {
+                target: Path::new("/etc/b.conf"),
+                src: Some(Path::new("/etc/.b'.tmp")),
+            },
+        ];
+        let command = expand(
+            "printf '%s|' {{src}} {{src:1}} '{{src:2}}' \"{{target:2}}\" {{target:1}}",
+            &files,
+        );
+        assert_eq!(
+            shell_output(&command),
+            "/etc/.a.tmp|/etc/.a.tmp|/etc/.b'.tmp|/etc/b.conf|/etc/a b.conf|"
+        );
+        let variables: Vec<&str> = command.env.iter().map(|(v, _)| v.as_str()).collect();
+        assert_eq!(
+            variables,
+            [
+                "RECONFIG_TARGET",
+                "RECONFIG_SRC",
+                "RECONFIG_TARGET_2",
+                "RECONFIG_SRC_2"
+            ]
+        );
+        // After install the sources are gone: `{{src:N}}` stays as written.
+        let installed = [
+            FilePaths {
+                target: Path::new("/a"),
+                src: None,
+            },
+            FilePaths {
+                target: Path::new("/b"),
+                src: None,
+            },
+        ];
+        assert_eq!(
+            expand("x {{src:2}} {{target:2}}", &installed).display,
+            "x {{src:2}} /b"
+        );
+    }
+
+    #[test]
+    fn numbered_placeholders_out_of_range_or_malformed_are_refused() {
+        assert_eq!(
+            check_numbered("x {{src:1}} {{target:2}} {{src}}", 2),
+            Ok(())
+        );
+        assert_eq!(
+            check_numbered("x {{src:3}}", 2).unwrap_err(),
+            "{{src:3}} names file 3, but the resource has 2 (numbered from 1 in the order of \"templates\")"
+        );
+        assert!(check_numbered("x {{target:0}}", 2)
+            .unwrap_err()
+            .contains("names file 0"));
+        assert!(check_numbered("x {{src:a}}", 2)
+            .unwrap_err()
+            .starts_with("{{src:a}} is not a placeholder"));
+        assert!(check_numbered("x {{src:1", 2).is_err());
     }
 
     #[test]

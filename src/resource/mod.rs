@@ -7,6 +7,7 @@
 mod duplicates;
 mod duration;
 mod fields;
+mod files;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,11 +17,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::apply::InstallSpec;
-use crate::template::{Template, DEFAULT_RENDER_FUEL};
+use crate::apply::{check_placeholders, FileSpec, InstallSpec};
+use crate::template::{Context, Template, DEFAULT_RENDER_FUEL};
 
 pub use duration::{parse_duration, parse_wait};
 use fields::Fields;
+use files::template_files;
 
 /// One conf.d entry: what to watch in etcd, how to render it and how to install the result.
 #[derive(Debug, Clone)]
@@ -34,9 +36,12 @@ pub struct Resource {
     pub altkeys: BTreeMap<String, String>,
     /// Quiescence: wait for the key to be quiet this long before rendering.
     pub wait: Option<Wait>,
-    /// templatedir/source.
+    /// templatedir/source (of the first entry of `"templates"`).
     pub template_path: PathBuf,
     pub template: Arc<Template>,
+    /// The further entries of `"templates"`, in order, each rendering to the file of the
+    /// same place in `install.grouped`.
+    pub grouped_templates: Vec<GroupedTemplate>,
     /// Undefined template values are errors instead of empty text.
     pub strict: bool,
     /// How the rendered text is installed, complete at load: the `id` field (defaults to the
@@ -52,10 +57,52 @@ impl Resource {
         &self.install.id
     }
 
-    /// The file it renders to.
+    /// The file it renders to (the first, for a resource with several templates).
     pub fn target(&self) -> &Path {
         &self.install.target
     }
+
+    /// Renders every template from one context, in the order of [`InstallSpec::files`].
+    /// `capacity`: room to allocate for all the texts together. A render error names its
+    /// template file.
+    pub fn render_all(&self, context: &Context, capacity: usize) -> Result<Vec<String>, String> {
+        let share = capacity / (1 + self.grouped_templates.len());
+        std::iter::once(&self.template)
+            .chain(
+                self.grouped_templates
+                    .iter()
+                    .map(|grouped| &grouped.template),
+            )
+            .map(|template| {
+                template
+                    .render_with_capacity(context, share)
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+
+    /// Each target and the template that renders it, for the log: `/a (template t.tmpl)`.
+    pub fn files_text(&self) -> String {
+        let mut files = vec![(self.target(), self.template_path.as_path())];
+        for (file, grouped) in self.install.grouped.iter().zip(&self.grouped_templates) {
+            files.push((&file.target, &grouped.template_path));
+        }
+        let described: Vec<String> = files
+            .iter()
+            .map(|(target, template)| {
+                format!("{} (template {})", target.display(), template.display())
+            })
+            .collect();
+        described.join(", ")
+    }
+}
+
+/// A further template of a resource with several: see [`Resource::grouped_templates`].
+#[derive(Debug, Clone)]
+pub struct GroupedTemplate {
+    /// templatedir/source.
+    pub template_path: PathBuf,
+    pub template: Arc<Template>,
 }
 
 /// Quiescence: render after `min` without changes, but no later than `max` after the first.
@@ -119,7 +166,13 @@ const KNOWN_FIELDS: &[&str] = &[
     "strict",
     "wait",
     "render_fuel",
+    "backup",
+    "templates",
 ];
+
+/// The most `backup` may keep: more is a typo or a job for version control, and each one
+/// costs a rename on every change.
+const MAX_BACKUPS: u64 = 100;
 
 /// Loads every `*.json` file of `opts.confdir`, in file-name order.
 ///
@@ -194,8 +247,8 @@ fn warn_unknown_fields(file: &Path, fields: &Fields) {
 
 fn resource_from(file: &Path, fields: &Fields, opts: &LoadOptions) -> Result<Resource, String> {
     let key = watched_key(&opts.prefix, fields.required_string("key")?)?;
-    let source = fields.required_string("source")?;
-    let target = target_path(fields.required_string("target")?)?;
+    let mut files = template_files(fields)?.into_iter();
+    let first = files.next().ok_or("no template")?;
     let altkeys = fields.string_map("altkeys")?;
     if let Some((alias, bad)) = altkeys.iter().find(|(_, key)| !key.starts_with('/')) {
         return Err(format!(
@@ -204,29 +257,58 @@ fn resource_from(file: &Path, fields: &Fields, opts: &LoadOptions) -> Result<Res
     }
     let strict = fields.bool("strict")?;
     let pattern = fields.string("pattern")?;
-    let template_path = opts.templatedir.join(source);
-    let mut template = load_template(&template_path, &opts.templatedir, pattern, strict)?;
     let fuel = fields
         .positive_integer("render_fuel")?
         .unwrap_or(DEFAULT_RENDER_FUEL);
-    template.set_render_fuel(fuel, format!("render_fuel in {}", file.display()));
+    let load = |source: &str| -> Result<(PathBuf, Arc<Template>), String> {
+        let template_path = opts.templatedir.join(source);
+        let mut template = load_template(&template_path, &opts.templatedir, pattern, strict)?;
+        template.set_render_fuel(fuel, format!("render_fuel in {}", file.display()));
+        Ok((template_path, Arc::new(template)))
+    };
+    let (template_path, template) = load(&first.source)?;
+    let mut grouped = Vec::new();
+    let mut grouped_templates = Vec::new();
+    for (index, more) in files.enumerate() {
+        let (template_path, template) = load(&more.source)
+            .map_err(|err| format!("field \"templates\", entry {}: {err}", index + 2))?;
+        grouped_templates.push(GroupedTemplate {
+            template_path,
+            template,
+        });
+        grouped.push(FileSpec {
+            target: more.target,
+            mode: more.mode,
+            owner: more.owner,
+            group: more.group,
+        });
+    }
     let wait = match fields.get("wait") {
         Some(value) => Some(parse_wait(value).map_err(|err| format!("field \"wait\": {err}"))?),
         None => opts.default_wait,
     };
+    let files_count = 1 + grouped.len();
+    for name in ["checkcmd", "reloadcmd"] {
+        if let Some(command) = fields.string(name)? {
+            check_placeholders(command, files_count)
+                .map_err(|err| format!("field \"{name}\": {err}"))?;
+        }
+    }
     let install = InstallSpec {
         id: fields
             .string("id")?
             .map_or_else(|| file.display().to_string(), str::to_string),
-        target,
-        mode: fields.mode("mode")?,
-        owner: fields.string("owner")?.map(str::to_string),
-        group: fields.string("group")?.map(str::to_string),
+        target: first.target,
+        mode: first.mode,
+        owner: first.owner,
+        group: first.group,
+        grouped,
         mkdirs: fields.bool("mkdirs")?,
         checkcmd: fields.string("checkcmd")?.map(str::to_string),
         reloadcmd: fields.string("reloadcmd")?.map(str::to_string),
         splay: fields.duration("splay")?.unwrap_or(Duration::ZERO),
         command_timeout: command_timeout(fields)?.unwrap_or(opts.default_command_timeout),
+        backups: backups(fields)?,
     };
     Ok(Resource {
         file: file.to_path_buf(),
@@ -235,7 +317,8 @@ fn resource_from(file: &Path, fields: &Fields, opts: &LoadOptions) -> Result<Res
         altkeys,
         wait,
         template_path,
-        template: Arc::new(template),
+        template,
+        grouped_templates,
         strict,
         install,
     })
@@ -291,6 +374,16 @@ fn load_template(
     Template::load(template_path, pattern, strict).map_err(|err| err.to_string())
 }
 
+fn backups(fields: &Fields) -> Result<u32, String> {
+    match fields.positive_integer("backup")? {
+        None => Ok(0),
+        Some(keep) if keep <= MAX_BACKUPS => Ok(keep as u32),
+        Some(keep) => Err(format!(
+            "field \"backup\": {keep} is more than the {MAX_BACKUPS} previous versions reconfig keeps; keep the history in version control"
+        )),
+    }
+}
+
 fn command_timeout(fields: &Fields) -> Result<Option<Duration>, String> {
     match fields.duration("timeout")? {
         Some(timeout) if timeout.is_zero() => Err(
@@ -309,8 +402,24 @@ struct TargetRegistry {
 }
 
 impl TargetRegistry {
+    /// Claims every target of `resource`, or none when one is taken.
     fn claim(&mut self, resource: &Resource) -> Result<(), String> {
-        let target = resource.target();
+        let files = resource.install.files();
+        for file in &files {
+            self.check_free(&file.target)?;
+        }
+        for file in files {
+            self.claimed.push((
+                file.target.clone(),
+                canonical_target(&file.target),
+                resource.id().to_string(),
+                resource.file.clone(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_free(&self, target: &Path) -> Result<(), String> {
         let canonical = canonical_target(target);
         let taken = self
             .claimed
@@ -327,12 +436,6 @@ impl TargetRegistry {
                 written.display()
             ));
         }
-        self.claimed.push((
-            target.to_path_buf(),
-            canonical,
-            resource.id().to_string(),
-            resource.file.clone(),
-        ));
         Ok(())
     }
 }

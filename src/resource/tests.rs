@@ -280,6 +280,14 @@ fn wrong_types_are_errors_naming_the_field() {
             r#", "render_fuel": "1000""#,
             r#"field "render_fuel": expected a whole number (without quotes)"#,
         ),
+        (
+            r#", "backup": 0"#,
+            r#"field "backup": 0 is not a whole number of 1 or more"#,
+        ),
+        (
+            r#", "backup": 101"#,
+            r#"field "backup": 101 is more than the 100 previous versions"#,
+        ),
     ];
     for (extra, expected) in cases {
         assert_contains(&tree.problem_of(&minimal(&tree, extra)), expected);
@@ -544,4 +552,154 @@ fn render_fuel_bounds_the_render_and_the_error_says_where_to_raise_it() {
             file.display()
         )
     );
+}
+
+/// A resource with `templates` listing `entries` (JSON objects, without the braces).
+fn grouped(entries: &[String], extra: &str) -> String {
+    let list: Vec<String> = entries.iter().map(|entry| format!("{{{entry}}}")).collect();
+    format!(
+        r#"{{"id": "g", "key": "/a", "templates": [{}]{extra}}}"#,
+        list.join(", ")
+    )
+}
+
+fn entry(tree: &ConfTree, source: &str, target: &str, extra: &str) -> String {
+    format!(
+        r#""source": "{source}", "target": "{}"{extra}"#,
+        tree.target(target)
+    )
+}
+
+#[test]
+fn templates_list_the_files_in_order_with_the_resource_defaults() {
+    let tree = ConfTree::new();
+    tree.template("u.tmpl", "u {{ watched }}\n");
+    tree.conf(
+        "g.json",
+        &grouped(
+            &[
+                entry(&tree, "t.tmpl", "a.conf", ""),
+                entry(
+                    &tree,
+                    "u.tmpl",
+                    "b.conf",
+                    r#", "mode": "0600", "owner": "daemon""#,
+                ),
+            ],
+            r#", "mode": "0640", "owner": "root", "group": "adm", "checkcmd": "x {{src:2}}""#,
+        ),
+    );
+    let loaded = tree.load();
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    let resource = &loaded.resources[0];
+    let file = |target: &str, mode, owner: &str| FileSpec {
+        target: PathBuf::from(tree.target(target)),
+        mode: Some(mode),
+        owner: Some(owner.to_string()),
+        group: Some("adm".to_string()),
+    };
+    assert_eq!(
+        resource.install.files(),
+        [
+            file("a.conf", 0o640, "root"),
+            file("b.conf", 0o600, "daemon")
+        ]
+    );
+    assert_eq!(resource.template_path, tree.root.join("templates/t.tmpl"));
+    assert_eq!(resource.grouped_templates.len(), 1);
+    assert_eq!(
+        resource.grouped_templates[0].template_path,
+        tree.root.join("templates/u.tmpl")
+    );
+}
+
+#[test]
+fn bad_templates_lists_are_errors_naming_the_entry() {
+    let tree = ConfTree::new();
+    let a = entry(&tree, "t.tmpl", "a.conf", "");
+    let cases = [
+        (
+            format!(r#"{{"key": "/a", "source": "t.tmpl", "templates": [{{{a}}}]}}"#),
+            r#"fields "templates" and "source" are both given"#.to_string(),
+        ),
+        (
+            format!(
+                r#"{{"key": "/a", "target": "{}", "templates": [{{{a}}}]}}"#,
+                tree.target("b.conf")
+            ),
+            r#"fields "templates" and "target" are both given"#.to_string(),
+        ),
+        (
+            r#"{"key": "/a", "templates": []}"#.to_string(),
+            r#"field "templates": is empty"#.to_string(),
+        ),
+        (
+            r#"{"key": "/a", "templates": {"source": "t.tmpl"}}"#.to_string(),
+            r#"field "templates": expected a list"#.to_string(),
+        ),
+        (
+            grouped(&[a.clone(), r#""source": "t.tmpl""#.to_string()], ""),
+            r#"field "templates", entry 2: missing required field "target""#.to_string(),
+        ),
+        (
+            grouped(
+                &[
+                    a.clone(),
+                    entry(&tree, "t.tmpl", "b.conf", r#", "traget": 1"#),
+                ],
+                "",
+            ),
+            r#"field "templates", entry 2: unknown field "traget""#.to_string(),
+        ),
+        (
+            grouped(&[a.clone(), entry(&tree, "t.tmpl", "a.conf", "")], ""),
+            r#"field "templates", entry 2: target"#.to_string(),
+        ),
+        (
+            grouped(&[a.clone(), entry(&tree, "none.tmpl", "b.conf", "")], ""),
+            r#"field "templates", entry 2: field "source": template file"#.to_string(),
+        ),
+        (
+            grouped(
+                &[a.clone(), entry(&tree, "t.tmpl", "b.conf", "")],
+                r#", "checkcmd": "test -s {{src:3}}""#,
+            ),
+            r#"field "checkcmd": {{src:3}} names file 3, but the resource has 2"#.to_string(),
+        ),
+        (
+            minimal(&tree, r#", "reloadcmd": "cat {{target:2}}""#),
+            r#"field "reloadcmd": {{target:2}} names file 2, but the resource has 1"#.to_string(),
+        ),
+    ];
+    for (json, expected) in cases {
+        assert_contains(&tree.problem_of(&json), &expected);
+    }
+}
+
+#[test]
+fn a_grouped_target_claimed_by_another_resource_is_refused() {
+    let tree = ConfTree::new();
+    tree.conf(
+        "a.json",
+        &format!(
+            r#"{{"id": "A", "key": "/a", "source": "t.tmpl", "target": "{}"}}"#,
+            tree.target("shared.conf")
+        ),
+    );
+    let later = tree.conf(
+        "b.json",
+        &grouped(
+            &[
+                entry(&tree, "t.tmpl", "own.conf", ""),
+                entry(&tree, "t.tmpl", "shared.conf", ""),
+            ],
+            "",
+        ),
+    );
+    let loaded = tree.load();
+    let ids: Vec<&str> = loaded.resources.iter().map(|r| r.id()).collect();
+    assert_eq!(ids, ["A"]);
+    assert_eq!(loaded.problems.len(), 1);
+    assert_eq!(loaded.problems[0].file, later);
+    assert_contains(&loaded.problems[0].message, "resource \"A\"");
 }
