@@ -6,6 +6,7 @@ use super::hints;
 use super::{seconds, value, CliError};
 use crate::daemon::{self, Onetime};
 use crate::resource::{self, LoadOptions, Wait};
+use crate::status::{self, StatusBoard};
 use crate::watch::RunOptions;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,6 +27,8 @@ result, installs it atomically and runs the reload command.
   -p, --prefix /PFX         prepended to every resource's key (not to altkeys)
       --wait MIN[,MAX]      default quiescence for resources without \"wait\", e.g. 100ms
       --command-timeout SECS  bound of checkcmd/reloadcmd without \"timeout\" [default: 30]
+      --status-file PATH    keep a JSON document of every resource's state there, rewritten
+                            atomically on each change (read it with `reconfig status`)
   -d, --debug               debug logging (SIGUSR1 toggles it at run time)
       --version             print the version and exit
   -h, --help                this help
@@ -52,6 +55,7 @@ pub struct Args {
     pub prefix: String,
     pub wait: Option<Wait>,
     pub command_timeout: Option<Duration>,
+    pub status_file: Option<PathBuf>,
     pub debug: bool,
     pub version: bool,
     pub help: bool,
@@ -70,6 +74,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
         prefix: String::new(),
         wait: None,
         command_timeout: None,
+        status_file: None,
         debug: false,
         version: false,
         help: false,
@@ -111,6 +116,9 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                     &value(&mut parser, "--command-timeout")?,
                     "--command-timeout",
                 )?)
+            }
+            Long("status-file") => {
+                out.status_file = Some(value(&mut parser, "--status-file")?.into())
             }
             Short('d') | Long("debug") => out.debug = true,
             Long("version") => out.version = true,
@@ -179,13 +187,31 @@ pub fn main() -> i32 {
             return exit::CONFIG;
         }
     };
+    let outputs = status::Outputs {
+        status_file: args.status_file.clone(),
+    };
+    let mode = if args.onetime {
+        status::Mode::Onetime
+    } else {
+        status::Mode::Daemon
+    };
+    let board = match StatusBoard::start(outputs, mode) {
+        Ok(board) => board,
+        Err(e) => {
+            log::error!("{e}");
+            return exit::CONFIG;
+        }
+    };
     let options = RunOptions {
         dry_run: args.notreally,
         describe_etcd: hints::etcd_error,
+        status: board.clone(),
         ..RunOptions::default()
     };
     if args.onetime {
-        return match daemon::run_onetime(resources, client, options) {
+        let outcome = daemon::run_onetime(resources, client, options);
+        board.finish();
+        return match outcome {
             Onetime::Converged => exit::OK,
             Onetime::WouldChange => exit::WOULD_CHANGE,
             Onetime::NotConverged => exit::NOT_CONVERGED,
@@ -202,7 +228,9 @@ pub fn main() -> i32 {
             Ok((loaded, client))
         }),
     };
-    match daemon::run_daemon(resources, client, reload, options) {
+    let ran = daemon::run_daemon(resources, client, reload, options);
+    board.finish();
+    match ran {
         Ok(()) => exit::OK,
         Err(e) => {
             log::error!("{e}");

@@ -1,0 +1,162 @@
+//! What operators see of every resource: `--status-file` and `reconfig status`, against a
+//! real etcd and real check/reload commands.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Duration;
+use support::daemon::Setup;
+use support::{both_apis, eventually, stderr, Api, Etcd};
+
+const SECS: Duration = Duration::from_secs(10);
+
+/// The status document, when the file exists and parses.
+fn document(path: &Path) -> Option<Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+/// The entry of resource `id` in the document at `path`.
+fn resource(path: &Path, id: &str) -> Option<Value> {
+    document(path)?["resources"]
+        .as_array()?
+        .iter()
+        .find(|r| r["id"] == id)
+        .cloned()
+}
+
+/// Waits until resource `id`'s entry satisfies `check`; returns the last entry seen.
+fn wait_resource(path: &Path, id: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    let found = eventually(SECS, || {
+        last = resource(path, id).unwrap_or(Value::Null);
+        check(&last)
+    });
+    assert!(found, "status of {id} never matched; last seen: {last:#}");
+    last
+}
+
+both_apis!(daemon_status_file_follows_applies_failures_and_recovery);
+fn daemon_status_file_follows_applies_failures_and_recovery(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/svc/a", "10.0.0.1:80");
+    let setup = Setup::new();
+    setup.resource("svc", setup.list_resource("svc", "/svc"));
+    // A check that rejects any file mentioning "bad".
+    let mut checked = setup.list_resource("checked", "/svc");
+    checked["checkcmd"] = json!("! grep -q bad {{src}}");
+    setup.resource("checked", checked);
+    let status = setup.out("status.json");
+    let status_arg = status.display().to_string();
+    let daemon = setup.daemon(&etcd, &["--status-file", &status_arg]);
+
+    let first = wait_resource(&status, "svc", |r| r["state"] == "ok");
+    assert_eq!(first["target"], json!(setup.out("svc.conf")));
+    assert_eq!(first["key"], "/svc");
+    assert_eq!(first["watch_connected"], true);
+    assert_eq!(first["reload_pending"], false);
+    assert!(first["changed_at"].is_u64(), "{first:#}");
+    assert_eq!(first["reload"]["ok"], true, "{first:#}");
+    assert_eq!(first["counters"]["installs"], 1, "{first:#}");
+    let checked = wait_resource(&status, "checked", |r| r["state"] == "ok");
+    assert_eq!(checked["check"]["ok"], true, "{checked:#}");
+    let first_index = first["applied_index"].as_u64().expect("applied_index");
+
+    // A change is applied: a higher index, one more install.
+    etcd.put("/svc/b", "10.0.0.2:80");
+    let second = wait_resource(&status, "svc", |r| {
+        r["applied_index"].as_u64() > Some(first_index) && r["counters"]["installs"] == 2
+    });
+    assert_eq!(second["state"], "ok");
+
+    // A value the check rejects: that resource shows the error, the other does not.
+    etcd.put("/svc/c", "bad");
+    let failing = wait_resource(&status, "checked", |r| r["state"] == "error");
+    assert_eq!(failing["error"]["kind"], "check", "{failing:#}");
+    assert!(
+        failing["error"]["text"]
+            .as_str()
+            .is_some_and(|text| text.contains("check of the new content failed")),
+        "{failing:#}"
+    );
+    assert!(failing["error"]["since"].is_u64());
+    assert_eq!(failing["check"]["ok"], false);
+    assert!(failing["counters"]["check_failures"].as_u64() >= Some(1));
+    wait_resource(&status, "svc", |r| {
+        r["state"] == "ok" && r["counters"]["installs"] == 3
+    });
+
+    // The data recovers: so does the state (the file on disk was never replaced, so no
+    // check ran again: the last check result stays the failed one).
+    etcd.delete("/svc/c", false);
+    let recovered = wait_resource(&status, "checked", |r| r["state"] == "ok");
+    assert_eq!(recovered["error"], Value::Null);
+
+    let (out, _) = daemon.terminate();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Only the document is left: no temp file beside it.
+    let names: Vec<String> = std::fs::read_dir(setup.out(""))
+        .expect("out dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("status"))
+        .collect();
+    assert_eq!(names, vec!["status.json".to_string()]);
+    let doc = document(&status).expect("document");
+    assert_eq!(doc["mode"], "daemon");
+    assert_eq!(doc["version"], 1);
+}
+
+both_apis!(onetime_writes_the_status_at_the_end_with_a_failed_reload_pending);
+fn onetime_writes_the_status_at_the_end_with_a_failed_reload_pending(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/svc/a", "10.0.0.1:80");
+    let setup = Setup::new();
+    setup.resource("svc", setup.list_resource("svc", "/svc"));
+    let mut broken = setup.list_resource("broken", "/svc");
+    broken["reloadcmd"] = json!("echo reload service failed >&2; exit 3");
+    setup.resource("broken", broken);
+    let status = setup.out("status.json");
+    let status_arg = status.display().to_string();
+
+    let out = setup.onetime(&etcd, &["--status-file", &status_arg]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let doc = document(&status).expect("status document");
+    assert_eq!(doc["mode"], "onetime");
+    let svc = resource(&status, "svc").expect("svc");
+    assert_eq!(svc["state"], "ok", "{svc:#}");
+    assert!(svc["applied_index"].as_u64() > Some(0));
+    let broken = resource(&status, "broken").expect("broken");
+    assert_eq!(broken["state"], "error", "{broken:#}");
+    assert_eq!(broken["error"]["kind"], "reload");
+    assert_eq!(broken["reload"]["ok"], false);
+    assert!(
+        broken["reload"]["error"]
+            .as_str()
+            .is_some_and(|text| text.contains("exit")),
+        "{broken:#}"
+    );
+    assert_eq!(broken["reload_pending"], true);
+    assert_eq!(broken["counters"]["reload_failures"], 1);
+    // The target was rewritten by this run; a later run with nothing to do keeps that time.
+    let changed_at = svc["changed_at"].as_u64().expect("changed_at");
+    let again = setup.onetime(&etcd, &["--status-file", &status_arg]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    let svc = resource(&status, "svc").expect("svc");
+    assert_eq!(svc["changed_at"].as_u64(), Some(changed_at));
+    assert_eq!(svc["counters"]["installs"], 0);
+}
+
+#[test]
+fn a_status_file_that_cannot_be_written_stops_the_start_with_its_path() {
+    let etcd = Etcd::start();
+    etcd.put("/svc/a", "1");
+    let setup = Setup::new();
+    setup.resource("svc", setup.list_resource("svc", "/svc"));
+    let status = setup.out("no-such-dir/status.json");
+    let out = setup.onetime(&etcd, &["--status-file", &status.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(log.contains("--status-file"), "{log}");
+    assert!(log.contains("no-such-dir/status.json"), "{log}");
+    assert!(!setup.out("svc.conf").exists(), "nothing ran");
+}
