@@ -160,3 +160,89 @@ fn a_status_file_that_cannot_be_written_stops_the_start_with_its_path() {
     assert!(log.contains("no-such-dir/status.json"), "{log}");
     assert!(!setup.out("svc.conf").exists(), "nothing ran");
 }
+
+/// `reconfig status` with `args`.
+fn status_command(args: &[&str]) -> std::process::Output {
+    let mut all = vec!["status"];
+    all.extend(args);
+    support::run_bin(support::daemon::RECONFIG, &all, SECS)
+}
+
+#[test]
+fn reconfig_status_prints_a_table_and_fails_while_a_resource_has_an_error() {
+    let etcd = Etcd::start();
+    etcd.put("/svc/a", "10.0.0.1:80");
+    let setup = Setup::new();
+    setup.resource("svc", setup.list_resource("svc", "/svc"));
+    let mut broken = setup.list_resource("broken", "/svc");
+    broken["reloadcmd"] = json!("exit 3");
+    setup.resource("broken", broken);
+    let status = setup.out("status.json");
+    let status_arg = status.display().to_string();
+    assert_eq!(
+        setup
+            .onetime(&etcd, &["--status-file", &status_arg])
+            .status
+            .code(),
+        Some(2)
+    );
+
+    let out = status_command(&["--status-file", &status_arg]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let table = support::stdout(&out);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("reconfig onetime run, pid "),
+        "{table}"
+    );
+    assert!(
+        lines[1].starts_with("RESOURCE") && lines[1].ends_with("ERROR"),
+        "{table}"
+    );
+    assert!(
+        lines[2].starts_with("broken    error, reload pending")
+            && lines[2].contains("reload since 0s ago: installed, but reload failed"),
+        "{table}"
+    );
+    assert!(lines[3].starts_with("svc       ok"), "{table}");
+    assert!(lines[3].contains("s ago"), "{table}");
+
+    let json = status_command(&["--status-file", &status_arg, "--json"]);
+    assert_eq!(json.status.code(), Some(2));
+    let printed: Value = serde_json::from_slice(&json.stdout).expect("--json prints JSON");
+    assert_eq!(Some(printed), document(&status));
+
+    // A run where everything converges: exit 0.
+    setup.resource("broken", setup.list_resource("broken", "/svc"));
+    assert_eq!(
+        setup
+            .onetime(&etcd, &["--status-file", &status_arg])
+            .status
+            .code(),
+        Some(0)
+    );
+    let out = status_command(&["--status-file", &status_arg]);
+    assert_eq!(out.status.code(), Some(0), "{}", support::stdout(&out));
+}
+
+#[test]
+fn reconfig_status_without_the_file_says_which_file_and_what_to_do() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("status.json");
+    let out = status_command(&["--status-file", &missing.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    let message = stderr(&out);
+    assert!(
+        message.contains(&format!("{} does not exist", missing.display()))
+            && message.contains("--status-file"),
+        "{message}"
+    );
+    std::fs::write(&missing, "{\"not\": \"a status\"}").expect("write");
+    let out = status_command(&["--status-file", &missing.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("is not a reconfig status document"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -35,3 +35,12 @@ pub mod reconfig {
     /// one file would change (a drift signal for cron and CI).
     pub const WOULD_CHANGE: i32 = 4;
 }
+
+/// `reconfig status`'s codes.
+pub mod status {
+    pub use super::OK;
+    /// Bad command line, or the status file is missing, unreadable or not a status document.
+    pub const UNREADABLE: i32 = 1;
+    /// At least one resource's last pass failed.
+    pub const FAILING: i32 = 2;
+}

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 const USAGE: &str = "\
 Usage: reconfig [-c CFGDIR] [-o] [-n] [-p PREFIX] [connection flags]
+       reconfig status [--status-file PATH] [--json]   (see reconfig status --help)
 
 Keeps config files converged to data in etcd: for each resource in CFGDIR/conf.d/*.json,
 renders its template from CFGDIR/templates whenever the watched key changes, checks the
@@ -136,7 +137,11 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
 }
 
 pub fn main() -> i32 {
-    let args = match parse(std::env::args_os().skip(1)) {
+    let mut raw = std::env::args_os().skip(1).peekable();
+    if raw.peek().is_some_and(|first| first == "status") {
+        return super::status::main(raw.skip(1));
+    }
+    let args = match parse(raw) {
         Ok(args) => args,
         Err(e) => {
             eprintln!("reconfig: {e}");

@@ -7,6 +7,7 @@
 //! a board without outputs does nothing, so the calls cost nothing when the flags are off.
 
 mod document;
+mod table;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ use crate::watch::{Converged, PassError};
 pub use document::{
     now, CommandResult, Counters, Document, LastError, Mode, ResourceStatus, State, FORMAT_VERSION,
 };
+pub use table::table;
 
 /// Shortest pause between two writes: changes in between are written together.
 const MIN_WRITE_INTERVAL: Duration = Duration::from_millis(250);
