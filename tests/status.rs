@@ -246,3 +246,91 @@ fn reconfig_status_without_the_file_says_which_file_and_what_to_do() {
         stderr(&out)
     );
 }
+
+/// Parses a Prometheus text-format file strictly enough to catch what node_exporter's
+/// textfile collector rejects: every sample's family has `# HELP` and `# TYPE` lines
+/// before it, names are valid metric names, values are numbers. Returns
+/// (metric, resource label) → value.
+fn parse_metrics(text: &str) -> std::collections::BTreeMap<(String, String), f64> {
+    let valid_name = |name: &str| {
+        !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    };
+    let mut typed = std::collections::BTreeSet::new();
+    let mut helped = std::collections::BTreeSet::new();
+    let mut samples = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().expect("name");
+            assert!(valid_name(name), "bad name in {line:?}");
+            helped.insert(name.to_string());
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
+            assert!(valid_name(name), "bad name in {line:?}");
+            assert!(["counter", "gauge"].contains(&kind), "{line:?}");
+            assert!(typed.insert(name.to_string()), "TYPE twice: {line:?}");
+        } else {
+            let (name, rest) = line.split_once("{resource=\"").expect("a labelled sample");
+            let (resource, value) = rest.split_once("\"} ").expect("closing label");
+            assert!(typed.contains(name) && helped.contains(name), "{line:?}");
+            let value: f64 = value.parse().unwrap_or_else(|_| panic!("{line:?}"));
+            samples.insert((name.to_string(), resource.to_string()), value);
+        }
+    }
+    samples
+}
+
+both_apis!(metrics_file_parses_and_its_counters_go_up);
+fn metrics_file_parses_and_its_counters_go_up(api: Api) {
+    let mut etcd = Etcd::start_on(api);
+    etcd.put("/svc/a", "10.0.0.1:80");
+    let setup = Setup::new();
+    setup.resource("svc", setup.list_resource("svc", "/svc"));
+    let metrics = setup.out("reconfig.prom");
+    let metrics_arg = metrics.display().to_string();
+    let daemon = setup.daemon(&etcd, &["--metrics-file", &metrics_arg]);
+    let sample = |name: &str| {
+        let text = std::fs::read_to_string(&metrics).unwrap_or_default();
+        parse_metrics(&text)
+            .get(&(name.to_string(), "svc".to_string()))
+            .copied()
+    };
+    let wait_sample = |name: &str, check: &dyn Fn(f64) -> bool| {
+        assert!(
+            eventually(SECS, || sample(name).is_some_and(check)),
+            "{name} is {:?}; log:\n{}",
+            sample(name),
+            daemon.log_text()
+        );
+    };
+    wait_sample("reconfig_installs_total", &|v| v == 1.0);
+    let renders = sample("reconfig_renders_total").expect("renders");
+    assert!(renders >= 1.0);
+    assert_eq!(sample("reconfig_check_failures_total"), Some(0.0));
+    assert_eq!(sample("reconfig_reload_failures_total"), Some(0.0));
+    assert_eq!(sample("reconfig_watch_reconnects_total"), Some(0.0));
+    assert_eq!(sample("reconfig_failing"), Some(0.0));
+    let success = sample("reconfig_last_success_timestamp_seconds").expect("last success");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    assert!((now - success).abs() < 60.0, "{success} vs {now}");
+    assert!(sample("reconfig_last_reload_success_timestamp_seconds").is_some());
+
+    etcd.put("/svc/b", "10.0.0.2:80");
+    wait_sample("reconfig_installs_total", &|v| v == 2.0);
+    assert!(sample("reconfig_renders_total") > Some(renders));
+
+    // An outage and a recovery: one reconnect, and the change made after it is installed.
+    etcd.kill();
+    wait_sample("reconfig_watch_connected", &|v| v == 0.0);
+    etcd.restart();
+    etcd.put("/svc/c", "10.0.0.3:80");
+    wait_sample("reconfig_installs_total", &|v| v == 3.0);
+    wait_sample("reconfig_watch_connected", &|v| v == 1.0);
+    assert_eq!(sample("reconfig_watch_reconnects_total"), Some(1.0));
+}

@@ -30,6 +30,8 @@ result, installs it atomically and runs the reload command.
       --command-timeout SECS  bound of checkcmd/reloadcmd without \"timeout\" [default: 30]
       --status-file PATH    keep a JSON document of every resource's state there, rewritten
                             atomically on each change (read it with `reconfig status`)
+      --metrics-file PATH   the same figures in Prometheus text format, for node_exporter's
+                            textfile collector (name it *.prom)
   -d, --debug               debug logging (SIGUSR1 toggles it at run time)
       --version             print the version and exit
   -h, --help                this help
@@ -57,6 +59,7 @@ pub struct Args {
     pub wait: Option<Wait>,
     pub command_timeout: Option<Duration>,
     pub status_file: Option<PathBuf>,
+    pub metrics_file: Option<PathBuf>,
     pub debug: bool,
     pub version: bool,
     pub help: bool,
@@ -76,6 +79,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
         wait: None,
         command_timeout: None,
         status_file: None,
+        metrics_file: None,
         debug: false,
         version: false,
         help: false,
@@ -120,6 +124,9 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
             }
             Long("status-file") => {
                 out.status_file = Some(value(&mut parser, "--status-file")?.into())
+            }
+            Long("metrics-file") => {
+                out.metrics_file = Some(value(&mut parser, "--metrics-file")?.into())
             }
             Short('d') | Long("debug") => out.debug = true,
             Long("version") => out.version = true,
@@ -194,6 +201,7 @@ pub fn main() -> i32 {
     };
     let outputs = status::Outputs {
         status_file: args.status_file.clone(),
+        metrics_file: args.metrics_file.clone(),
     };
     let mode = if args.onetime {
         status::Mode::Onetime

@@ -7,6 +7,7 @@
 //! a board without outputs does nothing, so the calls cost nothing when the flags are off.
 
 mod document;
+mod metrics;
 mod table;
 mod writer;
 
@@ -34,11 +35,13 @@ const MIN_WRITE_INTERVAL: Duration = Duration::from_millis(250);
 #[derive(Debug, Clone, Default)]
 pub struct Outputs {
     pub status_file: Option<PathBuf>,
+    /// Prometheus text format.
+    pub metrics_file: Option<PathBuf>,
 }
 
 impl Outputs {
     fn is_empty(&self) -> bool {
-        self.status_file.is_none()
+        self.status_file.is_none() && self.metrics_file.is_none()
     }
 }
 
@@ -371,6 +374,9 @@ impl Shared {
                 .map_err(|e| format!("cannot encode the status document: {e}"))?;
             json.push(b'\n');
             write_output(path, "--status-file", &json)?;
+        }
+        if let Some(path) = &self.outputs.metrics_file {
+            write_output(path, "--metrics-file", metrics::render(document).as_bytes())?;
         }
         Ok(())
     }
