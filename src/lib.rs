@@ -14,4 +14,5 @@ pub mod status;
 pub mod stop;
 pub mod template;
 pub mod tls;
+pub mod validate;
 pub mod watch;

@@ -23,6 +23,9 @@ result, installs it atomically and runs the reload command.
       --confdir DIR         resource files dir [default: CFGDIR/conf.d]
       --templatedir DIR     templates dir [default: CFGDIR/templates]
   -o, --onetime             render every resource once and exit (for cron)
+      --check               render every resource once against the live data and report
+                            each file's errors (file, line, reason); write nothing, run no
+                            command; for a config repository's CI
   -n, --notreally           print a diff of what would change; write nothing, run no reload
                             (a checkcmd with {{src}} runs on a private copy)
   -p, --prefix /PFX         prepended to every resource's key (not to altkeys)
@@ -43,6 +46,8 @@ const EXIT_CODES: &str = "\
 Exit codes: 0 ok (onetime: every resource converged), 1 bad command line or configuration,
 2 onetime: some resource did not converge or a resource file was skipped, 3 onetime: no etcd
 endpoint answered, 4 onetime with --notreally: some file would change.
+--check: 0 every resource is valid and renders, 1 a resource file or template is invalid,
+2 a resource does not render against the live data, 3 etcd could not be read.
 ";
 
 /// `--command-timeout` when not given (the help says so).
@@ -54,6 +59,7 @@ pub struct Args {
     pub confdir: Option<PathBuf>,
     pub templatedir: Option<PathBuf>,
     pub onetime: bool,
+    pub check: bool,
     pub notreally: bool,
     pub prefix: String,
     pub wait: Option<Wait>,
@@ -74,6 +80,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
         confdir: None,
         templatedir: None,
         onetime: false,
+        check: false,
         notreally: false,
         prefix: String::new(),
         wait: None,
@@ -100,6 +107,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                 out.templatedir = Some(value(&mut parser, "--templatedir")?.into())
             }
             Short('o') | Long("onetime") => out.onetime = true,
+            Long("check") => out.check = true,
             Short('n') | Long("notreally") => out.notreally = true,
             Short('p') | Long("prefix") => {
                 let prefix = value(&mut parser, "--prefix")?;
@@ -139,6 +147,11 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
             }
             other => return Err(other.unexpected().into()),
         }
+    }
+    if out.check && (out.onetime || out.notreally) {
+        return Err(CliError::usage(
+            "--check renders without writing or running anything: leave out --onetime and --notreally",
+        ));
     }
     Ok(out)
 }
@@ -191,6 +204,9 @@ pub fn main() -> i32 {
         default_wait: args.wait,
         default_command_timeout: args.command_timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT),
     };
+    if args.check {
+        return super::check::run(&load_options, &client, hints::etcd_error);
+    }
     let confdir_flag = confdir_flag(&args);
     let resources = match daemon::load_resources(&load_options) {
         Ok(resources) => resources,
