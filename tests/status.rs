@@ -1,5 +1,6 @@
-//! What operators see of every resource: `--status-file` and `reconfig status`, against a
-//! real etcd and real check/reload commands.
+//! What operators see of every resource: `--status-file`, `reconfig status`,
+//! `--metrics-file` and `--log-format json`, against a real etcd and real check/reload
+//! commands.
 
 mod support;
 
@@ -333,4 +334,63 @@ fn metrics_file_parses_and_its_counters_go_up(api: Api) {
     wait_sample("reconfig_installs_total", &|v| v == 3.0);
     wait_sample("reconfig_watch_connected", &|v| v == 1.0);
     assert_eq!(sample("reconfig_watch_reconnects_total"), Some(1.0));
+}
+
+#[test]
+fn json_log_format_writes_one_parsable_object_per_line() {
+    let etcd = Etcd::start();
+    etcd.put("/svc/a", "10.0.0.1:80");
+    let setup = Setup::new();
+    setup.resource("svc", setup.list_resource("svc", "/svc"));
+    // A check whose output spans lines: the message holding it still fits one line.
+    let mut rejected = setup.list_resource("rejected", "/svc");
+    rejected["checkcmd"] = json!("echo first >&2; echo \"second \\\"quoted\\\"\" >&2; exit 1");
+    setup.resource("rejected", rejected);
+    let out = setup.onetime(&etcd, &["--log-format", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let log = stderr(&out);
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}")))
+        .collect();
+    for line in &lines {
+        let keys: Vec<&String> = line.as_object().expect("an object").keys().collect();
+        assert_eq!(keys, ["level", "message", "resource", "time"], "{line}");
+        assert!(
+            line["time"]
+                .as_str()
+                .is_some_and(|t| t.len() == 24 && t.ends_with('Z')),
+            "{line}"
+        );
+    }
+    let find = |resource: Value, start: &str| {
+        lines
+            .iter()
+            .find(|l| {
+                l["resource"] == resource
+                    && l["message"].as_str().is_some_and(|m| m.starts_with(start))
+            })
+            .unwrap_or_else(|| panic!("no {resource} line starting {start:?} in:\n{log}"))
+    };
+    assert_eq!(find(json!("svc"), "changed ")["level"], "info");
+    let failed = find(json!("rejected"), "cannot install");
+    assert_eq!(failed["level"], "error");
+    assert!(
+        failed["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("first") && m.contains("second \"quoted\"")),
+        "{failed}"
+    );
+    assert_eq!(
+        find(Value::Null, "1 of 2 resources did not converge")["level"],
+        "error"
+    );
+
+    let bad = setup.onetime(&etcd, &["--log-format", "yaml"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("--log-format: \"yaml\" is not a log format: use text or json"),
+        "{}",
+        stderr(&bad)
+    );
 }

@@ -5,6 +5,7 @@ use super::exit::reconfig as exit;
 use super::hints;
 use super::{seconds, value, CliError};
 use crate::daemon::{self, Onetime};
+use crate::logging::LogFormat;
 use crate::resource::{self, LoadOptions, Wait};
 use crate::status::{self, StatusBoard};
 use crate::watch::RunOptions;
@@ -36,6 +37,8 @@ result, installs it atomically and runs the reload command.
       --metrics-file PATH   the same figures in Prometheus text format, for node_exporter's
                             textfile collector (name it *.prom)
   -d, --debug               debug logging (SIGUSR1 toggles it at run time)
+      --log-format FORMAT   text, or json: one object per line with time, level, resource
+                            and message [default: text]
       --version             print the version and exit
   -h, --help                this help
 
@@ -67,6 +70,7 @@ pub struct Args {
     pub status_file: Option<PathBuf>,
     pub metrics_file: Option<PathBuf>,
     pub debug: bool,
+    pub log_format: LogFormat,
     pub version: bool,
     pub help: bool,
     pub connection: ConnectionArgs,
@@ -88,6 +92,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
         status_file: None,
         metrics_file: None,
         debug: false,
+        log_format: LogFormat::Text,
         version: false,
         help: false,
         connection: ConnectionArgs {
@@ -137,6 +142,12 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                 out.metrics_file = Some(value(&mut parser, "--metrics-file")?.into())
             }
             Short('d') | Long("debug") => out.debug = true,
+            Long("log-format") => {
+                let text = value(&mut parser, "--log-format")?;
+                out.log_format = text
+                    .parse()
+                    .map_err(|e| CliError::usage(format!("--log-format: {e}")))?;
+            }
             Long("version") => out.version = true,
             Short('h') | Long("help") => out.help = true,
             Positional(v) => {
@@ -176,7 +187,7 @@ pub fn main() -> i32 {
         println!("reconfig {}", env!("CARGO_PKG_VERSION"));
         return exit::OK;
     }
-    crate::logging::init(args.debug);
+    crate::logging::init(args.debug, args.log_format);
     // Every flag file (TLS, password) is checked here, before conf.d is read: a bad
     // connection flag is the one error shown, not the last line after every "bound:".
     let client = match args.connection.client() {
