@@ -329,7 +329,7 @@ impl Watcher {
         log::debug!(target: resource.id(), "rendered {} bytes from index {index}", text.len());
         self.rendered_len = text.len();
         let result = self.apply(&text);
-        self.options.status.rendered(resource.id(), index, &result);
+        self.options.status.rendered(&resource, index, &result);
         (Some(index), result)
     }
 
@@ -418,7 +418,7 @@ impl Watcher {
             }
             Outcome::Unchanged => Ok(Converged::Unchanged),
             Outcome::Installed { reload, .. } => {
-                self.options.status.installed(self.resource.id());
+                self.options.status.installed(&self.resource);
                 self.finish_reload(reload)?;
                 Ok(Converged::Installed)
             }
@@ -430,7 +430,7 @@ impl Watcher {
     }
 
     fn finish_reload(&mut self, result: ReloadResult) -> Result<(), PassError> {
-        self.options.status.reloaded(self.resource.id(), &result);
+        self.options.status.reloaded(&self.resource, &result);
         match result {
             ReloadResult::NotConfigured | ReloadResult::Reloaded => {
                 self.reload_pending = false;
@@ -451,7 +451,7 @@ impl Watcher {
     /// their text varies (see [`Problem`]). An outage is one problem however its symptoms
     /// change (connection closed, then refused, then timed out).
     fn report(&mut self, error: &PassError) {
-        self.options.status.failed(self.resource.id(), error);
+        self.options.status.failed(&self.resource, error);
         let Some(problem) = error.problem() else {
             return;
         };

@@ -250,8 +250,8 @@ fn reconfig_status_without_the_file_says_which_file_and_what_to_do() {
 
 /// Parses a Prometheus text-format file strictly enough to catch what node_exporter's
 /// textfile collector rejects: every sample's family has `# HELP` and `# TYPE` lines
-/// before it, names are valid metric names, values are numbers. Returns
-/// (metric, resource label) → value.
+/// before it, names are valid metric names, label values are quoted with escapes, values
+/// are numbers, no series appears twice. Returns (metric, resource label) → value.
 fn parse_metrics(text: &str) -> std::collections::BTreeMap<(String, String), f64> {
     let valid_name = |name: &str| {
         !name.is_empty()
@@ -262,6 +262,7 @@ fn parse_metrics(text: &str) -> std::collections::BTreeMap<(String, String), f64
     };
     let mut typed = std::collections::BTreeSet::new();
     let mut helped = std::collections::BTreeSet::new();
+    let mut series = std::collections::BTreeSet::new();
     let mut samples = std::collections::BTreeMap::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# HELP ") {
@@ -274,14 +275,49 @@ fn parse_metrics(text: &str) -> std::collections::BTreeMap<(String, String), f64
             assert!(["counter", "gauge"].contains(&kind), "{line:?}");
             assert!(typed.insert(name.to_string()), "TYPE twice: {line:?}");
         } else {
-            let (name, rest) = line.split_once("{resource=\"").expect("a labelled sample");
-            let (resource, value) = rest.split_once("\"} ").expect("closing label");
+            let (name, rest) = line.split_once('{').expect("a labelled sample");
             assert!(typed.contains(name) && helped.contains(name), "{line:?}");
-            let value: f64 = value.parse().unwrap_or_else(|_| panic!("{line:?}"));
-            samples.insert((name.to_string(), resource.to_string()), value);
+            let (labels, value) = parse_labels(rest).unwrap_or_else(|| panic!("{line:?}"));
+            let value: f64 = value
+                .strip_prefix(' ')
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{line:?}"));
+            assert!(
+                series.insert(format!("{name}{labels:?}")),
+                "twice: {line:?}"
+            );
+            let resource = labels.get("resource").expect("resource label").clone();
+            samples.insert((name.to_string(), resource), value);
         }
     }
     samples
+}
+
+/// `a="x",b="y\"z"} rest` → ({a: x, b: y"z}, " rest").
+fn parse_labels(mut text: &str) -> Option<(std::collections::BTreeMap<String, String>, &str)> {
+    let mut labels = std::collections::BTreeMap::new();
+    loop {
+        if let Some(rest) = text.strip_prefix('}') {
+            return Some((labels, rest));
+        }
+        let (name, rest) = text.split_once("=\"")?;
+        let mut value = String::new();
+        let mut chars = rest.char_indices();
+        let end = loop {
+            match chars.next()? {
+                (_, '\\') => match chars.next()?.1 {
+                    'n' => value.push('\n'),
+                    c @ ('\\' | '"') => value.push(c),
+                    _ => return None,
+                },
+                (i, '"') => break i,
+                (_, c) => value.push(c),
+            }
+        };
+        labels.insert(name.to_string(), value);
+        text = &rest[end + 1..];
+        text = text.strip_prefix(',').unwrap_or(text);
+    }
 }
 
 both_apis!(metrics_file_parses_and_its_counters_go_up);
@@ -392,5 +428,56 @@ fn json_log_format_writes_one_parsable_object_per_line() {
         stderr(&bad).contains("--log-format: \"yaml\" is not a log format: use text or json"),
         "{}",
         stderr(&bad)
+    );
+}
+
+#[test]
+fn two_resources_with_one_id_are_two_entries_and_two_series() {
+    let etcd = Etcd::start();
+    etcd.put("/svc/a", "1");
+    let setup = Setup::new();
+    // Ids need not be unique (targets must be): each resource keeps its own status.
+    setup.resource(
+        "one",
+        setup.list_resource_at("dup", "/svc", &setup.out("one.conf")),
+    );
+    let mut failing = setup.list_resource_at("dup", "/svc", &setup.out("two.conf"));
+    failing["reloadcmd"] = json!("exit 1");
+    setup.resource("two", failing);
+    let status = setup.out("status.json");
+    let metrics = setup.out("reconfig.prom");
+    let out = setup.onetime(
+        &etcd,
+        &[
+            "--status-file",
+            &status.display().to_string(),
+            "--metrics-file",
+            &metrics.display().to_string(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let doc = document(&status).expect("document");
+    let states: Vec<(&str, &str)> = doc["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| {
+            (
+                r["target"].as_str().expect("target"),
+                r["state"].as_str().expect("state"),
+            )
+        })
+        .collect();
+    let one = setup.out("one.conf").display().to_string();
+    let two = setup.out("two.conf").display().to_string();
+    assert_eq!(states, vec![(one.as_str(), "ok"), (two.as_str(), "error")]);
+    // parse_metrics rejects a series written twice.
+    let text = std::fs::read_to_string(&metrics).expect("metrics");
+    parse_metrics(&text);
+    assert!(
+        text.contains(&format!(
+            "reconfig_failing{{resource=\"dup\",target=\"{two}\"}} 1\n"
+        )),
+        "{text}"
     );
 }

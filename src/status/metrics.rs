@@ -71,7 +71,8 @@ const GAUGES: &[(&str, &str, Gauge)] = &[
     ),
 ];
 
-/// Every metric of every resource, labelled `resource="<id>"`.
+/// Every metric of every resource, labelled `resource="<id>",target="<path>"` (ids need not
+/// be unique; targets are, so every series is).
 pub fn render(document: &Document) -> String {
     let mut out = String::new();
     for (name, help, value) in COUNTERS {
@@ -99,8 +100,9 @@ fn family(
         if let Some(value) = value(resource) {
             let _ = writeln!(
                 out,
-                "{name}{{resource=\"{}\"}} {value}",
-                label(&resource.id)
+                "{name}{{resource=\"{}\",target=\"{}\"}} {value}",
+                label(&resource.id),
+                label(&resource.target)
             );
         }
     }
@@ -156,12 +158,12 @@ mod tests {
         assert!(text.contains(
             "# HELP reconfig_renders_total Templates rendered.\n\
              # TYPE reconfig_renders_total counter\n\
-             reconfig_renders_total{resource=\"web\"} 3\n"
+             reconfig_renders_total{resource=\"web\",target=\"/etc/web.conf\"} 3\n"
         ));
         assert!(
-            text.contains("reconfig_last_success_timestamp_seconds{resource=\"web\"} 1700000000\n")
+            text.contains("reconfig_last_success_timestamp_seconds{resource=\"web\",target=\"/etc/web.conf\"} 1700000000\n")
         );
-        assert!(text.contains("reconfig_failing{resource=\"web\"} 1\n"));
+        assert!(text.contains("reconfig_failing{resource=\"web\",target=\"/etc/web.conf\"} 1\n"));
         // Never set: no sample rather than a made-up 0.
         assert!(!text.contains("reconfig_last_change_timestamp_seconds{"));
     }

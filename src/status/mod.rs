@@ -62,11 +62,15 @@ struct Shared {
     write_failing: AtomicBool,
 }
 
+/// A resource's entry on the board: its id and target (ids need not be unique, targets are).
+type EntryKey = (String, String);
+
 #[derive(Default)]
 struct Board {
-    entries: BTreeMap<String, Entry>,
+    /// Sorted by id, then target, as the document lists them.
+    entries: BTreeMap<EntryKey, Entry>,
     /// The document the previous process left, for what outlives a restart.
-    previous: BTreeMap<String, ResourceStatus>,
+    previous: BTreeMap<EntryKey, ResourceStatus>,
     dirty: bool,
     closed: bool,
 }
@@ -93,7 +97,7 @@ impl StatusBoard {
                 document
                     .resources
                     .into_iter()
-                    .map(|status| (status.id.clone(), status))
+                    .map(|status| ((status.id.clone(), status.target.clone()), status))
                     .collect()
             })
             .unwrap_or_default();
@@ -144,12 +148,12 @@ impl StatusBoard {
         let mut board = shared.lock();
         let mut entries = BTreeMap::new();
         for resource in resources {
-            let id = resource.id().to_string();
+            let key = key_of(resource);
             let entry = board
                 .entries
-                .remove(&id)
-                .unwrap_or_else(|| Entry::new(resource, board.previous.get(resource.id())));
-            entries.insert(id, entry);
+                .remove(&key)
+                .unwrap_or_else(|| Entry::new(resource, board.previous.get(&key)));
+            entries.insert(key, entry);
         }
         board.entries = entries;
         board.dirty = true;
@@ -158,8 +162,8 @@ impl StatusBoard {
     }
 
     /// A pass rendered from the data at `index` and ended with `result`.
-    pub fn rendered(&self, id: &str, index: u64, result: &Result<Converged, PassError>) {
-        self.update(id, |entry| {
+    pub fn rendered(&self, resource: &Resource, index: u64, result: &Result<Converged, PassError>) {
+        self.update(resource, |entry| {
             entry.status.counters.renders += 1;
             entry.connected(true);
             if result.is_ok() {
@@ -171,8 +175,8 @@ impl StatusBoard {
     }
 
     /// A new target was installed (and its check, if any, passed).
-    pub fn installed(&self, id: &str) {
-        self.update(id, |entry| {
+    pub fn installed(&self, resource: &Resource) {
+        self.update(resource, |entry| {
             let at = now();
             entry.status.counters.installs += 1;
             entry.status.changed_at = Some(at);
@@ -187,8 +191,8 @@ impl StatusBoard {
     }
 
     /// The reload command ran (or was due and did not run).
-    pub fn reloaded(&self, id: &str, result: &ReloadResult) {
-        self.update(id, |entry| match result {
+    pub fn reloaded(&self, resource: &Resource, result: &ReloadResult) {
+        self.update(resource, |entry| match result {
             ReloadResult::NotConfigured => entry.status.reload_pending = false,
             ReloadResult::Reloaded => {
                 let at = now();
@@ -214,9 +218,9 @@ impl StatusBoard {
     }
 
     /// A pass or a watch failed (every attempt, not only the logged ones).
-    pub fn failed(&self, id: &str, error: &PassError) {
+    pub fn failed(&self, resource: &Resource, error: &PassError) {
         let Some(kind) = kind_of(error) else { return };
-        self.update(id, |entry| {
+        self.update(resource, |entry| {
             let at = now();
             let since = match &entry.status.error {
                 Some(last) if last.kind == kind => last.since,
@@ -239,10 +243,10 @@ impl StatusBoard {
         });
     }
 
-    fn update(&self, id: &str, change: impl FnOnce(&mut Entry)) {
+    fn update(&self, resource: &Resource, change: impl FnOnce(&mut Entry)) {
         let Some(shared) = &self.shared else { return };
         let mut board = shared.lock();
-        let Some(entry) = board.entries.get_mut(id) else {
+        let Some(entry) = board.entries.get_mut(&key_of(resource)) else {
             return;
         };
         change(entry);
@@ -261,6 +265,13 @@ impl fmt::Debug for StatusBoard {
     }
 }
 
+fn key_of(resource: &Resource) -> EntryKey {
+    (
+        resource.id().to_string(),
+        resource.target().display().to_string(),
+    )
+}
+
 /// The kind of problem named in the document; `None` for a stop (no problem).
 fn kind_of(error: &PassError) -> Option<&'static str> {
     Some(match error {
@@ -277,8 +288,7 @@ fn kind_of(error: &PassError) -> Option<&'static str> {
 impl Entry {
     fn new(resource: &Resource, previous: Option<&ResourceStatus>) -> Entry {
         let target = resource.target().display().to_string();
-        // What outlives a restart: the history of the same target.
-        let previous = previous.filter(|previous| previous.target == target);
+        // What outlives a restart (`previous` is of the same id and target): its history.
         Entry {
             status: ResourceStatus {
                 id: resource.id().to_string(),
