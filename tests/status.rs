@@ -481,3 +481,28 @@ fn two_resources_with_one_id_are_two_entries_and_two_series() {
         "{text}"
     );
 }
+
+#[test]
+fn sighup_drops_removed_resources_from_the_status_and_keeps_the_others() {
+    let etcd = Etcd::start();
+    etcd.put("/svc/a", "1");
+    let setup = Setup::new();
+    setup.resource("kept", setup.list_resource("kept", "/svc"));
+    setup.resource("removed", setup.list_resource("removed", "/svc"));
+    let status = setup.out("status.json");
+    let daemon = setup.daemon(&etcd, &["--status-file", &status.display().to_string()]);
+    let kept = wait_resource(&status, "kept", |r| r["state"] == "ok");
+    wait_resource(&status, "removed", |r| r["state"] == "ok");
+
+    std::fs::remove_file(setup.cfgdir().join("conf.d/removed.json")).expect("rm");
+    daemon.signal(libc::SIGHUP);
+    assert!(
+        eventually(SECS, || resource(&status, "removed").is_none()),
+        "{:#?}",
+        document(&status)
+    );
+    // The kept resource's history stays: same install count, same change time.
+    let after = resource(&status, "kept").expect("kept");
+    assert_eq!(after["counters"]["installs"], kept["counters"]["installs"]);
+    assert_eq!(after["changed_at"], kept["changed_at"]);
+}
