@@ -3,7 +3,8 @@
 use super::document::{Document, Mode, ResourceStatus, State};
 
 /// One line per resource: id, state, index, age of the last change, and the last error
-/// (its kind, age and first line), under a line saying who wrote the document and when.
+/// (its kind, age and text on one line, shortened), under a line saying who wrote the
+/// document and when. `--json` has the whole text.
 pub fn table(document: &Document, now: u64) -> String {
     let mode = match document.mode {
         Mode::Daemon => "daemon",
@@ -54,11 +55,11 @@ fn row(resource: &ResourceStatus, now: u64) -> [String; 5] {
         state.push_str(", etcd unreachable");
     }
     let error = resource.error.as_ref().map_or_else(String::new, |error| {
-        let first_line = error.text.lines().next().unwrap_or_default();
         format!(
-            "{} since {}: {first_line}",
+            "{} since {}: {}",
             error.kind,
-            age(Some(error.since), now)
+            age(Some(error.since), now),
+            one_line(&error.text)
         )
     });
     [
@@ -70,6 +71,24 @@ fn row(resource: &ResourceStatus, now: u64) -> [String; 5] {
         age(resource.changed_at, now),
         error,
     ]
+}
+
+/// Longest error text shown in the table, in characters.
+const ERROR_WIDTH: usize = 160;
+
+/// `text` with its lines joined by " | " (a check's output follows its command on the next
+/// lines), cut to [`ERROR_WIDTH`] characters.
+fn one_line(text: &str) -> String {
+    let joined = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ");
+    match joined.char_indices().nth(ERROR_WIDTH) {
+        Some((cut, _)) => format!("{}…", &joined[..cut]),
+        None => joined,
+    }
 }
 
 /// "5s ago", "3m ago", "2h ago", "4d ago"; "-" for never.
@@ -115,7 +134,8 @@ mod tests {
         let mut failing = status("haproxy", State::Error);
         failing.error = Some(LastError {
             kind: "check".to_string(),
-            text: "cannot install /etc/haproxy.cfg: the check failed\nmore".to_string(),
+            text: "cannot install /etc/haproxy.cfg: the check failed; its output:\n  line 3: bad\n"
+                .to_string(),
             since: 880,
         });
         failing.reload_pending = true;
@@ -130,9 +150,18 @@ mod tests {
             table(&document, 1000),
             "reconfig daemon, pid 7, written 2s ago\n\
              RESOURCE  STATE                  INDEX  CHANGED  ERROR\n\
-             haproxy   error, reload pending  42     1m ago   check since 2m ago: cannot install /etc/haproxy.cfg: the check failed\n\
+             haproxy   error, reload pending  42     1m ago   check since 2m ago: cannot install /etc/haproxy.cfg: the check failed; its output: | line 3: bad\n\
              web       ok                     42     1m ago\n"
         );
+    }
+
+    #[test]
+    fn long_errors_are_cut_on_a_character_boundary() {
+        let long = "é".repeat(ERROR_WIDTH + 5);
+        let shown = one_line(&long);
+        assert_eq!(shown.chars().count(), ERROR_WIDTH + 1);
+        assert!(shown.ends_with("é…"));
+        assert_eq!(one_line("short"), "short");
     }
 
     #[test]
