@@ -116,6 +116,7 @@ fn clean_stale_temp_files(resources: &[Arc<Resource>]) {
 /// no resource file was skipped and (dry run) no file would change.
 pub fn run_onetime(loaded: LoadedResources, client: Client, options: RunOptions) -> Onetime {
     let resources = loaded.resources;
+    options.status.track(&resources);
     if !options.dry_run {
         clean_stale_temp_files(&resources);
     }
@@ -226,6 +227,7 @@ impl Generation {
         options: &RunOptions,
         process: &Stop,
     ) -> Generation {
+        options.status.track(resources);
         let stop = Stop::new();
         let snapshots = SnapshotCache::new(client.clone());
         let mut threads = Vec::new();

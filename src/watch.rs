@@ -10,6 +10,7 @@ use crate::apply::{self, ApplyError, ApplyErrorKind, Outcome, ReloadResult};
 use crate::etcd::{self, Change, Freshness, SnapshotCache, WaitOutcome};
 use crate::pool::Pool;
 use crate::resource::{Resource, Wait};
+use crate::status::StatusBoard;
 use crate::stop::Stop;
 use crate::template::Context;
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,6 +32,8 @@ pub struct RunOptions {
     /// How an etcd error is worded in the log: the binary adds the flags that fix it
     /// (`cli::hints`); this layer knows no flag names.
     pub describe_etcd: fn(&etcd::Error) -> String,
+    /// Where each pass, install, reload and failure is reported (`--status-file`).
+    pub status: StatusBoard,
 }
 
 impl Default for RunOptions {
@@ -40,6 +43,7 @@ impl Default for RunOptions {
             max_backoff: Duration::from_secs(30),
             render_pool: None,
             describe_etcd: |error| error.to_string(),
+            status: StatusBoard::default(),
         }
     }
 }
@@ -324,7 +328,9 @@ impl Watcher {
         };
         self.rendered_len = texts.iter().map(String::len).sum();
         log::debug!(target: resource.id(), "rendered {} bytes from index {index}", self.rendered_len);
-        (Some(index), self.apply(&texts))
+        let result = self.apply(&texts);
+        self.options.status.rendered(&resource, index, &result);
+        (Some(index), result)
     }
 
     /// The kept snapshot with the changes the last wait reported applied, when the cache
@@ -410,6 +416,7 @@ impl Watcher {
             }
             Outcome::Unchanged => Ok(Converged::Unchanged),
             Outcome::Installed { reload, .. } => {
+                self.options.status.installed(&self.resource);
                 self.finish_reload(reload)?;
                 Ok(Converged::Installed)
             }
@@ -421,6 +428,7 @@ impl Watcher {
     }
 
     fn finish_reload(&mut self, result: ReloadResult) -> Result<(), PassError> {
+        self.options.status.reloaded(&self.resource, &result);
         match result {
             ReloadResult::NotConfigured | ReloadResult::Reloaded => {
                 self.reload_pending = false;
@@ -441,6 +449,7 @@ impl Watcher {
     /// their text varies (see [`Problem`]). An outage is one problem however its symptoms
     /// change (connection closed, then refused, then timed out).
     fn report(&mut self, error: &PassError) {
+        self.options.status.failed(&self.resource, error);
         let Some(problem) = error.problem() else {
             return;
         };

@@ -208,7 +208,7 @@ pub fn main() -> i32 {
         print!("{USAGE}\n{}\n{EXIT_CODES}", connection::HELP);
         return exit::OK;
     }
-    crate::logging::init(args.debug);
+    crate::logging::init(args.debug, crate::logging::LogFormat::Text);
     match run(&args) {
         Ok(()) => exit::OK,
         Err(e) => {

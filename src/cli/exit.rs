@@ -34,4 +34,20 @@ pub mod reconfig {
     /// `--onetime --notreally`: every resource could be rendered and checked, and at least
     /// one file would change (a drift signal for cron and CI).
     pub const WOULD_CHANGE: i32 = 4;
+    /// `--check`: a resource file or a template is invalid (bad JSON, a missing field, a
+    /// template syntax error), or conf.d holds no resource file.
+    pub const CHECK_INVALID: i32 = 1;
+    /// `--check`: every file is valid, but a resource does not render against the live data
+    /// (a render error, or its watched key does not exist). `UNAVAILABLE` when etcd could not
+    /// be read instead.
+    pub const CHECK_RENDER_FAILED: i32 = 2;
+}
+
+/// `reconfig status`'s codes.
+pub mod status {
+    pub use super::OK;
+    /// Bad command line, or the status file is missing, unreadable or not a status document.
+    pub const UNREADABLE: i32 = 1;
+    /// At least one resource's last pass failed.
+    pub const FAILING: i32 = 2;
 }

@@ -1,11 +1,13 @@
 //! Command lines of both binaries (lexopt), with flag names of the original
 //! reconfig.rb / etcd-util.rb, and their exit codes.
 
+pub mod check;
 pub mod connection;
 pub mod etcd_util;
 pub mod exit;
 pub mod hints;
 pub mod reconfig;
+pub mod status;
 
 use std::fmt;
 

@@ -5,13 +5,16 @@ use super::exit::reconfig as exit;
 use super::hints;
 use super::{seconds, value, CliError};
 use crate::daemon::{self, Onetime};
+use crate::logging::LogFormat;
 use crate::resource::{self, LoadOptions, Wait};
+use crate::status::{self, StatusBoard};
 use crate::watch::RunOptions;
 use std::path::PathBuf;
 use std::time::Duration;
 
 const USAGE: &str = "\
 Usage: reconfig [-c CFGDIR] [-o] [-n] [-p PREFIX] [connection flags]
+       reconfig status [--status-file PATH] [--json]   (see reconfig status --help)
 
 Keeps config files converged to data in etcd: for each resource in CFGDIR/conf.d/*.json,
 renders its template from CFGDIR/templates whenever the watched key changes, checks the
@@ -21,12 +24,21 @@ result, installs it atomically and runs the reload command.
       --confdir DIR         resource files dir [default: CFGDIR/conf.d]
       --templatedir DIR     templates dir [default: CFGDIR/templates]
   -o, --onetime             render every resource once and exit (for cron)
+      --check               render every resource once against the live data and report
+                            each file's errors (file, line, reason); write nothing, run no
+                            command; for a config repository's CI
   -n, --notreally           print a diff of what would change; write nothing, run no reload
                             (a checkcmd with {{src}} runs on a private copy)
   -p, --prefix /PFX         prepended to every resource's key (not to altkeys)
       --wait MIN[,MAX]      default quiescence for resources without \"wait\", e.g. 100ms
       --command-timeout SECS  bound of checkcmd/reloadcmd without \"timeout\" [default: 30]
+      --status-file PATH    keep a JSON document of every resource's state there, rewritten
+                            atomically on each change (read it with `reconfig status`)
+      --metrics-file PATH   the same figures in Prometheus text format, for node_exporter's
+                            textfile collector (name it *.prom)
   -d, --debug               debug logging (SIGUSR1 toggles it at run time)
+      --log-format FORMAT   text, or json: one object per line with time, level, resource
+                            and message [default: text]
       --version             print the version and exit
   -h, --help                this help
 
@@ -37,6 +49,8 @@ const EXIT_CODES: &str = "\
 Exit codes: 0 ok (onetime: every resource converged), 1 bad command line or configuration,
 2 onetime: some resource did not converge or a resource file was skipped, 3 onetime: no etcd
 endpoint answered, 4 onetime with --notreally: some file would change.
+--check: 0 every resource is valid and renders, 1 a resource file or template is invalid,
+2 a resource does not render against the live data, 3 etcd could not be read.
 ";
 
 /// `--command-timeout` when not given (the help says so).
@@ -48,11 +62,15 @@ pub struct Args {
     pub confdir: Option<PathBuf>,
     pub templatedir: Option<PathBuf>,
     pub onetime: bool,
+    pub check: bool,
     pub notreally: bool,
     pub prefix: String,
     pub wait: Option<Wait>,
     pub command_timeout: Option<Duration>,
+    pub status_file: Option<PathBuf>,
+    pub metrics_file: Option<PathBuf>,
     pub debug: bool,
+    pub log_format: LogFormat,
     pub version: bool,
     pub help: bool,
     pub connection: ConnectionArgs,
@@ -66,11 +84,15 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
         confdir: None,
         templatedir: None,
         onetime: false,
+        check: false,
         notreally: false,
         prefix: String::new(),
         wait: None,
         command_timeout: None,
+        status_file: None,
+        metrics_file: None,
         debug: false,
+        log_format: LogFormat::Text,
         version: false,
         help: false,
         connection: ConnectionArgs {
@@ -90,6 +112,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                 out.templatedir = Some(value(&mut parser, "--templatedir")?.into())
             }
             Short('o') | Long("onetime") => out.onetime = true,
+            Long("check") => out.check = true,
             Short('n') | Long("notreally") => out.notreally = true,
             Short('p') | Long("prefix") => {
                 let prefix = value(&mut parser, "--prefix")?;
@@ -112,7 +135,19 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                     "--command-timeout",
                 )?)
             }
+            Long("status-file") => {
+                out.status_file = Some(value(&mut parser, "--status-file")?.into())
+            }
+            Long("metrics-file") => {
+                out.metrics_file = Some(value(&mut parser, "--metrics-file")?.into())
+            }
             Short('d') | Long("debug") => out.debug = true,
+            Long("log-format") => {
+                let text = value(&mut parser, "--log-format")?;
+                out.log_format = text
+                    .parse()
+                    .map_err(|e| CliError::usage(format!("--log-format: {e}")))?;
+            }
             Long("version") => out.version = true,
             Short('h') | Long("help") => out.help = true,
             Positional(v) => {
@@ -124,11 +159,20 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
             other => return Err(other.unexpected().into()),
         }
     }
+    if out.check && (out.onetime || out.notreally) {
+        return Err(CliError::usage(
+            "--check renders without writing or running anything: leave out --onetime and --notreally",
+        ));
+    }
     Ok(out)
 }
 
 pub fn main() -> i32 {
-    let args = match parse(std::env::args_os().skip(1)) {
+    let mut raw = std::env::args_os().skip(1).peekable();
+    if raw.peek().is_some_and(|first| first == "status") {
+        return super::status::main(raw.skip(1));
+    }
+    let args = match parse(raw) {
         Ok(args) => args,
         Err(e) => {
             eprintln!("reconfig: {e}");
@@ -143,7 +187,7 @@ pub fn main() -> i32 {
         println!("reconfig {}", env!("CARGO_PKG_VERSION"));
         return exit::OK;
     }
-    crate::logging::init(args.debug);
+    crate::logging::init(args.debug, args.log_format);
     // Every flag file (TLS, password) is checked here, before conf.d is read: a bad
     // connection flag is the one error shown, not the last line after every "bound:".
     let client = match args.connection.client() {
@@ -171,6 +215,9 @@ pub fn main() -> i32 {
         default_wait: args.wait,
         default_command_timeout: args.command_timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT),
     };
+    if args.check {
+        return super::check::run(&load_options, &client, hints::etcd_error);
+    }
     let confdir_flag = confdir_flag(&args);
     let resources = match daemon::load_resources(&load_options) {
         Ok(resources) => resources,
@@ -179,13 +226,32 @@ pub fn main() -> i32 {
             return exit::CONFIG;
         }
     };
+    let outputs = status::Outputs {
+        status_file: args.status_file.clone(),
+        metrics_file: args.metrics_file.clone(),
+    };
+    let mode = if args.onetime {
+        status::Mode::Onetime
+    } else {
+        status::Mode::Daemon
+    };
+    let board = match StatusBoard::start(outputs, mode) {
+        Ok(board) => board,
+        Err(e) => {
+            log::error!("{e}");
+            return exit::CONFIG;
+        }
+    };
     let options = RunOptions {
         dry_run: args.notreally,
         describe_etcd: hints::etcd_error,
+        status: board.clone(),
         ..RunOptions::default()
     };
     if args.onetime {
-        return match daemon::run_onetime(resources, client, options) {
+        let outcome = daemon::run_onetime(resources, client, options);
+        board.finish();
+        return match outcome {
             Onetime::Converged => exit::OK,
             Onetime::WouldChange => exit::WOULD_CHANGE,
             Onetime::NotConverged => exit::NOT_CONVERGED,
@@ -202,7 +268,9 @@ pub fn main() -> i32 {
             Ok((loaded, client))
         }),
     };
-    match daemon::run_daemon(resources, client, reload, options) {
+    let ran = daemon::run_daemon(resources, client, reload, options);
+    board.finish();
+    match ran {
         Ok(()) => exit::OK,
         Err(e) => {
             log::error!("{e}");

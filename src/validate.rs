@@ -1,0 +1,74 @@
+//! `reconfig --check`: every resource rendered once against the live data, with nothing
+//! written and no command run, for a config repository's CI or before a deploy.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::etcd::{self, Client};
+use crate::resource::Resource;
+use crate::template::{Context, TemplateError};
+
+/// Why a valid resource file does not render against the live data.
+#[derive(Debug)]
+pub enum RenderProblem {
+    /// etcd could not be read.
+    Etcd(etcd::Error),
+    /// The watched key does not exist: the daemon would leave the target alone.
+    Missing {
+        key: String,
+    },
+    Template(TemplateError),
+}
+
+impl fmt::Display for RenderProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RenderProblem::Etcd(e) => write!(f, "etcd: {e}"),
+            RenderProblem::Missing { key } => write!(
+                f,
+                "watched key {key} does not exist in etcd, so it cannot render; create it or fix \"key\""
+            ),
+            RenderProblem::Template(e) => e.fmt(f),
+        }
+    }
+}
+
+/// What rendering one resource gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rendered {
+    pub bytes: usize,
+    /// The etcd index of the data it rendered.
+    pub index: u64,
+}
+
+/// Renders `resource` from a fresh read of its key and altkeys; writes nothing, runs
+/// nothing. A missing altkey renders as empty, as in the daemon.
+pub fn render(resource: &Resource, client: &Client) -> Result<Rendered, RenderProblem> {
+    let snapshot = client
+        .snapshot(&resource.key, resource.recursive)
+        .map_err(RenderProblem::Etcd)?;
+    let Some(data) = snapshot.data else {
+        return Err(RenderProblem::Missing {
+            key: resource.key.clone(),
+        });
+    };
+    let mut altdata = BTreeMap::new();
+    for (alias, key) in &resource.altkeys {
+        let alt = client.snapshot(key, true).map_err(RenderProblem::Etcd)?;
+        altdata.insert(alias.clone(), Arc::new(alt.data.unwrap_or_default()));
+    }
+    let context = Context {
+        data: &Arc::new(data),
+        altdata: &altdata,
+        watched: &resource.key,
+    };
+    let text = resource
+        .template
+        .render(&context)
+        .map_err(RenderProblem::Template)?;
+    Ok(Rendered {
+        bytes: text.len(),
+        index: snapshot.index,
+    })
+}
