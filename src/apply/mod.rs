@@ -27,7 +27,8 @@ pub use command::{CommandError, CommandFailure};
 pub use diff::FileSummary;
 pub use error::{ApplyError, ApplyErrorKind, Step, TargetState};
 
-use command::human_duration;
+/// For `etcd-util -o REGISTER --check-cmd`, which runs its health check as checks run here.
+pub(crate) use command::{human_duration, run as run_command, ShellCommand};
 use install::{Attributes, Current, ReadError, RealTarget, StageError, StageStep};
 use owner::{NotPreserved, Ownership, WantedId};
 
