@@ -388,3 +388,55 @@ fn register_flags_are_checked_before_anything_runs() {
         );
     }
 }
+
+both_apis!(a_key_deleted_behind_its_back_is_written_again);
+fn a_key_deleted_behind_its_back_is_written_again(api: Api) {
+    let etcd = Etcd::start_on(api);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let registrar = Registrar::start(&etcd, dir.path(), &[]);
+    assert!(eventually(Duration::from_secs(5), || registered(&etcd)));
+    // An operator cleaning up the prefix (on v3 the lease lives on: only the key goes).
+    etcd.delete("/services", true);
+    assert!(
+        eventually(TTL, || registered(&etcd)),
+        "{KEY} not written again; log:\n{}",
+        registrar.log_text()
+    );
+    assert!(
+        registrar.log_text().contains("someone deleted it"),
+        "{}",
+        registrar.log_text()
+    );
+}
+
+/// v2 only: v3 has no directories, a key and keys under it coexist.
+#[test]
+fn registering_onto_a_v2_directory_says_what_to_do_and_exits_1() {
+    let etcd = Etcd::start_on(Api::V2);
+    etcd.put("/services/web/10.0.0.5/weight", "1");
+    let url = etcd.url();
+    let args = [
+        "--endpoints",
+        &url,
+        "--api",
+        "v2",
+        "-o",
+        "REGISTER",
+        "-k",
+        KEY,
+        "-v",
+        VALUE,
+        "-t",
+        "2",
+    ];
+    let out = support::run_bin(ETCD_UTIL, &args, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(1), "{}", support::stderr(&out));
+    assert!(
+        support::stderr(&out).contains(&format!(
+            "cannot register {KEY}: {KEY} is a directory: REGISTER writes a value to a single \
+             key; register a key under it"
+        )),
+        "{}",
+        support::stderr(&out)
+    );
+}

@@ -322,7 +322,7 @@ fn run(args: &Args) -> Result<(), CliError> {
             let value = args.value.as_deref().unwrap_or_default();
             client()?
                 .put(key, value, args.ttl)
-                .map_err(|e| set_error(e, key, args.recursive))?;
+                .map_err(|e| set_error(e, key, "SET", args.recursive))?;
             match args.ttl {
                 Some(ttl) => eprintln!("set {key} (expires in {ttl}s)"),
                 None => eprintln!("set {key}"),
@@ -360,7 +360,7 @@ fn register_run(client: &Client, args: &Args) -> Result<(), CliError> {
     };
     register::run(client, &registration).map_err(|e| match e {
         RegisterError::Refused(error) => {
-            let refused = CliError::from(error);
+            let refused = set_error(error, &key, "REGISTER", false);
             CliError {
                 message: format!("cannot register {key}: {}", refused.message),
                 ..refused
@@ -477,16 +477,17 @@ fn print_migration(report: &Report, key: &str, dry_run: bool) -> Result<(), CliE
     }
 }
 
-/// etcd's "is a directory" for a SET would say "use -r", but SET writes one leaf key
-/// with or without -r.
-fn set_error(error: Error, key: &str, recursive: bool) -> CliError {
+/// etcd's "is a directory" for a SET (or REGISTER, `operation`) would say "use -r", but
+/// both write one leaf key with or without -r.
+fn set_error(error: Error, key: &str, operation: &str, recursive: bool) -> CliError {
     match &error {
         Error::Etcd(etcd) if etcd.kind == ErrorKind::IsDirectory => CliError {
             code: exit::FAILED,
             message: format!(
-                "{key} is a directory: SET writes a value to a single key{}; set a key under it \
-                 (e.g. {}/name), or delete the directory first with -o DEL -r",
+                "{key} is a directory: {operation} writes a value to a single key{}; {} a key \
+                 under it (e.g. {}/name), or delete the directory first with -o DEL -r",
                 if recursive { ", also with -r" } else { "" },
+                operation.to_ascii_lowercase(),
                 key.trim_end_matches('/')
             ),
         },

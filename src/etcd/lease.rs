@@ -50,7 +50,8 @@ impl Client {
 
     /// Gives `key` another `ttl` seconds without changing its value, so no watcher is
     /// woken: v2 `refresh=true` (which fails on a missing key instead of creating an empty
-    /// one), v3 a lease keepalive.
+    /// one), v3 a lease keepalive, then a read of the key. [`Renewal::Expired`] when the key
+    /// is gone (v3: with its lease, or deleted from under a live lease, which then lapses).
     pub fn renew(&self, key: &str, lease: Lease, ttl: u64) -> Result<Renewal, Error> {
         match (self.speaking()?, lease) {
             (Speaking::V2(c), _) => {
@@ -66,8 +67,11 @@ impl Client {
                     Err(e) => Err(e),
                 }
             }
+            // A live lease does not mean a live key: someone may have deleted it, which v2's
+            // refresh of a missing key reports. A read wakes no watcher either.
             (Speaking::V3(c), Lease::Id(id)) => match c.keep_alive(id)? {
                 0 => Ok(Renewal::Expired),
+                _ if !c.exists(key)? => Ok(Renewal::Expired),
                 _ => Ok(Renewal::Renewed),
             },
             // A lease from another API than the one spoken (cannot happen: `--api auto`

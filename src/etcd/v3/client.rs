@@ -238,6 +238,11 @@ impl Client {
         Err(not_found(&key))
     }
 
+    /// Whether `key` exists.
+    pub fn exists(&self, key: &str) -> Result<bool, Error> {
+        Ok(self.count(&Scope::new(&normalize(key), false))? > 0)
+    }
+
     /// How many keys `scope` holds.
     fn count(&self, scope: &Scope) -> Result<u64, Error> {
         let request = RangeRequest {
