@@ -84,15 +84,16 @@ pub fn run(client: &Client, registration: &Registration) -> Result<(), RegisterE
         };
     let mut keeper = Keeper::new(client, registration);
     let ended = keeper.serve(&woken);
-    // The check's process group is killed before the key is deleted: a failing check
-    // would otherwise be reported as the reason.
+    // A running check is killed (TERM, then KILL a second later) while the key is
+    // deleted, which must not wait for it; joined after, so that nothing it started
+    // outlives etcd-util.
     stop.stop();
+    signals.close();
+    let stopped = ended.map(|signal| keeper.stop(signal));
     if let Some(checks) = checks {
         let _ = checks.join();
     }
-    signals.close();
-    keeper.stop(ended?);
-    Ok(())
+    stopped
 }
 
 /// Sends TERM and INT to the loop as they arrive.
@@ -249,8 +250,8 @@ impl<'a> Keeper<'a> {
         let retry = human_duration(self.renew_every().min(RETRY_AT_MOST));
         match trouble {
             Trouble::Unreachable => log::warn!(
-                "cannot keep {key} registered: etcd does not answer ({error}); retrying every {retry} \
-                 until it does"
+                "cannot keep {key} registered: etcd does not answer ({error}); retrying \
+                 every {retry} until it does"
             ),
             Trouble::Refused => {
                 log::warn!("cannot keep {key} registered: {error}; retrying every {retry}")
