@@ -29,13 +29,24 @@ struct Registrar {
 impl Registrar {
     /// Registers [`KEY`] = [`VALUE`] with a TTL of [`TTL`] on `etcd`, with `extra` flags.
     fn start(etcd: &Etcd, dir: &Path, extra: &[&str]) -> Registrar {
+        Registrar::start_at(&etcd.url(), etcd.api_args(), TTL, dir, extra)
+    }
+
+    /// [`Registrar::start`] on `endpoints` with `api_args`, and a TTL of `ttl`.
+    fn start_at(
+        endpoints: &str,
+        api_args: Vec<String>,
+        ttl: Duration,
+        dir: &Path,
+        extra: &[&str],
+    ) -> Registrar {
         let log = dir.join("register.log");
         let tree = Tree::new();
-        let ttl = TTL.as_secs().to_string();
+        let ttl = ttl.as_secs().to_string();
         let child = tree
             .command(ETCD_UTIL)
-            .args(["--endpoints", &etcd.url()])
-            .args(etcd.api_args())
+            .args(["--endpoints", endpoints])
+            .args(api_args)
             .args(["-o", "REGISTER", "-k", KEY, "-v", VALUE, "-t", &ttl])
             .args(extra)
             .stdin(Stdio::null())
@@ -438,5 +449,48 @@ fn registering_onto_a_v2_directory_says_what_to_do_and_exits_1() {
         )),
         "{}",
         support::stderr(&out)
+    );
+}
+
+both_apis!(a_member_that_hangs_is_given_up_for_the_next_before_the_key_expires);
+fn a_member_that_hangs_is_given_up_for_the_next_before_the_key_expires(api: Api) {
+    let members = Etcd::cluster_on(api, 3);
+    let leader = members[0].kv().leader().expect("leader");
+    let (_, listed) = members[0].kv().members().expect("members");
+    let is_follower = |m: &&Etcd| {
+        listed
+            .iter()
+            .any(|l| l.id != leader && l.client_urls.contains(&m.url()))
+    };
+    // A follower hangs, not the leader: an election would only add to the test's time.
+    let hung = members.iter().find(is_follower).expect("a follower");
+    let others: Vec<&Etcd> = members.iter().filter(|m| m.url() != hung.url()).collect();
+    let endpoints = [hung.url(), others[0].url(), others[1].url()].join(",");
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A TTL of 3 s: renewed every second, each request bounded by that second.
+    let ttl = Duration::from_secs(3);
+    let registrar = Registrar::start_at(&endpoints, others[0].api_args(), ttl, dir.path(), &[]);
+    let registered_on = |m: &Etcd| value_of(m, KEY).as_deref() == Some(VALUE);
+    assert!(eventually(Duration::from_secs(5), || registered_on(
+        others[0]
+    )));
+
+    let pid = hung.pid().expect("running") as libc::pid_t;
+    // SAFETY: kill(2) on the PID of an etcd this test started; SIGCONT below.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let deadline = Instant::now() + ttl * 3;
+    let mut missing = None;
+    while Instant::now() < deadline && missing.is_none() {
+        if !registered_on(others[1]) {
+            missing = Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert!(
+        missing.is_none(),
+        "{KEY} expired while one member of three hung; log:\n{}",
+        registrar.log_text()
     );
 }

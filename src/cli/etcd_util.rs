@@ -44,10 +44,12 @@ registered while a service runs, or copy v2 data into v3.
 REGISTER writes KEY = VALUE with a time to live (v2: a TTL; v3: a lease) and
 renews it every third of the TTL without waking watchers (v2 refresh, v3 lease
 keepalive), so a backend announces itself while it runs: run it in the
-foreground under runit, supervisord or systemd. A key that expired while etcd
-was out of reach is written again once etcd answers (an unreachable etcd is
-retried, at start too); TERM or INT deletes the key (v3: revokes its lease) and
-exits 0; after kill -9 the key expires within TTL seconds. With --check-cmd the
+foreground under runit, supervisord or systemd. A key that expired or was
+deleted is written again once etcd answers (an unreachable etcd is retried, at
+start too); TERM or INT deletes the key (v3: revokes its lease) and exits 0;
+after kill -9 the key expires within TTL seconds. Each request is bounded by a
+third of the TTL (at least 1s, at most --timeout), so a member that hangs is
+given up for the next endpoint before the key expires. With --check-cmd the
 check runs first and then every interval, in its own process group (killed
 when it overruns the interval and on exit); the key is deleted when the check
 fails and written again when it passes. One log line on stderr per change of
@@ -335,15 +337,22 @@ fn run(args: &Args) -> Result<(), CliError> {
             Ok(())
         }
         Operation::Watch => watch(&client()?, key, args.recursive),
-        Operation::Register => register_run(&client()?, args),
+        Operation::Register => register_run(args),
         Operation::Migrate => migrate_run(args),
     }
 }
 
 /// REGISTER: runs until TERM/INT; ends early only when etcd refuses the first write.
-fn register_run(client: &Client, args: &Args) -> Result<(), CliError> {
+fn register_run(args: &Args) -> Result<(), CliError> {
     let key = args.key.clone().unwrap_or_default();
     let ttl = args.ttl.unwrap_or_default();
+    // A renewal held up by a member that hangs must give it up for the next one before
+    // the key expires: each request is bounded by a renewal interval (at least 1 s).
+    let bound = (Duration::from_secs(ttl) / 3).max(Duration::from_secs(1));
+    let mut connection = args.connection.clone();
+    connection.connect_timeout = connection.connect_timeout.min(bound);
+    connection.request_timeout = connection.request_timeout.min(bound);
+    let client = connection.client()?;
     let check = args.check_cmd.as_ref().map(|command| {
         let interval = args.check_interval.unwrap_or(Duration::from_secs(ttl) / 3);
         HealthCheck {
@@ -358,7 +367,7 @@ fn register_run(client: &Client, args: &Args) -> Result<(), CliError> {
         ttl,
         check,
     };
-    register::run(client, &registration).map_err(|e| match e {
+    register::run(&client, &registration).map_err(|e| match e {
         RegisterError::Refused(error) => {
             let refused = set_error(error, &key, "REGISTER", false);
             CliError {
