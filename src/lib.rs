@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod etcd;
 pub mod logging;
 pub mod pool;
+pub mod register;
 pub mod resource;
 pub mod srv;
 pub mod status;

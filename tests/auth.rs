@@ -252,3 +252,35 @@ fn reconfig_onetime_and_daemon_converge_with_credentials(api: Api) {
         daemon.log_text()
     );
 }
+
+both_apis!(register_refused_by_etcd_exits_naming_the_key_and_the_endpoint);
+fn register_refused_by_etcd_exits_naming_the_key_and_the_endpoint(api: Api) {
+    let etcd = etcd_with_auth(api);
+    // alice may write under /app only: a daemon would retry an unreachable etcd for ever,
+    // but a refusal cannot get better by retrying.
+    let refused = util(
+        &etcd,
+        &[
+            "--username",
+            "alice",
+            "--password",
+            "alice pw",
+            "-o",
+            "REGISTER",
+            "-k",
+            "/secret/backend",
+            "-v",
+            "10.0.0.5:80",
+            "-t",
+            "2",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
+    let message = stderr(&refused);
+    assert!(
+        message.contains("cannot register /secret/backend: ")
+            && message.contains(&etcd.url())
+            && message.contains("etcd refused user \"alice\""),
+        "{message}"
+    );
+}

@@ -851,7 +851,7 @@ fn every_invalid_flag_value_of_etcd_util_is_refused_with_the_flag_named() {
         bad(
             &["--endpoints", e, "-o", "fetch", "-k", "/a"],
             2,
-            "--operation: unknown operation \"fetch\"; use GET, SET, DEL or WATCH",
+            "--operation: unknown operation \"fetch\"; use GET, SET, DEL, WATCH or",
         ),
         bad(
             &["--endpoints", e, "-o", "", "-k", "/a"],

@@ -44,7 +44,8 @@ pub use error::{ApplyError, ApplyErrorKind, Step, TargetState};
 
 pub use placeholder::check_numbered as check_placeholders;
 
-use command::human_duration;
+/// For `etcd-util -o REGISTER --check-cmd`, which runs its health check as checks run here.
+pub(crate) use command::{human_duration, run as run_command, ShellCommand};
 use install::RealTarget;
 use member::Member;
 use placeholder::FilePaths;

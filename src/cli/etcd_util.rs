@@ -2,25 +2,34 @@
 
 use super::connection::{self, ConnectionArgs};
 use super::exit::etcd_util as exit;
-use super::{value, CliError};
+use super::{seconds, value, CliError};
 use crate::etcd::migrate::{self, Action, MigrateError, Report};
 use crate::etcd::{Api, Child, Client, Error, ErrorKind, Event, Found, Op};
+use crate::register::{self, HealthCheck, RegisterError, Registration};
 use serde_json::{json, Map, Value};
+use std::time::Duration;
 
 const USAGE: &str = "\
 Usage: etcd-util -k KEY [-o GET|SET|DEL|WATCH] [-v VALUE] [-t TTL] [-r] [connection flags]
+       etcd-util -o REGISTER -k KEY -v VALUE -t TTL [--check-cmd CMD]
+                 [--check-interval D] [connection flags]
        etcd-util -o MIGRATE [-k KEY] [--dry-run] [--overwrite] [connection flags]
 
-Get, set, delete or watch keys in etcd (v2 or v3 API, see --api), or copy v2 data
-into v3.
+Get, set, delete or watch keys in etcd (v2 or v3 API, see --api), keep a key
+registered while a service runs, or copy v2 data into v3.
 
-  -o, --operation OP      GET (default), SET, DEL, WATCH or MIGRATE; any letter case.
-                          GET of a directory lists its children as JSON; the
-                          names of directories end in '/'
+  -o, --operation OP      GET (default), SET, DEL, WATCH, REGISTER or MIGRATE; any
+                          letter case. GET of a directory lists its children as
+                          JSON; the names of directories end in '/'
   -k, --key KEY           the key, starting with '/'; required, except for
                           MIGRATE [default: /]
-  -v, --value VALUE       the value to SET; required with SET
-  -t, --ttl SECS          SET only: the key expires after SECS seconds
+  -v, --value VALUE       the value to SET or REGISTER; required with both
+  -t, --ttl SECS          SET: the key expires after SECS seconds;
+                          REGISTER (required): the key's time to live
+      --check-cmd CMD     REGISTER: a health check run with sh -c; the key exists
+                          only while it exits 0
+      --check-interval D  REGISTER: how often the check runs, also its timeout,
+                          e.g. 5, 5s, 500ms [default: a third of the TTL]
   -r, --recursive         GET: every leaf under the key as one JSON object;
                           DEL: a directory and everything under it;
                           WATCH: changes anywhere under the key
@@ -31,6 +40,20 @@ into v3.
       --version           print this tool's version and the cluster's version,
                           members and leader
   -h, --help              this help
+
+REGISTER writes KEY = VALUE with a time to live (v2: a TTL; v3: a lease) and
+renews it every third of the TTL without waking watchers (v2 refresh, v3 lease
+keepalive), so a backend announces itself while it runs: run it in the
+foreground under runit, supervisord or systemd. A key that expired or was
+deleted is written again once etcd answers (an unreachable etcd is retried, at
+start too); TERM or INT deletes the key (v3: revokes its lease) and exits 0;
+after kill -9 the key expires within TTL seconds. Each request is bounded by a
+third of the TTL (at least 1s, at most --timeout), so a member that hangs is
+given up for the next endpoint before the key expires. With --check-cmd the
+check runs first and then every interval, in its own process group (killed
+when it overruns the interval and on exit); the key is deleted when the check
+fails and written again when it passes. One log line on stderr per change of
+state, none per renewal.
 
 MIGRATE copies every key at or under KEY from the v2 API into v3 under the same
 name, values unchanged, on one cluster serving both (etcd 3.4/3.5 with
@@ -44,9 +67,11 @@ conflict, then the counts. Migrate before upgrading etcd to 3.6, which has no v2
 ";
 
 const EXIT_CODES: &str = "\
-Exit codes: 0 ok, 1 etcd refused the operation, 2 bad command line or flag file,
-3 no etcd endpoint answered, 4 key not found, 5 MIGRATE found keys whose v3 value
-differs from v2's (conflicts; not overwritten without --overwrite).
+Exit codes: 0 ok (REGISTER: stopped by TERM/INT), 1 etcd refused the operation,
+2 bad command line or flag file, 3 no etcd endpoint answered (REGISTER: etcd
+refused the credentials; an unreachable etcd is retried), 4 key not found,
+5 MIGRATE found keys whose v3 value differs from v2's (conflicts; not
+overwritten without --overwrite).
 ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +80,7 @@ pub enum Operation {
     Set,
     Delete,
     Watch,
+    Register,
     Migrate,
 }
 
@@ -65,6 +91,9 @@ pub struct Args {
     pub value: Option<String>,
     pub ttl: Option<u64>,
     pub recursive: bool,
+    /// REGISTER: `--check-cmd` and `--check-interval`.
+    pub check_cmd: Option<String>,
+    pub check_interval: Option<Duration>,
     /// MIGRATE: `--dry-run` and `--overwrite`.
     pub migrate: migrate::Options,
     pub debug: bool,
@@ -82,6 +111,8 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
         value: None,
         ttl: None,
         recursive: false,
+        check_cmd: None,
+        check_interval: None,
         migrate: migrate::Options::default(),
         debug: false,
         version: false,
@@ -96,19 +127,12 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
         match arg {
             Short('o') | Long("operation") => {
                 let op = value(&mut parser, "--operation")?;
-                out.operation = match op.to_ascii_uppercase().as_str() {
-                    "GET" => Operation::Get,
-                    "SET" | "PUT" => Operation::Set,
-                    "DEL" | "DELETE" => Operation::Delete,
-                    "WATCH" => Operation::Watch,
-                    "MIGRATE" => Operation::Migrate,
-                    _ => {
-                        return Err(CliError::usage(format!(
-                            "--operation: unknown operation {op:?}; use GET, SET, DEL or WATCH \
-                             (or MIGRATE to copy v2 data into v3)"
-                        )))
-                    }
-                }
+                out.operation = operation(&op).ok_or_else(|| {
+                    CliError::usage(format!(
+                        "--operation: unknown operation {op:?}; use GET, SET, DEL, WATCH or \
+                         REGISTER (or MIGRATE to copy v2 data into v3)"
+                    ))
+                })?;
             }
             Short('k') | Long("key") => {
                 let key = value(&mut parser, "--key")?;
@@ -128,16 +152,42 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                 set_once(&mut out.ttl, ttl, "--ttl", "a key has one time to live")?;
             }
             Short('r') | Long("recursive") => out.recursive = true,
+            Long("check-cmd") => {
+                let command = value(&mut parser, "--check-cmd")?;
+                if command.trim().is_empty() {
+                    return Err(CliError::usage("--check-cmd: give a command to run"));
+                }
+                set_once(
+                    &mut out.check_cmd,
+                    command,
+                    "--check-cmd",
+                    "one check decides",
+                )?;
+            }
+            Long("check-interval") => {
+                let text = value(&mut parser, "--check-interval")?;
+                let interval = check_interval(&text)?;
+                set_once(
+                    &mut out.check_interval,
+                    interval,
+                    "--check-interval",
+                    "the check runs at one pace",
+                )?;
+            }
             Long("dry-run") => out.migrate.dry_run = true,
             Long("overwrite") => out.migrate.overwrite = true,
             Short('d') | Long("debug") => out.debug = true,
             Long("version") => out.version = true,
             Short('h') | Long("help") => out.help = true,
             Positional(v) => {
-                return Err(CliError::usage(format!(
-                    "unexpected argument {:?}; give the key with -k",
-                    v.to_string_lossy()
-                )))
+                let word = v.to_string_lossy();
+                return Err(CliError::usage(match operation(&word) {
+                    Some(_) => format!(
+                        "unexpected argument {word:?}: choose the operation with -o, e.g. -o {}",
+                        word.to_ascii_uppercase()
+                    ),
+                    None => format!("unexpected argument {word:?}; give the key with -k"),
+                }));
             }
             other => return Err(other.unexpected().into()),
         }
@@ -149,6 +199,17 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
     if migrate_flags && out.operation != Operation::Migrate {
         return Err(CliError::usage(
             "--dry-run and --overwrite are only for -o MIGRATE",
+        ));
+    }
+    let check_flags = out.check_cmd.is_some() || out.check_interval.is_some();
+    if check_flags && out.operation != Operation::Register {
+        return Err(CliError::usage(
+            "--check-cmd and --check-interval are only for -o REGISTER",
+        ));
+    }
+    if out.check_interval.is_some() && out.check_cmd.is_none() {
+        return Err(CliError::usage(
+            "--check-interval needs --check-cmd, the check to run",
         ));
     }
     if out.operation == Operation::Migrate && out.key.is_none() {
@@ -167,16 +228,47 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
         Operation::Set if out.value.is_none() => {
             return Err(CliError::usage("SET needs a value: -v VALUE"));
         }
-        Operation::Set => {}
+        Operation::Register if out.value.is_none() || out.ttl.is_none() => {
+            return Err(CliError::usage(
+                "REGISTER needs a value and a time to live: -v VALUE -t SECS, e.g. \
+                 -v 10.0.0.5:80 -t 30",
+            ));
+        }
+        Operation::Set | Operation::Register => {}
         _ if out.value.is_some() => {
-            return Err(CliError::usage("-v/--value is only for SET"));
+            return Err(CliError::usage("-v/--value is only for SET and REGISTER"));
         }
         _ if out.ttl.is_some() => {
-            return Err(CliError::usage("-t/--ttl is only for SET"));
+            return Err(CliError::usage("-t/--ttl is only for SET and REGISTER"));
         }
         _ => {}
     }
     Ok(out)
+}
+
+/// An operation's name, in any letter case.
+fn operation(name: &str) -> Option<Operation> {
+    Some(match name.to_ascii_uppercase().as_str() {
+        "GET" => Operation::Get,
+        "SET" | "PUT" => Operation::Set,
+        "DEL" | "DELETE" => Operation::Delete,
+        "WATCH" => Operation::Watch,
+        "REGISTER" => Operation::Register,
+        "MIGRATE" => Operation::Migrate,
+        _ => return None,
+    })
+}
+
+/// `--check-interval`: seconds (`5`, `0.5`) or a duration with units (`500ms`, `1m`).
+fn check_interval(text: &str) -> Result<Duration, CliError> {
+    let flag = "--check-interval";
+    seconds(text, flag).or_else(|_| match crate::resource::parse_duration(text) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err(CliError::usage(format!(
+            "{flag}: {text:?} must be above zero"
+        ))),
+        Err(e) => Err(CliError::usage(format!("{flag}: {e}"))),
+    })
 }
 
 /// Stores a flag's value; a second one is refused instead of silently replacing the first.
@@ -232,7 +324,7 @@ fn run(args: &Args) -> Result<(), CliError> {
             let value = args.value.as_deref().unwrap_or_default();
             client()?
                 .put(key, value, args.ttl)
-                .map_err(|e| set_error(e, key, args.recursive))?;
+                .map_err(|e| set_error(e, key, "SET", args.recursive))?;
             match args.ttl {
                 Some(ttl) => eprintln!("set {key} (expires in {ttl}s)"),
                 None => eprintln!("set {key}"),
@@ -245,8 +337,49 @@ fn run(args: &Args) -> Result<(), CliError> {
             Ok(())
         }
         Operation::Watch => watch(&client()?, key, args.recursive),
+        Operation::Register => register_run(args),
         Operation::Migrate => migrate_run(args),
     }
+}
+
+/// REGISTER: runs until TERM/INT; ends early only when etcd refuses the first write.
+fn register_run(args: &Args) -> Result<(), CliError> {
+    let key = args.key.clone().unwrap_or_default();
+    let ttl = args.ttl.unwrap_or_default();
+    // A renewal held up by a member that hangs must give it up for the next one before
+    // the key expires: each request is bounded by a renewal interval (at least 1 s).
+    let bound = (Duration::from_secs(ttl) / 3).max(Duration::from_secs(1));
+    let mut connection = args.connection.clone();
+    connection.connect_timeout = connection.connect_timeout.min(bound);
+    connection.request_timeout = connection.request_timeout.min(bound);
+    let client = connection.client()?;
+    let check = args.check_cmd.as_ref().map(|command| {
+        let interval = args.check_interval.unwrap_or(Duration::from_secs(ttl) / 3);
+        HealthCheck {
+            command: command.clone(),
+            interval,
+            timeout: interval,
+        }
+    });
+    let registration = Registration {
+        key: key.clone(),
+        value: args.value.clone().unwrap_or_default(),
+        ttl,
+        check,
+    };
+    register::run(&client, &registration).map_err(|e| match e {
+        RegisterError::Refused(error) => {
+            let refused = set_error(error, &key, "REGISTER", false);
+            CliError {
+                message: format!("cannot register {key}: {}", refused.message),
+                ..refused
+            }
+        }
+        RegisterError::Setup(what) => CliError {
+            code: exit::FAILED,
+            message: what,
+        },
+    })
 }
 
 /// MIGRATE: speaks both APIs (a client built for `auto` holds both), whatever `--api` says.
@@ -353,16 +486,17 @@ fn print_migration(report: &Report, key: &str, dry_run: bool) -> Result<(), CliE
     }
 }
 
-/// etcd's "is a directory" for a SET would say "use -r", but SET writes one leaf key
-/// with or without -r.
-fn set_error(error: Error, key: &str, recursive: bool) -> CliError {
+/// etcd's "is a directory" for a SET (or REGISTER, `operation`) would say "use -r", but
+/// both write one leaf key with or without -r.
+fn set_error(error: Error, key: &str, operation: &str, recursive: bool) -> CliError {
     match &error {
         Error::Etcd(etcd) if etcd.kind == ErrorKind::IsDirectory => CliError {
             code: exit::FAILED,
             message: format!(
-                "{key} is a directory: SET writes a value to a single key{}; set a key under it \
-                 (e.g. {}/name), or delete the directory first with -o DEL -r",
+                "{key} is a directory: {operation} writes a value to a single key{}; {} a key \
+                 under it (e.g. {}/name), or delete the directory first with -o DEL -r",
                 if recursive { ", also with -r" } else { "" },
+                operation.to_ascii_lowercase(),
                 key.trim_end_matches('/')
             ),
         },

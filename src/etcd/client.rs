@@ -32,7 +32,7 @@ struct Auto {
 }
 
 /// The client a request goes to.
-enum Speaking<'a> {
+pub(super) enum Speaking<'a> {
     V2(&'a v2::Client),
     V3(&'a v3::Client),
 }
@@ -89,7 +89,7 @@ impl Client {
     }
 
     /// The backend to send a request to; for `auto`, chosen by asking etcd the first time.
-    fn speaking(&self) -> Result<Speaking<'_>, Error> {
+    pub(super) fn speaking(&self) -> Result<Speaking<'_>, Error> {
         Ok(match &self.backend {
             Backend::V2(c) => Speaking::V2(c),
             Backend::V3(c) => Speaking::V3(c),

@@ -57,6 +57,9 @@ struct KeysRequest<'a> {
     form: Vec<(&'static str, String)>,
     /// A watch, and its bound (`None`: the client's watch timeout).
     watch: Option<Option<Duration>>,
+    /// A write that may be sent again, to the next endpoint, after the first one
+    /// timed out: it changes nothing when applied twice (a TTL refresh).
+    repeatable: bool,
 }
 
 impl Client {
@@ -133,8 +136,11 @@ impl Client {
         if options.refresh {
             form.push(("refresh", "true".to_string()));
         }
+        // A refresh only restarts the TTL: sending it twice is harmless, so a member that
+        // does not answer in time is given up for the next one, as for a read.
         self.keys(KeysRequest {
             form,
+            repeatable: options.refresh,
             ..KeysRequest::new(Method::Put, key, Vec::new())
         })
     }
@@ -353,6 +359,7 @@ impl Client {
         }
         let path = format!("/v2/keys{}", keypath::encode(key));
         let writes = matches!(request.method, Method::Put | Method::Delete);
+        let once_only = writes && !request.repeatable;
         let http_request = Request {
             method: request.method,
             path: &path,
@@ -361,7 +368,7 @@ impl Client {
                 Method::Put => Body::Form(&request.form),
                 _ => Body::Empty,
             },
-            idempotent: if writes {
+            idempotent: if once_only {
                 Idempotent::No
             } else {
                 Idempotent::Yes
@@ -422,6 +429,7 @@ impl<'a> KeysRequest<'a> {
             query,
             form: Vec::new(),
             watch: None,
+            repeatable: false,
         }
     }
 }

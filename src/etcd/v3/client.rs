@@ -7,8 +7,8 @@ use super::auth::{Token, TokenAuth};
 use super::error::{GatewayError, Refusal};
 use super::proto::{
     AuthenticateRequest, AuthenticateResponse, DeleteRangeRequest, LeaseGrantRequest,
-    LeaseGrantResponse, MemberListResponse, PutRequest, RangeRequest, RangeResponse, RequestOp,
-    StatusResponse, TxnRequest, TxnResponse,
+    LeaseGrantResponse, LeaseIdRequest, LeaseKeepAliveMessage, MemberListResponse, PutRequest,
+    RangeRequest, RangeResponse, RequestOp, StatusResponse, TxnRequest, TxnResponse,
 };
 use super::refused::{self, bad_answer, not_found, stream_failure, transport, Asked};
 use super::scope::{normalize, Scope};
@@ -184,19 +184,11 @@ impl Client {
     /// Writes `value` to `key`; with `ttl`, under a new lease of that many seconds, so the
     /// key is deleted (a DELETE event) when the lease expires.
     pub fn put(&self, key: &str, value: &str, ttl: Option<u64>) -> Result<(), Error> {
-        let key = normalize(key);
         let lease = match ttl {
             Some(ttl) => self.grant_lease(ttl)?,
             None => 0,
         };
-        let put = PutRequest {
-            key: key.as_bytes().to_vec(),
-            value: value.as_bytes().to_vec(),
-            lease,
-            prev_kv: false,
-        };
-        self.call::<serde_json::Value>("/v3/kv/put", &put, Idempotent::No, &key)
-            .map(drop)
+        self.put_leased(key, value, lease)
     }
 
     /// Deletes `key`; with `recursive`, every key under `key/` too (not `keyX`), in one
@@ -244,6 +236,11 @@ impl Client {
             }));
         }
         Err(not_found(&key))
+    }
+
+    /// Whether `key` exists.
+    pub fn exists(&self, key: &str) -> Result<bool, Error> {
+        Ok(self.count(&Scope::new(&normalize(key), false))? > 0)
     }
 
     /// How many keys `scope` holds.
@@ -347,6 +344,53 @@ impl Client {
         let (_, granted) =
             self.call::<LeaseGrantResponse>("/v3/lease/grant", &grant, Idempotent::Yes, "")?;
         Ok(granted.id)
+    }
+
+    /// Writes `value` to `key` under `lease` (0: none), so the key goes when the lease does.
+    /// A lease that no longer exists is [`ErrorKind::NotFound`].
+    pub fn put_leased(&self, key: &str, value: &str, lease: i64) -> Result<(), Error> {
+        let key = normalize(key);
+        let put = PutRequest {
+            key: key.as_bytes().to_vec(),
+            value: value.as_bytes().to_vec(),
+            lease,
+            prev_kv: false,
+        };
+        self.call::<serde_json::Value>("/v3/kv/put", &put, Idempotent::No, &key)
+            .map(drop)
+    }
+
+    /// Renews `lease` for its full TTL; the TTL it has from now on, 0 when it no longer
+    /// exists (expired or revoked). A keepalive changes no key: watchers see nothing.
+    pub fn keep_alive(&self, lease: i64) -> Result<i64, Error> {
+        let request = LeaseIdRequest { id: lease };
+        // One request body gets one answer on the keepalive stream, then it ends. Resending
+        // it to another member renews the same lease: idempotent.
+        let (endpoint, message) = self.call::<LeaseKeepAliveMessage>(
+            "/v3/lease/keepalive",
+            &request,
+            Idempotent::Yes,
+            "",
+        )?;
+        match (message.result, message.error) {
+            (Some(answer), _) => Ok(answer.ttl),
+            (None, error) => Err(transport(
+                TransportKind::Disconnected,
+                &endpoint,
+                format!(
+                    "the lease keepalive stream ended with an error: {}",
+                    error.unwrap_or_default()
+                ),
+            )),
+        }
+    }
+
+    /// Ends `lease` now, deleting every key attached to it; one that no longer exists is
+    /// [`ErrorKind::NotFound`].
+    pub fn revoke_lease(&self, lease: i64, key: &str) -> Result<(), Error> {
+        let request = LeaseIdRequest { id: lease };
+        self.call::<serde_json::Value>("/v3/lease/revoke", &request, Idempotent::Yes, key)
+            .map(drop)
     }
 
     /// Runs one transaction (never resent: it may have been applied); the endpoint that

@@ -34,6 +34,11 @@ pub const RANGE_LEASED: &str = r#"{"header":{"cluster_id":"14610327080262993120"
 /// lease grant `{"TTL":60}`.
 pub const LEASE_GRANT: &str = r#"{"header":{"cluster_id":"14610327080262993120","member_id":"15548778401593894105","revision":"9","raft_term":"2"},"ID":"2655331806435365397","TTL":"60"}"#;
 
+/// `POST /v3/lease/keepalive {"ID":"3761246991823803143"}` on a live lease (etcd 3.4.23).
+pub const LEASE_KEEPALIVE: &str = "{\"result\":{\"header\":{\"cluster_id\":\"3397744812459331135\",\"member_id\":\"2657891847502279730\",\"revision\":\"1\",\"raft_term\":\"2\"},\"ID\":\"3761246991823803143\",\"TTL\":\"2\"}}\n";
+/// The same for a lease that does not exist (expired): HTTP 200, no TTL.
+pub const LEASE_KEEPALIVE_GONE: &str = "{\"result\":{\"header\":{\"cluster_id\":\"3397744812459331135\",\"member_id\":\"2657891847502279730\",\"revision\":\"1\",\"raft_term\":\"2\"},\"ID\":\"12345\"}}\n";
+
 /// deleterange `/d/` .. `/d0` (two keys).
 pub const DELETE_PREFIX: &str = r#"{"header":{"cluster_id":"14610327080262993120","member_id":"15548778401593894105","revision":"14","raft_term":"2"},"deleted":"2"}"#;
 

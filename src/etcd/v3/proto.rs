@@ -84,6 +84,14 @@ pub struct LeaseGrantRequest {
     pub ttl: i64,
 }
 
+/// `POST /v3/lease/keepalive` (one request body: one answer, then the stream ends) and
+/// `POST /v3/lease/revoke`: the lease named by its id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LeaseIdRequest {
+    #[serde(rename = "ID", with = "wire::int64")]
+    pub id: i64,
+}
+
 /// `POST /v3/auth/authenticate`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuthenticateRequest {
@@ -236,6 +244,27 @@ pub struct DeleteRangeResponse {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct LeaseGrantResponse {
+    pub header: Header,
+    #[serde(rename = "ID", with = "wire::int64")]
+    pub id: i64,
+    #[serde(rename = "TTL", with = "wire::int64")]
+    pub ttl: i64,
+}
+
+/// One message of the keepalive stream: the gateway wraps the answer in `{"result": ...}`,
+/// or sends `{"error": ...}` when the stream itself failed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct LeaseKeepAliveMessage {
+    pub result: Option<LeaseKeepAliveResponse>,
+    pub error: Option<serde_json::Value>,
+}
+
+/// The answer to a keepalive: the lease's TTL from now on; 0 (left out) when the lease no
+/// longer exists (it expired or was revoked): etcd answers that with HTTP 200, not an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct LeaseKeepAliveResponse {
     pub header: Header,
     #[serde(rename = "ID", with = "wire::int64")]
     pub id: i64,

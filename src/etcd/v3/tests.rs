@@ -106,6 +106,16 @@ fn answers_decode_with_omitted_zero_fields() {
     let lease: LeaseGrantResponse = serde_json::from_str(fixtures::LEASE_GRANT).expect("lease");
     assert_eq!((lease.id, lease.ttl), (2655331806435365397, 60));
 
+    let alive: LeaseKeepAliveMessage =
+        serde_json::from_str(fixtures::LEASE_KEEPALIVE).expect("keepalive");
+    let alive = alive.result.expect("a result");
+    assert_eq!((alive.id, alive.ttl), (3761246991823803143, 2));
+    // An expired lease is no error: the answer has no TTL, which is 0.
+    let gone: LeaseKeepAliveMessage =
+        serde_json::from_str(fixtures::LEASE_KEEPALIVE_GONE).expect("keepalive");
+    assert_eq!(gone.result.expect("a result").ttl, 0);
+    assert_eq!(json(&LeaseIdRequest { id: 12345 }), r#"{"ID":"12345"}"#);
+
     let members: MemberListResponse = serde_json::from_str(fixtures::MEMBER_LIST).expect("members");
     assert_eq!(members.members[0].id, 15548778401593894105);
     assert_eq!(members.members[0].client_urls, ["http://127.0.0.1:36607"]);
