@@ -243,15 +243,14 @@ fn unreachable_etcd_is_retried_and_an_outage_longer_than_the_ttl_is_survived(api
         back.elapsed(),
         registrar.log_text()
     );
-    assert_eq!(
-        registrar.log_lines(unreachable),
-        2,
-        "{}",
-        registrar.log_text()
-    );
+    // One line per outage, not per retry (a retry each second would log 6+ here); on a loaded
+    // machine a renewal may time out once more around a restart, which is a short outage of
+    // its own, so a third pair is tolerated.
+    let outages = registrar.log_lines(unreachable);
+    assert!((2..=3).contains(&outages), "{}", registrar.log_text());
     assert_eq!(
         registrar.log_lines("etcd answers again"),
-        2,
+        outages,
         "{}",
         registrar.log_text()
     );
