@@ -10,6 +10,7 @@ pub mod logging;
 pub mod pool;
 pub mod resource;
 pub mod srv;
+pub mod state;
 pub mod stop;
 pub mod template;
 pub mod tls;

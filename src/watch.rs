@@ -10,6 +10,7 @@ use crate::apply::{self, ApplyError, ApplyErrorKind, Outcome, ReloadResult};
 use crate::etcd::{self, Change, Freshness, SnapshotCache, WaitOutcome};
 use crate::pool::Pool;
 use crate::resource::{Resource, Wait};
+use crate::state::{Memory, StateDir};
 use crate::stop::Stop;
 use crate::template::Context;
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,6 +32,8 @@ pub struct RunOptions {
     /// How an etcd error is worded in the log: the binary adds the flags that fix it
     /// (`cli::hints`); this layer knows no flag names.
     pub describe_etcd: fn(&etcd::Error) -> String,
+    /// `--state-dir`: pending reloads outlive the process; `None`: kept in memory.
+    pub state: Option<StateDir>,
 }
 
 impl Default for RunOptions {
@@ -40,6 +43,7 @@ impl Default for RunOptions {
             max_backoff: Duration::from_secs(30),
             render_pool: None,
             describe_etcd: |error| error.to_string(),
+            state: None,
         }
     }
 }
@@ -129,7 +133,8 @@ pub struct Watcher {
     generation: Stop,
     /// Kills running commands and splays: SIGTERM only, so SIGHUP never cuts a reload short.
     process: Stop,
-    reload_pending: bool,
+    /// Whether a reload is owed, on disk.
+    memory: Memory,
     /// The problem last logged, until a pass succeeds.
     problem: Option<Problem>,
     /// Whether a failed pass is retried (the daemon) or not (`--onetime`), for the log.
@@ -154,6 +159,7 @@ impl Watcher {
     ) -> Watcher {
         // The first pass may share any read made since the generation began.
         let first = Freshness::read_after(snapshots.created());
+        let memory = Memory::load(options.state.as_ref(), resource.target(), resource.id());
         Watcher {
             resource,
             snapshots,
@@ -161,7 +167,7 @@ impl Watcher {
             options,
             generation,
             process,
-            reload_pending: false,
+            memory,
             problem: None,
             retries: true,
             missing_altkeys: BTreeSet::new(),
@@ -286,8 +292,33 @@ impl Watcher {
         }
     }
 
-    /// snapshot → altdata → render → apply. Returns the snapshot's index when etcd answered.
+    /// [`Watcher::converge`], then a reload still owed when it failed before installing.
     fn pass(&mut self) -> (Option<u64>, Result<Converged, PassError>) {
+        let (index, result) = self.converge();
+        if let Err(error) = &result {
+            self.reload_owed_despite(error);
+        }
+        (index, result)
+    }
+
+    /// A pass that failed before installing (etcd, a missing key, a render, a check) still runs a reload owed for the file already installed: the service must not
+    /// keep running an older config than the one on disk.
+    fn reload_owed_despite(&mut self, error: &PassError) {
+        let reloaded = matches!(error, PassError::Reload(_) | PassError::Stopped);
+        if reloaded || !self.memory.reload_pending() || self.options.dry_run {
+            return;
+        }
+        let (install, id) = (&self.resource.install, self.resource.id());
+        log::info!(target: id, "reloading for {}, installed earlier and not reloaded since", install.target.display());
+        let result = apply::reload(install, &self.process);
+        if let Err(e @ PassError::Reload(_)) = self.finish_reload(result) {
+            log::error!(target: self.resource.id(), "{e}");
+        }
+    }
+
+    /// snapshot → altdata → render → apply. Returns the snapshot's index when etcd
+    /// answered.
+    fn converge(&mut self) -> (Option<u64>, Result<Converged, PassError>) {
         let resource = Arc::clone(&self.resource);
         let started = Instant::now();
         let fresh = self
@@ -397,16 +428,20 @@ impl Watcher {
         Ok(altdata)
     }
 
+    /// Installs `text` and reloads; a reload owed from an earlier pass (or an earlier
+    /// process, see `state`) runs even if the file is unchanged.
     fn apply(&mut self, text: &str) -> Result<Converged, PassError> {
-        let outcome = apply::apply(
-            &self.resource.install,
-            text,
-            self.options.dry_run,
-            &self.process,
-        )
+        let (install, id) = (&self.resource.install, self.resource.id());
+        let memory = &mut self.memory;
+        let outcome = apply::apply_then(install, text, self.options.dry_run, &self.process, || {
+            if install.reloadcmd.is_some() {
+                memory.set_reload_pending(true, id);
+            }
+        })
         .map_err(PassError::Apply)?;
         match outcome {
-            Outcome::Unchanged if self.reload_pending => {
+            Outcome::Unchanged if self.memory.reload_pending() && !self.options.dry_run => {
+                log::info!(target: id, "{} is up to date but was not reloaded since it was installed: reloading", install.target.display());
                 self.finish_reload(apply::reload(&self.resource.install, &self.process))?;
                 Ok(Converged::Unchanged)
             }
@@ -425,15 +460,15 @@ impl Watcher {
     fn finish_reload(&mut self, result: ReloadResult) -> Result<(), PassError> {
         match result {
             ReloadResult::NotConfigured | ReloadResult::Reloaded => {
-                self.reload_pending = false;
+                self.memory.set_reload_pending(false, self.resource.id());
                 Ok(())
             }
             ReloadResult::Failed(e) => {
-                self.reload_pending = true;
+                self.memory.set_reload_pending(true, self.resource.id());
                 Err(PassError::Reload(e.to_string()))
             }
             ReloadResult::Stopped => {
-                self.reload_pending = true;
+                self.memory.set_reload_pending(true, self.resource.id());
                 Err(PassError::Stopped)
             }
         }

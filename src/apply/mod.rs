@@ -86,6 +86,19 @@ pub fn apply(
     dry_run: bool,
     stop: &Stop,
 ) -> Result<Outcome, ApplyError> {
+    apply_then(spec, content, dry_run, stop, || {})
+}
+
+/// [`apply`], calling `before_reload` once the new content is installed and before the
+/// splay and the reload: the moment from which a reload is owed, even if reconfig is
+/// killed (see `state`).
+pub fn apply_then(
+    spec: &InstallSpec,
+    content: &str,
+    dry_run: bool,
+    stop: &Stop,
+    before_reload: impl FnOnce(),
+) -> Result<Outcome, ApplyError> {
     let target = RealTarget::resolve(&spec.target)
         .map_err(|e| io_error(spec, Step::ResolveSymlinks, &spec.target, e))?;
     let current = read_current(spec, &target)?;
@@ -128,6 +141,7 @@ pub fn apply(
     let old = current_bytes.map(FileSummary::of);
     let new = FileSummary::of(content.as_bytes());
     log::info!(target: &spec.id, "changed {}: {} -> {new}{attribute_change}", spec.target.display(), summary_text(old.as_ref()));
+    before_reload();
     let reload = reload(spec, stop);
     Ok(Outcome::Installed { old, new, reload })
 }

@@ -6,6 +6,7 @@ use super::hints;
 use super::{seconds, value, CliError};
 use crate::daemon::{self, Onetime};
 use crate::resource::{self, LoadOptions, Wait};
+use crate::state::StateDir;
 use crate::watch::RunOptions;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,6 +27,8 @@ result, installs it atomically and runs the reload command.
   -p, --prefix /PFX         prepended to every resource's key (not to altkeys)
       --wait MIN[,MAX]      default quiescence for resources without \"wait\", e.g. 100ms
       --command-timeout SECS  bound of checkcmd/reloadcmd without \"timeout\" [default: 30]
+      --state-dir DIR       where pending reloads outlive a restart
+                            [default: /var/lib/reconfig]
   -d, --debug               debug logging (SIGUSR1 toggles it at run time)
       --version             print the version and exit
   -h, --help                this help
@@ -42,6 +45,9 @@ endpoint answered, 4 onetime with --notreally: some file would change.
 /// `--command-timeout` when not given (the help says so).
 const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// `--state-dir` when not given (the help says so).
+const DEFAULT_STATE_DIR: &str = "/var/lib/reconfig";
+
 #[derive(Debug)]
 pub struct Args {
     pub cfgdir: PathBuf,
@@ -52,6 +58,7 @@ pub struct Args {
     pub prefix: String,
     pub wait: Option<Wait>,
     pub command_timeout: Option<Duration>,
+    pub state_dir: PathBuf,
     pub debug: bool,
     pub version: bool,
     pub help: bool,
@@ -70,6 +77,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
         prefix: String::new(),
         wait: None,
         command_timeout: None,
+        state_dir: PathBuf::from(DEFAULT_STATE_DIR),
         debug: false,
         version: false,
         help: false,
@@ -111,6 +119,9 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                     &value(&mut parser, "--command-timeout")?,
                     "--command-timeout",
                 )?)
+            }
+            Long("state-dir") | Long("state_dir") => {
+                out.state_dir = value(&mut parser, "--state-dir")?.into()
             }
             Short('d') | Long("debug") => out.debug = true,
             Long("version") => out.version = true,
@@ -171,6 +182,17 @@ pub fn main() -> i32 {
         default_wait: args.wait,
         default_command_timeout: args.command_timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT),
     };
+    let state = if args.notreally {
+        StateDir::read_only(&args.state_dir)
+    } else {
+        match StateDir::open(&args.state_dir) {
+            Ok(state) => state,
+            Err(e) => {
+                log::error!("{}", hints::state_dir_error(&e));
+                return exit::CONFIG;
+            }
+        }
+    };
     let confdir_flag = confdir_flag(&args);
     let resources = match daemon::load_resources(&load_options) {
         Ok(resources) => resources,
@@ -182,6 +204,7 @@ pub fn main() -> i32 {
     let options = RunOptions {
         dry_run: args.notreally,
         describe_etcd: hints::etcd_error,
+        state: Some(state),
         ..RunOptions::default()
     };
     if args.onetime {
