@@ -6,6 +6,7 @@ pub mod apply;
 pub mod cli;
 pub mod daemon;
 pub mod etcd;
+pub mod guard;
 pub mod logging;
 pub mod pool;
 pub mod resource;

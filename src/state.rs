@@ -1,5 +1,6 @@
 //! What reconfig remembers about a resource across restarts (`--state-dir`): whether a
-//! reload is still owed for the installed file.
+//! reload is still owed for the installed file, and how many leaves that file was rendered
+//! from (for `max_shrink`).
 //!
 //! One small JSON file per resource, named after its target path (so renaming the conf.d
 //! file or changing its `id` keeps it), replaced atomically: a temp file in the same
@@ -101,6 +102,9 @@ struct Stored {
     /// The installed file is newer than what the service last loaded.
     #[serde(default)]
     reload_pending: bool,
+    /// How many leaves of the watched key the installed file was rendered from.
+    #[serde(default)]
+    rendered_leaves: Option<u64>,
 }
 
 /// One resource's remembered state, written through on every change. Without a state
@@ -150,8 +154,16 @@ impl Memory {
         self.stored.reload_pending
     }
 
+    pub fn rendered_leaves(&self) -> Option<u64> {
+        self.stored.rendered_leaves
+    }
+
     pub fn set_reload_pending(&mut self, pending: bool, id: &str) {
         self.update(id, |stored| stored.reload_pending = pending);
+    }
+
+    pub fn set_rendered_leaves(&mut self, leaves: u64, id: &str) {
+        self.update(id, |stored| stored.rendered_leaves = Some(leaves));
     }
 
     /// Changes the state and, when it differs, writes it; a write that fails is logged (the
@@ -210,8 +222,10 @@ mod tests {
         let mut memory = Memory::load(Some(&dir), target, "t");
         assert!(!memory.reload_pending());
         memory.set_reload_pending(true, "t");
+        memory.set_rendered_leaves(12, "t");
         let again = Memory::load(Some(&dir), target, "t");
         assert!(again.reload_pending());
+        assert_eq!(again.rendered_leaves(), Some(12));
         let other = Memory::load(Some(&dir), Path::new("/etc/other/haproxy.cfg"), "t");
         assert!(!other.reload_pending());
         let names: Vec<_> = std::fs::read_dir(temp.path().join("state"))
@@ -238,5 +252,6 @@ mod tests {
         std::fs::write(dir.file_for(Path::new("/x")), "{not json").expect("write");
         let memory = Memory::load(Some(&dir), Path::new("/x"), "t");
         assert!(!memory.reload_pending());
+        assert_eq!(memory.rendered_leaves(), None);
     }
 }

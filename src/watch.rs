@@ -8,6 +8,7 @@
 
 use crate::apply::{self, ApplyError, ApplyErrorKind, Outcome, ReloadResult};
 use crate::etcd::{self, Change, Freshness, SnapshotCache, WaitOutcome};
+use crate::guard::{Gate, Refusal};
 use crate::pool::Pool;
 use crate::resource::{Resource, Wait};
 use crate::state::{Memory, StateDir};
@@ -32,8 +33,10 @@ pub struct RunOptions {
     /// How an etcd error is worded in the log: the binary adds the flags that fix it
     /// (`cli::hints`); this layer knows no flag names.
     pub describe_etcd: fn(&etcd::Error) -> String,
-    /// `--state-dir`: pending reloads outlive the process; `None`: kept in memory.
+    /// `--state-dir`: pending reloads and leaf counts outlive the process; `None`: in memory.
     pub state: Option<StateDir>,
+    /// `--force`: each resource's first render is admitted whatever its guards say.
+    pub force: bool,
 }
 
 impl Default for RunOptions {
@@ -44,6 +47,7 @@ impl Default for RunOptions {
             render_pool: None,
             describe_etcd: |error| error.to_string(),
             state: None,
+            force: false,
         }
     }
 }
@@ -64,6 +68,8 @@ pub enum PassError {
     /// The watched key does not exist (never created, deleted or expired).
     Missing,
     Render(String),
+    /// A guard refused the render (`min_keys`, `max_shrink`).
+    Refused(Refusal),
     Apply(ApplyError),
     Reload(String),
     Stopped,
@@ -77,6 +83,7 @@ impl PassError {
             PassError::Etcd(e) => Problem::EtcdAnswer(e.kind()),
             PassError::Missing => Problem::Missing,
             PassError::Render(_) => Problem::Render,
+            PassError::Refused(refusal) => Problem::Refused(refusal.fingerprint()),
             PassError::Apply(e) => match e.kind.as_ref() {
                 ApplyErrorKind::CheckFailed { .. } => Problem::Check,
                 ApplyErrorKind::Io { step, .. } => {
@@ -102,6 +109,8 @@ enum Problem {
     EtcdAnswer(etcd::ErrorKind),
     Missing,
     Render,
+    /// A guard's refusal, told apart by its counts and keys.
+    Refused(u64),
     /// Installing failed: how, and for a file-system error, at which step.
     Install(Discriminant<ApplyErrorKind>, Option<apply::Step>),
     Check,
@@ -114,6 +123,10 @@ impl std::fmt::Display for PassError {
             PassError::Etcd(e) => write!(f, "etcd: {e}"),
             PassError::Missing => f.write_str("watched key does not exist; target left unchanged"),
             PassError::Render(e) => write!(f, "render failed, target left unchanged: {e}"),
+            PassError::Refused(r) => write!(
+                f,
+                "render refused, target left unchanged: {r} (clears by itself when the data recovers)"
+            ),
             PassError::Apply(e) => e.fmt(f),
             PassError::Reload(e) => write!(f, "installed, but reload failed: {e}"),
             PassError::Stopped => f.write_str("stopped"),
@@ -133,8 +146,9 @@ pub struct Watcher {
     generation: Stop,
     /// Kills running commands and splays: SIGTERM only, so SIGHUP never cuts a reload short.
     process: Stop,
-    /// Whether a reload is owed, on disk.
+    /// Whether a reload is owed, and the leaf count the installed file came from: on disk.
     memory: Memory,
+    gate: Gate,
     /// The problem last logged, until a pass succeeds.
     problem: Option<Problem>,
     /// Whether a failed pass is retried (the daemon) or not (`--onetime`), for the log.
@@ -160,6 +174,7 @@ impl Watcher {
         // The first pass may share any read made since the generation began.
         let first = Freshness::read_after(snapshots.created());
         let memory = Memory::load(options.state.as_ref(), resource.target(), resource.id());
+        let gate = Gate::new(options.force);
         Watcher {
             resource,
             snapshots,
@@ -168,6 +183,7 @@ impl Watcher {
             generation,
             process,
             memory,
+            gate,
             problem: None,
             retries: true,
             missing_altkeys: BTreeSet::new(),
@@ -301,7 +317,8 @@ impl Watcher {
         (index, result)
     }
 
-    /// A pass that failed before installing (etcd, a missing key, a render, a check) still runs a reload owed for the file already installed: the service must not
+    /// A pass that failed before installing (etcd, a missing key, a render, a guard, a
+    /// check) still runs a reload owed for the file already installed: the service must not
     /// keep running an older config than the one on disk.
     fn reload_owed_despite(&mut self, error: &PassError) {
         let reloaded = matches!(error, PassError::Reload(_) | PassError::Stopped);
@@ -316,7 +333,7 @@ impl Watcher {
         }
     }
 
-    /// snapshot → altdata → render → apply. Returns the snapshot's index when etcd
+    /// snapshot → altdata → guards → render → apply. Returns the snapshot's index when etcd
     /// answered.
     fn converge(&mut self) -> (Option<u64>, Result<Converged, PassError>) {
         let resource = Arc::clone(&self.resource);
@@ -345,17 +362,26 @@ impl Watcher {
         let Some(data) = snapshot.data else {
             return (Some(index), Err(PassError::Missing));
         };
+        let installed_from = self.memory.rendered_leaves();
+        let data = match self
+            .gate
+            .admit(&resource.guards, &data, installed_from, resource.id())
+        {
+            Ok(admitted) => admitted.leaves,
+            Err(refusal) => return (Some(index), Err(PassError::Refused(refusal))),
+        };
         let altdata = match self.altdata(started) {
             Ok(altdata) => altdata,
             Err(e) => return (Some(index), Err(PassError::Etcd(e))),
         };
+        let leaves = data.len() as u64;
         let text = match self.render(data, altdata) {
             Ok(text) => text,
             Err(e) => return (Some(index), Err(PassError::Render(e))),
         };
         log::debug!(target: resource.id(), "rendered {} bytes from index {index}", text.len());
         self.rendered_len = text.len();
-        (Some(index), self.apply(&text))
+        (Some(index), self.apply(&text, leaves))
     }
 
     /// The kept snapshot with the changes the last wait reported applied, when the cache
@@ -428,9 +454,9 @@ impl Watcher {
         Ok(altdata)
     }
 
-    /// Installs `text` and reloads; a reload owed from an earlier pass (or an earlier
-    /// process, see `state`) runs even if the file is unchanged.
-    fn apply(&mut self, text: &str) -> Result<Converged, PassError> {
+    /// Installs `text`, rendered from `leaves` leaves, and reloads; a reload owed from an
+    /// earlier pass (or an earlier process, see `state`) runs even if the file is unchanged.
+    fn apply(&mut self, text: &str, leaves: u64) -> Result<Converged, PassError> {
         let (install, id) = (&self.resource.install, self.resource.id());
         let memory = &mut self.memory;
         let outcome = apply::apply_then(install, text, self.options.dry_run, &self.process, || {
@@ -439,6 +465,9 @@ impl Watcher {
             }
         })
         .map_err(PassError::Apply)?;
+        if matches!(outcome, Outcome::Installed { .. } | Outcome::Unchanged) {
+            self.memory.set_rendered_leaves(leaves, id);
+        }
         match outcome {
             Outcome::Unchanged if self.memory.reload_pending() && !self.options.dry_run => {
                 log::info!(target: id, "{} is up to date but was not reloaded since it was installed: reloading", install.target.display());

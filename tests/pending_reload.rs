@@ -93,6 +93,39 @@ fn a_daemon_killed_during_its_reload_reloads_after_a_restart(api: Api) {
     );
 }
 
+both_apis!(an_owed_reload_runs_even_when_the_new_data_is_refused);
+fn an_owed_reload_runs_even_when_the_new_data_is_refused(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/svc/a", "1");
+    etcd.put("/svc/b", "2");
+    let setup = Setup::new();
+    let reloads = setup.out("svc.reloads");
+    let with_guard = |then| {
+        let mut resource = reloading(&setup, then);
+        resource["min_keys"] = json!(2);
+        resource
+    };
+    setup.resource("svc", with_guard("exit 3"));
+    assert_eq!(setup.onetime(&etcd, &[]).status.code(), Some(2));
+    etcd.delete("/svc/b", false);
+    setup.resource("svc", with_guard("true"));
+    // The new data is refused, but the file installed earlier still gets its reload.
+    let out = setup.onetime(&etcd, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("fewer than min_keys 2"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(count_lines(&reloads), 2, "{}", stderr(&out));
+    assert_eq!(
+        support::read(&setup.out("svc.conf")).as_deref(),
+        Some("/svc/a=1\n/svc/b=2\n")
+    );
+    assert_eq!(setup.onetime(&etcd, &[]).status.code(), Some(2));
+    assert_eq!(count_lines(&reloads), 2, "owed no more");
+}
+
 #[test]
 fn an_unusable_state_dir_stops_the_start_naming_it_and_the_flag() {
     let etcd = Etcd::start();

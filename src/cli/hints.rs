@@ -43,7 +43,7 @@ pub fn load_error(error: &LoadError, confdir_flag: &str) -> String {
 pub fn state_dir_error(error: &StateDirError) -> String {
     format!(
         "{error}; pass --state-dir DIR naming a directory reconfig can create and write \
-         (it keeps pending reloads across restarts)"
+         (it keeps pending reloads and leaf counts across restarts)"
     )
 }
 

@@ -27,8 +27,10 @@ result, installs it atomically and runs the reload command.
   -p, --prefix /PFX         prepended to every resource's key (not to altkeys)
       --wait MIN[,MAX]      default quiescence for resources without \"wait\", e.g. 100ms
       --command-timeout SECS  bound of checkcmd/reloadcmd without \"timeout\" [default: 30]
-      --state-dir DIR       where pending reloads outlive a restart
+      --state-dir DIR       where pending reloads and leaf counts outlive a restart
                             [default: /var/lib/reconfig]
+      --force               render once despite min_keys and max_shrink (onetime:
+                            this run; daemon: each resource's first render)
   -d, --debug               debug logging (SIGUSR1 toggles it at run time)
       --version             print the version and exit
   -h, --help                this help
@@ -59,6 +61,7 @@ pub struct Args {
     pub wait: Option<Wait>,
     pub command_timeout: Option<Duration>,
     pub state_dir: PathBuf,
+    pub force: bool,
     pub debug: bool,
     pub version: bool,
     pub help: bool,
@@ -78,6 +81,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
         wait: None,
         command_timeout: None,
         state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+        force: false,
         debug: false,
         version: false,
         help: false,
@@ -123,6 +127,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
             Long("state-dir") | Long("state_dir") => {
                 out.state_dir = value(&mut parser, "--state-dir")?.into()
             }
+            Long("force") => out.force = true,
             Short('d') | Long("debug") => out.debug = true,
             Long("version") => out.version = true,
             Short('h') | Long("help") => out.help = true,
@@ -205,6 +210,7 @@ pub fn main() -> i32 {
         dry_run: args.notreally,
         describe_etcd: hints::etcd_error,
         state: Some(state),
+        force: args.force,
         ..RunOptions::default()
     };
     if args.onetime {

@@ -7,6 +7,7 @@
 mod duplicates;
 mod duration;
 mod fields;
+mod guards;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::apply::InstallSpec;
+use crate::guard::Guards;
 use crate::template::{Template, DEFAULT_RENDER_FUEL};
 
 pub use duration::{parse_duration, parse_wait};
@@ -44,6 +46,8 @@ pub struct Resource {
     /// splay, and the commands' time limit (the `timeout` field, else the load options'
     /// default).
     pub install: InstallSpec,
+    /// `min_keys`, `max_shrink`: renders that are refused.
+    pub guards: Guards,
 }
 
 impl Resource {
@@ -119,6 +123,8 @@ const KNOWN_FIELDS: &[&str] = &[
     "strict",
     "wait",
     "render_fuel",
+    "min_keys",
+    "max_shrink",
 ];
 
 /// Loads every `*.json` file of `opts.confdir`, in file-name order.
@@ -238,6 +244,7 @@ fn resource_from(file: &Path, fields: &Fields, opts: &LoadOptions) -> Result<Res
         template: Arc::new(template),
         strict,
         install,
+        guards: guards::parse(fields)?,
     })
 }
 

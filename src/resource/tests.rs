@@ -545,3 +545,36 @@ fn render_fuel_bounds_the_render_and_the_error_says_where_to_raise_it() {
         )
     );
 }
+
+#[test]
+fn guard_fields_are_read_and_bad_ones_name_the_field() {
+    let tree = ConfTree::new();
+    tree.conf(
+        "g.json",
+        &minimal(&tree, r#", "min_keys": 2, "max_shrink": "50%""#),
+    );
+    let loaded = tree.load();
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    let guards = &loaded.resources[0].guards;
+    assert_eq!(guards.min_keys, Some(2));
+    assert_eq!(guards.max_shrink, Some(crate::guard::Percent(50.0)));
+    std::fs::remove_file(tree.root.join("conf.d/g.json")).unwrap();
+
+    for (extra, wanted) in [
+        (
+            r#", "min_keys": 0"#,
+            "field \"min_keys\": 0 is not a whole number of 1 or more",
+        ),
+        (
+            r#", "max_shrink": "50""#,
+            "field \"max_shrink\": \"50\" must end with '%'",
+        ),
+        (r#", "max_shrink": "100%""#, "from 0% to under 100%"),
+        (
+            r#", "max_shrink": 0.5"#,
+            "expected a share of the leaves like \"50%\"",
+        ),
+    ] {
+        assert_contains(&tree.problem_of(&minimal(&tree, extra)), wanted);
+    }
+}
