@@ -1,23 +1,25 @@
 //! Guards: never install something worse than what is there.
 //!
-//! An emptied or half-written tree (`etcdctl mkdir`, every backend's TTL running out) would
-//! otherwise render into a live config. [`check`] is the policy, a pure function of the
-//! resource's settings, the watched leaves and the leaf count the installed file was
-//! rendered from; it admits the leaves to render or refuses with a typed [`Refusal`] that
-//! says why, with the counts.
+//! An emptied or half-written tree (`etcdctl mkdir`, every backend's TTL running out) or a
+//! value carrying config directives (`10.0.0.5:80\n  stats enable`) would otherwise render
+//! into a live config. [`check`] is the policy, a pure function of the resource's
+//! settings, the watched leaves and the leaf count the installed file was rendered from; it
+//! admits the leaves to render (perhaps without the bad ones) or refuses with a typed
+//! [`Refusal`] that says why, with the counts.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-/// A resource's guards (conf.d fields `min_keys`, `max_shrink`).
+/// A resource's guards (conf.d fields `min_keys`, `max_shrink`, `values`, `on_bad_value`).
 #[derive(Debug, Clone, Default)]
 pub struct Guards {
     /// Fewer leaves than this: refuse.
     pub min_keys: Option<u64>,
     /// Refuse a render that drops more than this share of the remembered leaves.
     pub max_shrink: Option<Percent>,
+    pub values: Option<ValueRule>,
 }
 
 /// A share in percent, 0 to under 100.
@@ -30,11 +32,45 @@ impl fmt::Display for Percent {
     }
 }
 
+/// Every watched value must match `pattern` as a whole.
+#[derive(Debug, Clone)]
+pub struct ValueRule {
+    /// As written in conf.d, for messages.
+    pub pattern: String,
+    /// `pattern` anchored at both ends.
+    pub regex: regex_lite::Regex,
+    pub on_mismatch: OnBadValue,
+}
+
+impl ValueRule {
+    /// The whole value must match, so a pattern written without `^...$` cannot be
+    /// satisfied by a good prefix followed by injected lines.
+    pub fn new(pattern: &str, on_mismatch: OnBadValue) -> Result<ValueRule, regex_lite::Error> {
+        Ok(ValueRule {
+            pattern: pattern.to_string(),
+            regex: regex_lite::Regex::new(&format!("^(?:{pattern})$"))?,
+            on_mismatch,
+        })
+    }
+}
+
+/// What a value that does not match does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnBadValue {
+    /// Nothing is rendered (the default: the safe choice).
+    #[default]
+    Refuse,
+    /// The render goes on without the offending keys.
+    Skip,
+}
+
 /// The leaves to render.
 #[derive(Debug)]
 pub struct Admitted {
-    /// The watched leaves themselves (not a copy).
+    /// The watched leaves themselves (not a copy) unless some were skipped.
     pub leaves: Arc<BTreeMap<String, String>>,
+    /// Keys left out for their value (`on_bad_value: skip`), sorted.
+    pub skipped: Vec<String>,
 }
 
 /// Why a render was refused; the target stays as it is.
@@ -49,6 +85,11 @@ pub enum Refusal {
         installed_from: u64,
         /// `max_shrink` as written.
         max_shrink: String,
+    },
+    BadValues {
+        /// The offending keys, sorted.
+        keys: Vec<String>,
+        pattern: String,
     },
 }
 
@@ -81,6 +122,11 @@ impl fmt::Display for Refusal {
                 plural(*leaves, "leaf", "leaves"),
                 installed_from.saturating_sub(*leaves)
             ),
+            Refusal::BadValues { keys, pattern } => write!(
+                f,
+                "the value of {} does not match values {pattern:?}",
+                keys.join(", ")
+            ),
         }
     }
 }
@@ -93,14 +139,40 @@ fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
     }
 }
 
-/// The policy: `min_keys`, then `max_shrink` against `installed_from`, the leaves the
-/// installed file was rendered from (`None`: unknown, e.g. first run, so not applied).
+/// The policy: values first (skipped keys do not count as leaves), then `min_keys`, then
+/// `max_shrink` against `installed_from`, the leaves the installed file was rendered from
+/// (`None`: unknown, e.g. first run, so not applied).
 pub fn check(
     guards: &Guards,
     leaves: &Arc<BTreeMap<String, String>>,
     installed_from: Option<u64>,
 ) -> Result<Admitted, Refusal> {
-    let count = leaves.len() as u64;
+    let mut admitted = Admitted {
+        leaves: Arc::clone(leaves),
+        skipped: Vec::new(),
+    };
+    if let Some(rule) = &guards.values {
+        let bad: Vec<String> = leaves
+            .iter()
+            .filter(|(_, value)| !rule.regex.is_match(value))
+            .map(|(key, _)| key.clone())
+            .collect();
+        if !bad.is_empty() && rule.on_mismatch == OnBadValue::Refuse {
+            return Err(Refusal::BadValues {
+                keys: bad,
+                pattern: rule.pattern.clone(),
+            });
+        }
+        if !bad.is_empty() {
+            let mut kept = BTreeMap::clone(leaves);
+            for key in &bad {
+                kept.remove(key);
+            }
+            admitted.leaves = Arc::new(kept);
+            admitted.skipped = bad;
+        }
+    }
+    let count = admitted.leaves.len() as u64;
     if let Some(min_keys) = guards.min_keys.filter(|min| count < *min) {
         return Err(Refusal::TooFewKeys {
             leaves: count,
@@ -117,21 +189,23 @@ pub fn check(
             });
         }
     }
-    Ok(Admitted {
-        leaves: Arc::clone(leaves),
-    })
+    Ok(admitted)
 }
 
 /// [`check`] for one resource's passes: `--force` admits its first guarded render whatever
-/// the guards say.
+/// the guards say, and skipped keys are logged once per set of keys.
 #[derive(Debug, Default)]
 pub struct Gate {
     force: bool,
+    skipped: Vec<String>,
 }
 
 impl Gate {
     pub fn new(force: bool) -> Gate {
-        Gate { force }
+        Gate {
+            force,
+            skipped: Vec::new(),
+        }
     }
 
     pub fn admit(
@@ -147,9 +221,20 @@ impl Gate {
                 log::warn!(target: id, "--force: rendering although {refusal}");
                 Ok(Admitted {
                     leaves: Arc::clone(leaves),
+                    skipped: Vec::new(),
                 })
             }
-            checked => checked,
+            Ok(admitted) => {
+                if admitted.skipped != self.skipped {
+                    if !admitted.skipped.is_empty() {
+                        let pattern = guards.values.as_ref().map_or("", |rule| &rule.pattern);
+                        log::warn!(target: id, "rendering without {}: the value does not match values {pattern:?} (on_bad_value: skip)", admitted.skipped.join(", "));
+                    }
+                    self.skipped.clone_from(&admitted.skipped);
+                }
+                Ok(admitted)
+            }
+            refused => refused,
         }
     }
 }
@@ -213,5 +298,55 @@ mod tests {
         );
         assert!(check(&guards, &four(), None).is_ok(), "nothing remembered");
         assert!(check(&guards, &four(), Some(2)).is_ok(), "growth");
+    }
+
+    #[test]
+    fn a_bad_value_refuses_naming_its_key_or_is_skipped() {
+        let mut data = BTreeMap::clone(&four());
+        data.insert("/evil".into(), "10.0.0.5:80\n  stats enable".into());
+        let data = Arc::new(data);
+        let rule = |policy| ValueRule::new("[0-9.]+:?[0-9]*", policy).expect("regex");
+        let guards = Guards {
+            values: Some(rule(OnBadValue::Refuse)),
+            ..Guards::default()
+        };
+        assert_eq!(
+            check(&guards, &data, None).unwrap_err(),
+            Refusal::BadValues {
+                keys: vec!["/evil".into()],
+                pattern: "[0-9.]+:?[0-9]*".into()
+            }
+        );
+        let guards = Guards {
+            values: Some(rule(OnBadValue::Skip)),
+            min_keys: Some(5),
+            ..Guards::default()
+        };
+        // The skipped key does not count towards min_keys.
+        assert_eq!(
+            check(&guards, &data, None).unwrap_err(),
+            Refusal::TooFewKeys {
+                leaves: 4,
+                min_keys: 5
+            }
+        );
+        let guards = Guards {
+            values: Some(rule(OnBadValue::Skip)),
+            ..Guards::default()
+        };
+        let admitted = check(&guards, &data, None).expect("admitted");
+        assert_eq!(admitted.leaves, four());
+        assert_eq!(admitted.skipped, vec!["/evil".to_string()]);
+    }
+
+    #[test]
+    fn a_pattern_matches_the_whole_value_even_without_anchors() {
+        let rule = ValueRule::new("[0-9.]+:[0-9]+", OnBadValue::Refuse).expect("regex");
+        assert!(rule.regex.is_match("10.0.0.5:80"));
+        assert!(!rule.regex.is_match("10.0.0.5:80\n  stats enable"));
+        assert!(!rule.regex.is_match("x10.0.0.5:80"));
+        let anchored = ValueRule::new("^[0-9.]+:[0-9]+$", OnBadValue::Refuse).expect("regex");
+        assert!(anchored.regex.is_match("10.0.0.5:80"));
+        assert!(!anchored.regex.is_match("10.0.0.5:80\n  stats enable"));
     }
 }

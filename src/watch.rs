@@ -68,7 +68,7 @@ pub enum PassError {
     /// The watched key does not exist (never created, deleted or expired).
     Missing,
     Render(String),
-    /// A guard refused the render (`min_keys`, `max_shrink`).
+    /// A guard refused the render (`min_keys`, `max_shrink`, `values`).
     Refused(Refusal),
     Apply(ApplyError),
     Reload(String),

@@ -1,5 +1,5 @@
 //! Guards against installing something worse than what is there (`min_keys`, `max_shrink`,
-//! `--force`), on both APIs against a real etcd: the target stays untouched,
+//! `values`, `--force`), on both APIs against a real etcd: the target stays untouched,
 //! `--onetime` exits 2, the log says why with the counts, once, and it clears by itself.
 
 mod support;
@@ -153,5 +153,113 @@ fn the_daemon_logs_a_refusal_once_per_change_and_recovers_by_itself(api: Api) {
     assert_eq!(
         support::read(&target).as_deref(),
         Some("/svc/a=1b\n/svc/c=3\n")
+    );
+}
+
+const INJECTED: &str = "10.0.0.5:80\n  stats enable";
+
+both_apis!(a_value_that_does_not_match_refuses_the_render_naming_its_key);
+fn a_value_that_does_not_match_refuses_the_render_naming_its_key(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/svc/a", "10.0.0.1:80");
+    etcd.put("/svc/evil", INJECTED);
+    let setup = Setup::new();
+    setup.resource(
+        "svc",
+        guarded(&setup, json!({"values": "^[0-9.]+:[0-9]+$"})),
+    );
+    std::fs::write(setup.out("svc.conf"), "old\n").expect("old");
+    let out = setup.onetime(&etcd, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "render refused, target left unchanged: the value of /svc/evil does not match \
+             values \"^[0-9.]+:[0-9]+$\""
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        support::read(&setup.out("svc.conf")).as_deref(),
+        Some("old\n")
+    );
+
+    // --force renders what is there, once the operator has looked at it.
+    let out = setup.onetime(&etcd, &["--notreally", "--force"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        support::stdout(&out).contains("+/svc/evil=10.0.0.5:80\n+  stats enable"),
+        "{}",
+        support::stdout(&out)
+    );
+
+    etcd.put("/svc/evil", "10.0.0.5:80");
+    assert_eq!(setup.onetime(&etcd, &[]).status.code(), Some(0));
+    assert_eq!(
+        support::read(&setup.out("svc.conf")).as_deref(),
+        Some("/svc/a=10.0.0.1:80\n/svc/evil=10.0.0.5:80\n")
+    );
+}
+
+both_apis!(on_bad_value_skip_renders_without_the_offending_keys);
+fn on_bad_value_skip_renders_without_the_offending_keys(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/svc/a", "10.0.0.1:80");
+    etcd.put("/svc/evil", INJECTED);
+    let setup = Setup::new();
+    setup.resource(
+        "svc",
+        guarded(
+            &setup,
+            json!({"values": "[0-9.]+:[0-9]+", "on_bad_value": "skip"}),
+        ),
+    );
+    let out = setup.onetime(&etcd, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("rendering without /svc/evil: the value does not match values"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        support::read(&setup.out("svc.conf")).as_deref(),
+        Some("/svc/a=10.0.0.1:80\n")
+    );
+}
+
+both_apis!(the_daemon_logs_skipped_keys_once_per_set_of_keys);
+fn the_daemon_logs_skipped_keys_once_per_set_of_keys(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/svc/a", "10.0.0.1:80");
+    etcd.put("/svc/evil", INJECTED);
+    let setup = Setup::new();
+    setup.resource(
+        "svc",
+        guarded(
+            &setup,
+            json!({"values": "[0-9.]+:[0-9]+", "on_bad_value": "skip"}),
+        ),
+    );
+    let target = setup.out("svc.conf");
+    let daemon = setup.daemon(&etcd, &[]);
+    assert!(wait_content(&target, "/svc/a=10.0.0.1:80\n", SECS));
+    // One bad registration does not hold back the others' updates, nor repeat its warning.
+    etcd.put("/svc/b", "10.0.0.2:80");
+    assert!(wait_content(
+        &target,
+        "/svc/a=10.0.0.1:80\n/svc/b=10.0.0.2:80\n",
+        SECS
+    ));
+    etcd.put("/svc/worse", "x; stats enable");
+    assert!(
+        daemon.wait_log("rendering without /svc/evil, /svc/worse", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    let log = daemon.log_text();
+    assert_eq!(
+        log.matches("rendering without /svc/evil:").count(),
+        1,
+        "{log}"
     );
 }

@@ -29,7 +29,7 @@ result, installs it atomically and runs the reload command.
       --command-timeout SECS  bound of checkcmd/reloadcmd without \"timeout\" [default: 30]
       --state-dir DIR       where pending reloads and leaf counts outlive a restart
                             [default: /var/lib/reconfig]
-      --force               render once despite min_keys and max_shrink (onetime:
+      --force               render once despite min_keys, max_shrink and values (onetime:
                             this run; daemon: each resource's first render)
   -d, --debug               debug logging (SIGUSR1 toggles it at run time)
       --version             print the version and exit

@@ -46,7 +46,7 @@ pub struct Resource {
     /// splay, and the commands' time limit (the `timeout` field, else the load options'
     /// default).
     pub install: InstallSpec,
-    /// `min_keys`, `max_shrink`: renders that are refused.
+    /// `min_keys`, `max_shrink`, `values`, `on_bad_value`: renders that are refused.
     pub guards: Guards,
 }
 
@@ -125,6 +125,8 @@ const KNOWN_FIELDS: &[&str] = &[
     "render_fuel",
     "min_keys",
     "max_shrink",
+    "values",
+    "on_bad_value",
 ];
 
 /// Loads every `*.json` file of `opts.confdir`, in file-name order.

@@ -551,13 +551,18 @@ fn guard_fields_are_read_and_bad_ones_name_the_field() {
     let tree = ConfTree::new();
     tree.conf(
         "g.json",
-        &minimal(&tree, r#", "min_keys": 2, "max_shrink": "50%""#),
+        &minimal(
+            &tree,
+            r#", "min_keys": 2, "max_shrink": "50%", "values": "[0-9.]+:[0-9]+", "on_bad_value": "skip""#,
+        ),
     );
     let loaded = tree.load();
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
     let guards = &loaded.resources[0].guards;
     assert_eq!(guards.min_keys, Some(2));
     assert_eq!(guards.max_shrink, Some(crate::guard::Percent(50.0)));
+    let rule = guards.values.as_ref().expect("values");
+    assert_eq!(rule.on_mismatch, crate::guard::OnBadValue::Skip);
     std::fs::remove_file(tree.root.join("conf.d/g.json")).unwrap();
 
     for (extra, wanted) in [
@@ -574,6 +579,15 @@ fn guard_fields_are_read_and_bad_ones_name_the_field() {
             r#", "max_shrink": 0.5"#,
             "expected a share of the leaves like \"50%\"",
         ),
+        (
+            r#", "values": "[0-9""#,
+            "field \"values\": \"[0-9\" is not a valid regular expression",
+        ),
+        (
+            r#", "values": "x", "on_bad_value": "drop""#,
+            "field \"on_bad_value\": \"drop\" is not \"refuse\" (the default) or \"skip\"",
+        ),
+        (r#", "on_bad_value": "skip""#, "given without \"values\""),
     ] {
         assert_contains(&tree.problem_of(&minimal(&tree, extra)), wanted);
     }
