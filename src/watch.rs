@@ -217,8 +217,9 @@ impl Watcher {
                 }
                 Err(PassError::Stopped) => break,
                 Err(PassError::Etcd(etcd::Error::Shutdown)) => break,
-                Err(PassError::Missing) => {
-                    self.report(&PassError::Missing);
+                // Only a change of the data can end these: no retry until one comes.
+                Err(e @ (PassError::Missing | PassError::Refused(_))) => {
+                    self.report(e);
                     backoff.reset();
                     false
                 }
