@@ -39,9 +39,10 @@ Signals: TERM/INT stop within a second; HUP re-reads conf.d and templates; USR1 
 ";
 
 const EXIT_CODES: &str = "\
-Exit codes: 0 ok (onetime: every resource converged), 1 bad command line or configuration,
-2 onetime: some resource did not converge or a resource file was skipped, 3 onetime: no etcd
-endpoint answered, 4 onetime with --notreally: some file would change.
+Exit codes: 0 ok (onetime: every resource converged), 1 bad command line or configuration
+(or an unusable --state-dir), 2 onetime: some resource did not converge (a render, check or
+reload failed, or a guard refused the render) or a resource file was skipped, 3 onetime: no
+etcd endpoint answered, 4 onetime with --notreally: some file would change.
 ";
 
 /// `--command-timeout` when not given (the help says so).
