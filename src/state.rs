@@ -162,6 +162,16 @@ impl Memory {
         self.update(id, |stored| stored.reload_pending = pending);
     }
 
+    /// A new file is installed, rendered from `leaves` leaves: a reload is owed from now
+    /// when `reload` (one write for both facts: an install costs one state write before
+    /// its reload and one after).
+    pub fn set_installed(&mut self, leaves: u64, reload: bool, id: &str) {
+        self.update(id, |stored| {
+            stored.rendered_leaves = Some(leaves);
+            stored.reload_pending = reload;
+        });
+    }
+
     pub fn set_rendered_leaves(&mut self, leaves: u64, id: &str) {
         self.update(id, |stored| stored.rendered_leaves = Some(leaves));
     }

@@ -461,12 +461,10 @@ impl Watcher {
         let (install, id) = (&self.resource.install, self.resource.id());
         let memory = &mut self.memory;
         let outcome = apply::apply_then(install, text, self.options.dry_run, &self.process, || {
-            if install.reloadcmd.is_some() {
-                memory.set_reload_pending(true, id);
-            }
+            memory.set_installed(leaves, install.reloadcmd.is_some(), id);
         })
         .map_err(PassError::Apply)?;
-        if matches!(outcome, Outcome::Installed { .. } | Outcome::Unchanged) {
+        if matches!(outcome, Outcome::Unchanged) {
             self.memory.set_rendered_leaves(leaves, id);
         }
         match outcome {
