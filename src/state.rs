@@ -150,6 +150,20 @@ impl Memory {
         }
     }
 
+    /// Reads the file again: another reconfig (a `--onetime --force` beside the daemon) may
+    /// have installed and reloaded since. A missing or unreadable file keeps what is known.
+    pub fn refresh(&mut self) {
+        let Some(file) = &self.file else {
+            return;
+        };
+        if let Some(stored) = std::fs::read(file)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        {
+            self.stored = stored;
+        }
+    }
+
     pub fn reload_pending(&self) -> bool {
         self.stored.reload_pending
     }

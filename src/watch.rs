@@ -311,6 +311,7 @@ impl Watcher {
 
     /// [`Watcher::converge`], then a reload still owed when it failed before installing.
     fn pass(&mut self) -> (Option<u64>, Result<Converged, PassError>) {
+        self.memory.refresh();
         let (index, result) = self.converge();
         if let Err(error) = &result {
             self.reload_owed_despite(error);

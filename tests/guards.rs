@@ -263,3 +263,39 @@ fn the_daemon_logs_skipped_keys_once_per_set_of_keys(api: Api) {
         "{log}"
     );
 }
+
+both_apis!(the_daemon_follows_the_leaf_count_a_forced_onetime_installed);
+fn the_daemon_follows_the_leaf_count_a_forced_onetime_installed(api: Api) {
+    let etcd = Etcd::start_on(api);
+    for k in ["a", "b", "c", "d"] {
+        etcd.put(&format!("/svc/{k}"), "x");
+    }
+    let setup = Setup::new();
+    setup.resource("svc", guarded(&setup, json!({"max_shrink": "50%"})));
+    let target = setup.out("svc.conf");
+    let daemon = setup.daemon(&etcd, &[]);
+    assert!(wait_content(
+        &target,
+        "/svc/a=x\n/svc/b=x\n/svc/c=x\n/svc/d=x\n",
+        SECS
+    ));
+    // Three leaves gone at once (one by one, each step would be within max_shrink).
+    etcd.delete("/svc", true);
+    etcd.put("/svc/a", "x");
+    assert!(
+        daemon.wait_log("rendered from 4: dropping 3", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    // The operator accepts the smaller tree with a forced run beside the daemon...
+    let out = setup.onetime(&etcd, &["--force"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(support::read(&target).as_deref(), Some("/svc/a=x\n"));
+    // ...and the daemon measures the next change against what that run installed.
+    etcd.put("/svc/a", "y");
+    assert!(
+        wait_content(&target, "/svc/a=y\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+}
