@@ -35,7 +35,7 @@ util -k / -r
 
 echo "== reconfig --onetime on conf-example/ + templates-example/"
 rm -rf "$out"
-"$bin/reconfig" --endpoints "$endpoint" --confdir conf-example/conf.d --templatedir templates-example --onetime
+"$bin/reconfig" --endpoints "$endpoint" --confdir conf-example/conf.d --templatedir templates-example --state-dir "$work/state" --onetime
 # The target of every conf.d resource, read from the resource files so that none is left out.
 sed -n 's/^ *"target": *"\(.*\)",\{0,1\}$/\1/p' conf-example/conf.d/*.json | sort | while read -r f; do
   echo "---- $f"
@@ -43,7 +43,7 @@ sed -n 's/^ *"target": *"\(.*\)",\{0,1\}$/\1/p' conf-example/conf.d/*.json | sor
 done
 
 echo "== the daemon: a new backend registers, haproxy.cfg follows"
-"$bin/reconfig" --endpoints "$endpoint" --confdir conf-example/conf.d --templatedir templates-example 2>"$work/daemon.log" &
+"$bin/reconfig" --endpoints "$endpoint" --confdir conf-example/conf.d --templatedir templates-example --state-dir "$work/state" 2>"$work/daemon.log" &
 daemon_pid=$!
 sleep 1
 util -o set -k /example/haproxy/backends/web4 -v 127.0.0.1:8084

@@ -119,7 +119,7 @@ step "reconfig --onetime over TLS"
 mkdir -p "$work/cfg/conf.d" "$work/cfg/templates"
 echo 'value={{ reconfig.data[reconfig.watched] }}' > "$work/cfg/templates/v.tmpl"
 printf '{"id":"v","key":"/smoke/v","source":"v.tmpl","target":"%s"}\n' "$work/v.conf" > "$work/cfg/conf.d/v.json"
-"$bin/reconfig" --cfgdir "$work/cfg" --onetime "${tls[@]}" 2>"$work/onetime.log" \
+"$bin/reconfig" --cfgdir "$work/cfg" --state-dir "$work/state" --onetime "${tls[@]}" 2>"$work/onetime.log" \
   || fail "reconfig --onetime: $(cat "$work/onetime.log")"
 [ "$(cat "$work/v.conf")" = "value=tls" ] || fail "rendered: $(cat "$work/v.conf")"
 

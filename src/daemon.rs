@@ -288,6 +288,8 @@ pub fn run_daemon(
     }
     let process = Stop::new();
     let mut generation = Generation::start(&resources, client, &options, &process);
+    // `--force` admits the first render of each resource, not those after SIGHUP.
+    options.force = false;
     log::info!(
         "watching {} resource(s); SIGHUP reloads conf.d, SIGUSR1 toggles debug",
         resources.len()

@@ -8,8 +8,10 @@
 
 use crate::apply::{self, ApplyError, ApplyErrorKind, Outcome, ReloadResult};
 use crate::etcd::{self, Change, Freshness, SnapshotCache, WaitOutcome};
+use crate::guard::{Gate, Refusal};
 use crate::pool::Pool;
 use crate::resource::{Resource, Wait};
+use crate::state::{Memory, StateDir};
 use crate::status::StatusBoard;
 use crate::stop::Stop;
 use crate::template::Context;
@@ -34,6 +36,10 @@ pub struct RunOptions {
     pub describe_etcd: fn(&etcd::Error) -> String,
     /// Where each pass, install, reload and failure is reported (`--status-file`).
     pub status: StatusBoard,
+    /// `--state-dir`: pending reloads and leaf counts outlive the process; `None`: in memory.
+    pub state: Option<StateDir>,
+    /// `--force`: each resource's first render is admitted whatever its guards say.
+    pub force: bool,
 }
 
 impl Default for RunOptions {
@@ -44,6 +50,8 @@ impl Default for RunOptions {
             render_pool: None,
             describe_etcd: |error| error.to_string(),
             status: StatusBoard::default(),
+            state: None,
+            force: false,
         }
     }
 }
@@ -64,6 +72,8 @@ pub enum PassError {
     /// The watched key does not exist (never created, deleted or expired).
     Missing,
     Render(String),
+    /// A guard refused the render (`min_keys`, `max_shrink`, `values`).
+    Refused(Refusal),
     Apply(ApplyError),
     Reload(String),
     Stopped,
@@ -77,6 +87,7 @@ impl PassError {
             PassError::Etcd(e) => Problem::EtcdAnswer(e.kind()),
             PassError::Missing => Problem::Missing,
             PassError::Render(_) => Problem::Render,
+            PassError::Refused(refusal) => Problem::Refused(refusal.fingerprint()),
             PassError::Apply(e) => match e.kind.as_ref() {
                 ApplyErrorKind::CheckFailed { .. } => Problem::Check,
                 ApplyErrorKind::Io { step, .. } => {
@@ -102,6 +113,8 @@ enum Problem {
     EtcdAnswer(etcd::ErrorKind),
     Missing,
     Render,
+    /// A guard's refusal, told apart by its counts and keys.
+    Refused(u64),
     /// Installing failed: how, and for a file-system error, at which step.
     Install(Discriminant<ApplyErrorKind>, Option<apply::Step>),
     Check,
@@ -114,6 +127,10 @@ impl std::fmt::Display for PassError {
             PassError::Etcd(e) => write!(f, "etcd: {e}"),
             PassError::Missing => f.write_str("watched key does not exist; target left unchanged"),
             PassError::Render(e) => write!(f, "render failed, target left unchanged: {e}"),
+            PassError::Refused(r) => write!(
+                f,
+                "render refused, target left unchanged: {r} (clears by itself when the data recovers)"
+            ),
             PassError::Apply(e) => e.fmt(f),
             PassError::Reload(e) => write!(f, "installed, but reload failed: {e}"),
             PassError::Stopped => f.write_str("stopped"),
@@ -133,7 +150,9 @@ pub struct Watcher {
     generation: Stop,
     /// Kills running commands and splays: SIGTERM only, so SIGHUP never cuts a reload short.
     process: Stop,
-    reload_pending: bool,
+    /// Whether a reload is owed, and the leaf count the installed file came from: on disk.
+    memory: Memory,
+    gate: Gate,
     /// The problem last logged, until a pass succeeds.
     problem: Option<Problem>,
     /// Whether a failed pass is retried (the daemon) or not (`--onetime`), for the log.
@@ -158,6 +177,8 @@ impl Watcher {
     ) -> Watcher {
         // The first pass may share any read made since the generation began.
         let first = Freshness::read_after(snapshots.created());
+        let memory = Memory::load(options.state.as_ref(), resource.target(), resource.id());
+        let gate = Gate::new(options.force);
         Watcher {
             resource,
             snapshots,
@@ -165,7 +186,8 @@ impl Watcher {
             options,
             generation,
             process,
-            reload_pending: false,
+            memory,
+            gate,
             problem: None,
             retries: true,
             missing_altkeys: BTreeSet::new(),
@@ -199,8 +221,9 @@ impl Watcher {
                 }
                 Err(PassError::Stopped) => break,
                 Err(PassError::Etcd(etcd::Error::Shutdown)) => break,
-                Err(PassError::Missing) => {
-                    self.report(&PassError::Missing);
+                // Only a change of the data can end these: no retry until one comes.
+                Err(e @ (PassError::Missing | PassError::Refused(_))) => {
+                    self.report(e);
                     backoff.reset();
                     false
                 }
@@ -290,8 +313,35 @@ impl Watcher {
         }
     }
 
-    /// snapshot → altdata → render → apply. Returns the snapshot's index when etcd answered.
+    /// [`Watcher::converge`], then a reload still owed when it failed before installing.
     fn pass(&mut self) -> (Option<u64>, Result<Converged, PassError>) {
+        self.memory.refresh();
+        let (index, result) = self.converge();
+        if let Err(error) = &result {
+            self.reload_owed_despite(error);
+        }
+        (index, result)
+    }
+
+    /// A pass that failed before installing (etcd, a missing key, a render, a guard, a
+    /// check) still runs a reload owed for the file already installed: the service must not
+    /// keep running an older config than the one on disk.
+    fn reload_owed_despite(&mut self, error: &PassError) {
+        let reloaded = matches!(error, PassError::Reload(_) | PassError::Stopped);
+        if reloaded || !self.memory.reload_pending() || self.options.dry_run {
+            return;
+        }
+        let (install, id) = (&self.resource.install, self.resource.id());
+        log::info!(target: id, "reloading for {}, installed earlier and not reloaded since", install.target.display());
+        let result = apply::reload(install, &self.process);
+        if let Err(e @ PassError::Reload(_)) = self.finish_reload(result) {
+            log::error!(target: self.resource.id(), "{e}");
+        }
+    }
+
+    /// snapshot → altdata → guards → render → apply. Returns the snapshot's index when etcd
+    /// answered.
+    fn converge(&mut self) -> (Option<u64>, Result<Converged, PassError>) {
         let resource = Arc::clone(&self.resource);
         let started = Instant::now();
         let fresh = self
@@ -318,17 +368,26 @@ impl Watcher {
         let Some(data) = snapshot.data else {
             return (Some(index), Err(PassError::Missing));
         };
+        let installed_from = self.memory.rendered_leaves();
+        let data = match self
+            .gate
+            .admit(&resource.guards, &data, installed_from, resource.id())
+        {
+            Ok(admitted) => admitted.leaves,
+            Err(refusal) => return (Some(index), Err(PassError::Refused(refusal))),
+        };
         let altdata = match self.altdata(started) {
             Ok(altdata) => altdata,
             Err(e) => return (Some(index), Err(PassError::Etcd(e))),
         };
+        let leaves = data.len() as u64;
         let texts = match self.render(data, altdata) {
             Ok(texts) => texts,
             Err(e) => return (Some(index), Err(PassError::Render(e))),
         };
         self.rendered_len = texts.iter().map(String::len).sum();
         log::debug!(target: resource.id(), "rendered {} bytes from index {index}", self.rendered_len);
-        let result = self.apply(&texts);
+        let result = self.apply(&texts, leaves);
         self.options.status.rendered(&resource, index, &result);
         (Some(index), result)
     }
@@ -400,17 +459,23 @@ impl Watcher {
         Ok(altdata)
     }
 
-    fn apply(&mut self, texts: &[String]) -> Result<Converged, PassError> {
+    /// Installs `texts`, rendered from `leaves` leaves, and reloads; a reload owed from an
+    /// earlier pass (or an earlier process, see `state`) runs even if the files are unchanged.
+    fn apply(&mut self, texts: &[String], leaves: u64) -> Result<Converged, PassError> {
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let outcome = apply::apply_group(
-            &self.resource.install,
-            &texts,
-            self.options.dry_run,
-            &self.process,
-        )
-        .map_err(PassError::Apply)?;
+        let (install, id) = (&self.resource.install, self.resource.id());
+        let memory = &mut self.memory;
+        let outcome =
+            apply::apply_group(install, &texts, self.options.dry_run, &self.process, || {
+                memory.set_installed(leaves, install.reloadcmd.is_some(), id);
+            })
+            .map_err(PassError::Apply)?;
+        if matches!(outcome, Outcome::Unchanged) {
+            self.memory.set_rendered_leaves(leaves, id);
+        }
         match outcome {
-            Outcome::Unchanged if self.reload_pending => {
+            Outcome::Unchanged if self.memory.reload_pending() && !self.options.dry_run => {
+                log::info!(target: id, "{} is up to date but was not reloaded since it was installed: reloading", install.target.display());
                 self.finish_reload(apply::reload(&self.resource.install, &self.process))?;
                 Ok(Converged::Unchanged)
             }
@@ -431,15 +496,15 @@ impl Watcher {
         self.options.status.reloaded(&self.resource, &result);
         match result {
             ReloadResult::NotConfigured | ReloadResult::Reloaded => {
-                self.reload_pending = false;
+                self.memory.set_reload_pending(false, self.resource.id());
                 Ok(())
             }
             ReloadResult::Failed(e) => {
-                self.reload_pending = true;
+                self.memory.set_reload_pending(true, self.resource.id());
                 Err(PassError::Reload(e.to_string()))
             }
             ReloadResult::Stopped => {
-                self.reload_pending = true;
+                self.memory.set_reload_pending(true, self.resource.id());
                 Err(PassError::Stopped)
             }
         }

@@ -111,6 +111,8 @@ fn onetime_with_etcd_down_exits_three() {
             &format!("http://127.0.0.1:{port}"),
             "-c",
             &setup.cfgdir().display().to_string(),
+            "--state-dir",
+            &setup.state_dir().display().to_string(),
         ],
         SECS,
     );

@@ -296,6 +296,7 @@ fn onetime_against(fake: &FakeServer, expect_in_message: &str) {
     setup.resource("f", setup.list_resource("f", "/svc"));
     let started = Instant::now();
     let cfgdir = setup.cfgdir().display().to_string();
+    let state_dir = setup.state_dir().display().to_string();
     let out = support::run_bin(
         RECONFIG,
         &[
@@ -306,6 +307,8 @@ fn onetime_against(fake: &FakeServer, expect_in_message: &str) {
             &fake.url(),
             "-c",
             &cfgdir,
+            "--state-dir",
+            &state_dir,
         ],
         Duration::from_secs(60),
     );
@@ -360,6 +363,8 @@ impl FakeFirstDaemon {
         let child = Command::new(RECONFIG)
             .args(["--timeout", "1", "--endpoints", endpoints, "-c"])
             .arg(setup.cfgdir())
+            .arg("--state-dir")
+            .arg(setup.state_dir())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log"))

@@ -53,7 +53,8 @@ impl Daemon {
     fn start(api: Api, dns: &Dnsmasq, cfgdir: &Path, args: &[&str]) -> Daemon {
         let log = cfgdir.join("daemon.log");
         let cfg = cfgdir.display().to_string();
-        let mut all = vec!["--cfgdir", cfg.as_str()];
+        let state = cfgdir.join("state").display().to_string();
+        let mut all = vec!["--cfgdir", cfg.as_str(), "--state-dir", state.as_str()];
         all.extend_from_slice(args);
         let child = command(api, RECONFIG, dns, &all)
             .stdout(Stdio::null())
@@ -158,11 +159,16 @@ fn srv_domain_with_ssl_uses_the_ssl_record(api: Api) {
         json!({"id": "v", "key": "/k", "source": "v.tmpl", "target": setup.out("v.conf")}),
     );
     let cfg = setup.cfgdir().display().to_string();
+    let state = setup.state_dir().display().to_string();
     let once = run(
         api,
         RECONFIG,
         &dns,
-        &[&["--cfgdir", cfg.as_str(), "--onetime"], &args[..]].concat(),
+        &[
+            &["--cfgdir", cfg.as_str(), "--state-dir", &state, "--onetime"],
+            &args[..],
+        ]
+        .concat(),
     );
     assert_eq!(once.status.code(), Some(0), "{}", stderr(&once));
     assert_eq!(

@@ -141,16 +141,20 @@ pub fn apply(
     dry_run: bool,
     stop: &Stop,
 ) -> Result<Outcome, ApplyError> {
-    apply_group(spec, &[content], dry_run, stop)
+    apply_group(spec, &[content], dry_run, stop, || {})
 }
 
 /// Brings every file of `spec` (see [`InstallSpec::files`]) to its text in `contents`, in the
 /// same order, as one: see the module doc for the order and guarantees.
+///
+/// `before_reload` is called once the new files are installed and before the splay and the
+/// reload: the moment from which a reload is owed, even if reconfig is killed (see `state`).
 pub fn apply_group(
     spec: &InstallSpec,
     contents: &[&str],
     dry_run: bool,
     stop: &Stop,
+    before_reload: impl FnOnce(),
 ) -> Result<Outcome, ApplyError> {
     let files = spec.files();
     debug_assert_eq!(files.len(), contents.len(), "one text per file");
@@ -183,6 +187,7 @@ pub fn apply_group(
             new,
         });
     }
+    before_reload();
     let reload = reload(spec, stop);
     Ok(Outcome::Installed {
         files: installed,

@@ -26,10 +26,11 @@ pub mod etcd_util {
 /// record giving the endpoints could not be resolved at start-up.
 pub mod reconfig {
     pub use super::{OK, UNAVAILABLE};
-    /// Bad command line or configuration: nothing was started.
+    /// Bad command line or configuration (an unusable `--state-dir` too): nothing was
+    /// started.
     pub const CONFIG: i32 = 1;
-    /// `--onetime`: at least one resource did not converge, or a resource file was skipped
-    /// as invalid.
+    /// `--onetime`: at least one resource did not converge (a guard's refusal or a reload
+    /// still owed included), or a resource file was skipped as invalid.
     pub const NOT_CONVERGED: i32 = 2;
     /// `--onetime --notreally`: every resource could be rendered and checked, and at least
     /// one file would change (a drift signal for cron and CI).

@@ -4,6 +4,7 @@
 
 use crate::daemon::LoadError;
 use crate::etcd::{Error, ErrorKind, Remedy, TransportError};
+use crate::state::StateDirError;
 use crate::tls::{Explained, TlsError, TlsFix, TlsProblem, TlsSetting};
 
 /// An etcd error as both binaries print it: the error, with the flags that fix it.
@@ -36,6 +37,14 @@ pub fn load_error(error: &LoadError, confdir_flag: &str) -> String {
         LoadError::Unreadable(_) => format!("{error} (check {confdir_flag} and permissions)"),
         LoadError::NoValidResource { .. } => error.to_string(),
     }
+}
+
+/// A state directory that cannot be used, with the flag that chose it.
+pub fn state_dir_error(error: &StateDirError) -> String {
+    format!(
+        "{error}; pass --state-dir DIR naming a directory reconfig can create and write \
+         (it keeps pending reloads and leaf counts across restarts)"
+    )
 }
 
 /// A TLS failure with the flags that fix it.

@@ -7,6 +7,7 @@ use super::{seconds, value, CliError};
 use crate::daemon::{self, Onetime};
 use crate::logging::LogFormat;
 use crate::resource::{self, LoadOptions, Wait};
+use crate::state::StateDir;
 use crate::status::{self, StatusBoard};
 use crate::watch::RunOptions;
 use std::path::PathBuf;
@@ -36,6 +37,10 @@ result, installs it atomically and runs the reload command.
                             atomically on each change (read it with `reconfig status`)
       --metrics-file PATH   the same figures in Prometheus text format, for node_exporter's
                             textfile collector (name it *.prom)
+      --state-dir DIR       where pending reloads and leaf counts outlive a restart
+                            [default: /var/lib/reconfig]
+      --force               render once despite min_keys, max_shrink and values (onetime:
+                            this run; daemon: each resource's first render)
   -d, --debug               debug logging (SIGUSR1 toggles it at run time)
       --log-format FORMAT   text, or json: one object per line with time, level, resource
                             and message [default: text]
@@ -46,15 +51,19 @@ Signals: TERM/INT stop within a second; HUP re-reads conf.d and templates; USR1 
 ";
 
 const EXIT_CODES: &str = "\
-Exit codes: 0 ok (onetime: every resource converged), 1 bad command line or configuration,
-2 onetime: some resource did not converge or a resource file was skipped, 3 onetime: no etcd
-endpoint answered, 4 onetime with --notreally: some file would change.
+Exit codes: 0 ok (onetime: every resource converged), 1 bad command line or configuration
+(or an unusable --state-dir), 2 onetime: some resource did not converge (a render, check or
+reload failed, or a guard refused the render) or a resource file was skipped, 3 onetime: no
+etcd endpoint answered, 4 onetime with --notreally: some file would change.
 --check: 0 every resource is valid and renders, 1 a resource file or template is invalid,
 2 a resource does not render against the live data, 3 etcd could not be read.
 ";
 
 /// `--command-timeout` when not given (the help says so).
 const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `--state-dir` when not given (the help says so).
+const DEFAULT_STATE_DIR: &str = "/var/lib/reconfig";
 
 #[derive(Debug)]
 pub struct Args {
@@ -69,6 +78,8 @@ pub struct Args {
     pub command_timeout: Option<Duration>,
     pub status_file: Option<PathBuf>,
     pub metrics_file: Option<PathBuf>,
+    pub state_dir: PathBuf,
+    pub force: bool,
     pub debug: bool,
     pub log_format: LogFormat,
     pub version: bool,
@@ -91,6 +102,8 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
         command_timeout: None,
         status_file: None,
         metrics_file: None,
+        state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+        force: false,
         debug: false,
         log_format: LogFormat::Text,
         version: false,
@@ -141,6 +154,10 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
             Long("metrics-file") => {
                 out.metrics_file = Some(value(&mut parser, "--metrics-file")?.into())
             }
+            Long("state-dir") | Long("state_dir") => {
+                out.state_dir = value(&mut parser, "--state-dir")?.into()
+            }
+            Long("force") => out.force = true,
             Short('d') | Long("debug") => out.debug = true,
             Long("log-format") => {
                 let text = value(&mut parser, "--log-format")?;
@@ -218,6 +235,17 @@ pub fn main() -> i32 {
     if args.check {
         return super::check::run(&load_options, &client, hints::etcd_error);
     }
+    let state = if args.notreally {
+        StateDir::read_only(&args.state_dir)
+    } else {
+        match StateDir::open(&args.state_dir) {
+            Ok(state) => state,
+            Err(e) => {
+                log::error!("{}", hints::state_dir_error(&e));
+                return exit::CONFIG;
+            }
+        }
+    };
     let confdir_flag = confdir_flag(&args);
     let resources = match daemon::load_resources(&load_options) {
         Ok(resources) => resources,
@@ -246,6 +274,8 @@ pub fn main() -> i32 {
         dry_run: args.notreally,
         describe_etcd: hints::etcd_error,
         status: board.clone(),
+        state: Some(state),
+        force: args.force,
         ..RunOptions::default()
     };
     if args.onetime {

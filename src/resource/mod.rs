@@ -8,6 +8,7 @@ mod duplicates;
 mod duration;
 mod fields;
 mod files;
+mod guards;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::apply::{check_placeholders, FileSpec, InstallSpec};
+use crate::guard::Guards;
 use crate::template::{Context, Template, DEFAULT_RENDER_FUEL};
 
 pub use duration::{parse_duration, parse_wait};
@@ -49,6 +51,8 @@ pub struct Resource {
     /// splay, and the commands' time limit (the `timeout` field, else the load options'
     /// default).
     pub install: InstallSpec,
+    /// `min_keys`, `max_shrink`, `values`, `on_bad_value`: renders that are refused.
+    pub guards: Guards,
 }
 
 impl Resource {
@@ -168,6 +172,10 @@ const KNOWN_FIELDS: &[&str] = &[
     "render_fuel",
     "backup",
     "templates",
+    "min_keys",
+    "max_shrink",
+    "values",
+    "on_bad_value",
 ];
 
 /// The most `backup` may keep: more is a typo or a job for version control, and each one
@@ -321,6 +329,7 @@ fn resource_from(file: &Path, fields: &Fields, opts: &LoadOptions) -> Result<Res
         grouped_templates,
         strict,
         install,
+        guards: guards::parse(fields)?,
     })
 }
 

@@ -703,3 +703,50 @@ fn a_grouped_target_claimed_by_another_resource_is_refused() {
     assert_eq!(loaded.problems[0].file, later);
     assert_contains(&loaded.problems[0].message, "resource \"A\"");
 }
+
+#[test]
+fn guard_fields_are_read_and_bad_ones_name_the_field() {
+    let tree = ConfTree::new();
+    tree.conf(
+        "g.json",
+        &minimal(
+            &tree,
+            r#", "min_keys": 2, "max_shrink": "50%", "values": "[0-9.]+:[0-9]+", "on_bad_value": "skip""#,
+        ),
+    );
+    let loaded = tree.load();
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    let guards = &loaded.resources[0].guards;
+    assert_eq!(guards.min_keys, Some(2));
+    assert_eq!(guards.max_shrink, Some(crate::guard::Percent(50.0)));
+    let rule = guards.values.as_ref().expect("values");
+    assert_eq!(rule.on_mismatch, crate::guard::OnBadValue::Skip);
+    std::fs::remove_file(tree.root.join("conf.d/g.json")).unwrap();
+
+    for (extra, wanted) in [
+        (
+            r#", "min_keys": 0"#,
+            "field \"min_keys\": 0 is not a whole number of 1 or more",
+        ),
+        (
+            r#", "max_shrink": "50""#,
+            "field \"max_shrink\": \"50\" must end with '%'",
+        ),
+        (r#", "max_shrink": "100%""#, "from 0% to under 100%"),
+        (
+            r#", "max_shrink": 0.5"#,
+            "expected a share of the leaves like \"50%\"",
+        ),
+        (
+            r#", "values": "[0-9""#,
+            "field \"values\": \"[0-9\" is not a valid regular expression",
+        ),
+        (
+            r#", "values": "x", "on_bad_value": "drop""#,
+            "field \"on_bad_value\": \"drop\" is not \"refuse\" (the default) or \"skip\"",
+        ),
+        (r#", "on_bad_value": "skip""#, "given without \"values\""),
+    ] {
+        assert_contains(&tree.problem_of(&minimal(&tree, extra)), wanted);
+    }
+}

@@ -66,7 +66,8 @@ pub enum State {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LastError {
-    /// etcd, missing, render, install, check or reload.
+    /// etcd, missing, refused (a guard: min_keys, max_shrink, values), render, install,
+    /// check or reload.
     pub kind: String,
     pub text: String,
     /// When this kind of problem started (it may have been retried since).

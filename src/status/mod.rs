@@ -278,6 +278,7 @@ fn kind_of(error: &PassError) -> Option<&'static str> {
         PassError::Etcd(_) => "etcd",
         PassError::Missing => "missing",
         PassError::Render(_) => "render",
+        PassError::Refused(_) => "refused",
         PassError::Apply(e) if matches!(*e.kind, ApplyErrorKind::CheckFailed { .. }) => "check",
         PassError::Apply(_) => "install",
         PassError::Reload(_) => "reload",

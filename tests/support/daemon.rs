@@ -69,12 +69,20 @@ impl Setup {
         .expect("resource file");
     }
 
+    /// `--state-dir`'s value for every run of this setup: a run never writes to the
+    /// machine's `/var/lib/reconfig`.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
     pub fn args<'a>(&'a self, etcd: &'a Etcd, extra: &[&'a str]) -> Vec<String> {
         let mut args = vec![
             "--endpoints".to_string(),
             etcd.url(),
             "--cfgdir".to_string(),
             self.cfgdir().display().to_string(),
+            "--state-dir".to_string(),
+            self.state_dir().display().to_string(),
         ];
         args.extend(etcd.api_args());
         args.extend(extra.iter().map(|s| s.to_string()));
