@@ -138,13 +138,18 @@ fn onetime_writes_the_status_at_the_end_with_a_failed_reload_pending(api: Api) {
     );
     assert_eq!(broken["reload_pending"], true);
     assert_eq!(broken["counters"]["reload_failures"], 1);
-    // The target was rewritten by this run; a later run with nothing to do keeps that time.
+    // The target was rewritten by this run; a later run with nothing to install keeps that
+    // time, and retries the reload still owed (`--state-dir`), which fails again.
     let changed_at = svc["changed_at"].as_u64().expect("changed_at");
     let again = setup.onetime(&etcd, &["--status-file", &status_arg]);
-    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
     let svc = resource(&status, "svc").expect("svc");
     assert_eq!(svc["changed_at"].as_u64(), Some(changed_at));
     assert_eq!(svc["counters"]["installs"], 0);
+    let broken = resource(&status, "broken").expect("broken");
+    assert_eq!(broken["counters"]["installs"], 0, "{broken:#}");
+    assert_eq!(broken["counters"]["reload_failures"], 1, "{broken:#}");
+    assert_eq!(broken["reload_pending"], true, "{broken:#}");
 }
 
 #[test]
