@@ -2,7 +2,9 @@
 # `make demo`: the main job on an embedded default. Starts a throwaway etcd on 127.0.0.1
 # (random free ports, temp data dir), loads conf-example/seed.txt, runs
 # `reconfig --onetime` on conf-example + templates-example, shows the rendered files, then
-# runs the daemon for a moment to show a live change. Stops everything it started on exit.
+# runs the daemon with a status file while two backends register themselves with
+# `etcd-util -o register` (one dies and expires, a bad value is refused, one stops cleanly).
+# Stops everything it started on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=target/release
@@ -15,7 +17,9 @@ etcd --name demo --data-dir "$work/data" \
   --initial-cluster "demo=http://127.0.0.1:$peer_port" --enable-v2=true --log-level warn >"$work/etcd.log" 2>&1 &
 etcd_pid=$!
 daemon_pid=""
+registrars=""
 cleanup() {
+  [ -n "$registrars" ] && kill $registrars 2>/dev/null || true
   [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null || true
   kill "$etcd_pid" 2>/dev/null || true
   wait 2>/dev/null || true
@@ -42,13 +46,49 @@ sed -n 's/^ *"target": *"\(.*\)",\{0,1\}$/\1/p' conf-example/conf.d/*.json | sor
   cat "$f"
 done
 
-echo "== the daemon: a new backend registers, haproxy.cfg follows"
-"$bin/reconfig" --endpoints "$endpoint" --confdir conf-example/conf.d --templatedir templates-example --state-dir "$work/state" 2>"$work/daemon.log" &
+echo "== the fleet: backends register themselves, reconfig follows (daemon with --status-file)"
+status="$work/status.json"
+"$bin/reconfig" --endpoints "$endpoint" --confdir conf-example/conf.d --templatedir templates-example \
+  --state-dir "$work/state" --status-file "$status" 2>"$work/daemon.log" &
 daemon_pid=$!
+servers() { grep '^ *server ' "$out/haproxy/haproxy.cfg"; }
+until_cfg() { # until_cfg has|lacks WORD: wait up to 10 s for haproxy.cfg to (not) name WORD
+  for _ in $(seq 100); do
+    if grep -q "$2" "$out/haproxy/haproxy.cfg"; then [ "$1" = has ] && return 0
+    else [ "$1" = lacks ] && return 0; fi
+    sleep 0.1
+  done
+  echo "haproxy.cfg did not follow ($1 $2); daemon log:" >&2; tail -20 "$work/daemon.log" >&2; return 1
+}
 sleep 1
-util -o set -k /example/haproxy/backends/web4 -v 127.0.0.1:8084
-for _ in $(seq 50); do grep -q web4 "$out/haproxy/haproxy.cfg" && break; sleep 0.1; done
-grep '^ *server ' "$out/haproxy/haproxy.cfg"
+# Two backends start: each keeps its own key alive with a 3 s TTL, renewed without waking
+# the watchers, for as long as it runs (under runit/systemd in real life). The binary is run
+# directly, not through util(), so that $! is its PID.
+"$bin/etcd-util" --endpoints "$endpoint" -o register -k /example/haproxy/backends/web5 \
+  -v 127.0.0.1:8085 -t 3 2>"$work/web5.log" &
+reg5=$!
+"$bin/etcd-util" --endpoints "$endpoint" -o register -k /example/haproxy/backends/web6 \
+  -v 127.0.0.1:8086 -t 3 2>"$work/web6.log" &
+reg6=$!
+registrars="$reg5 $reg6"
+until_cfg has web5; until_cfg has web6
+echo "-- web5 and web6 registered:"; servers
+echo "-- web6's host dies (kill -9: no chance to deregister); its key expires with its TTL"
+kill -KILL "$reg6"; wait "$reg6" 2>/dev/null || true
+until_cfg lacks web6
+servers
+echo "-- a bad registration (a value that would inject a haproxy directive) is refused:"
+util -o set -k /example/haproxy/backends/evil -v "$(printf '10.0.0.5:80\n  stats enable')" 2>/dev/null
+sleep 1
+"$bin/reconfig" status --status-file "$status" || true
+util -o del -k /example/haproxy/backends/evil 2>/dev/null
+sleep 1
+echo "-- the bad key deleted, reconfig recovers by itself:"
+"$bin/reconfig" status --status-file "$status" || true
+echo "-- web5 stops cleanly (TERM): its key is deleted at once"
+kill -TERM "$reg5"; wait "$reg5" || true; registrars=""
+until_cfg lacks web5
+servers
 kill -TERM "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=""
 echo "---- daemon log"
 cat "$work/daemon.log"
