@@ -220,7 +220,7 @@ pub fn main() -> i32 {
 
 fn run(args: &Args) -> Result<(), CliError> {
     if args.version {
-        println!("etcd-util {}", env!("CARGO_PKG_VERSION"));
+        print!("{}", super::version::describe("etcd-util"));
         return print_cluster(&args.connection.client()?);
     }
     let key = args.key.as_deref().unwrap_or("/");

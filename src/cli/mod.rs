@@ -6,6 +6,7 @@ pub mod etcd_util;
 pub mod exit;
 pub mod hints;
 pub mod reconfig;
+pub mod version;
 
 use std::fmt;
 

@@ -140,7 +140,7 @@ pub fn main() -> i32 {
         return exit::OK;
     }
     if args.version {
-        println!("reconfig {}", env!("CARGO_PKG_VERSION"));
+        print!("{}", super::version::describe("reconfig"));
         return exit::OK;
     }
     crate::logging::init(args.debug);
