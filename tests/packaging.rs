@@ -62,3 +62,218 @@ fn version_names_commit_target_and_build_date() {
     assert_eq!(out.status.code(), Some(3));
     assert_version_lines("etcd-util", &stdout(&out));
 }
+
+/// `reconfig --generate NAME`: a man page or completion, as the packages ship it.
+fn generated(name: &str) -> String {
+    let out = run(RECONFIG, &["--generate", name]);
+    assert_eq!(out.status.code(), Some(0), "--generate {name}");
+    stdout(&out)
+}
+
+/// The flags `--help` prints, by group ("" for the command's own, "Connection"): the
+/// spellings at the start of each flag line, and those named "(also --x)".
+fn help_flags(bin: &str) -> Vec<(String, String)> {
+    let out = run(bin, &["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let mut group = String::new();
+    let mut flags = Vec::new();
+    for line in stdout(&out).lines() {
+        if let Some(title) = line.strip_suffix(':').filter(|t| !t.starts_with(' ')) {
+            group = title.to_string();
+            continue;
+        }
+        let trimmed = line.trim_start();
+        let flag_group = group.is_empty() || group == "Connection";
+        if !flag_group || !trimmed.starts_with('-') || line.len() == trimmed.len() {
+            continue;
+        }
+        for word in trimmed.split_whitespace() {
+            let word = word.trim_end_matches(',');
+            if !word.starts_with('-') {
+                break;
+            }
+            flags.push((group.clone(), word.to_string()));
+        }
+    }
+    let text = stdout(&out);
+    for also in text.split("(also ").skip(1) {
+        let names = also.split(')').next().unwrap_or("");
+        for name in names.split(", ") {
+            flags.push(("also".to_string(), name.trim().to_string()));
+        }
+    }
+    assert!(flags.len() > 10, "no flags found in {bin} --help:\n{text}");
+    flags
+}
+
+/// Whether `flag` occurs in `text` as a whole word (not as the start of a longer flag).
+fn mentions(text: &str, flag: &str) -> bool {
+    text.match_indices(flag).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + flag.len()..].chars().next();
+        let part_of_name =
+            |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '_');
+        !part_of_name(before) && !part_of_name(after)
+    })
+}
+
+/// The man page's source with roff's escapes and fonts taken out.
+fn man_text(page: &str) -> String {
+    generated(page)
+        .replace("\\-", "-")
+        .replace("\\fB", "")
+        .replace("\\fI", "")
+        .replace("\\fR", "")
+}
+
+#[test]
+fn every_flag_in_help_is_in_the_man_page() {
+    for (bin, page) in [(RECONFIG, "reconfig.1"), (ETCD_UTIL, "etcd-util.1")] {
+        let man = man_text(page);
+        for (_, flag) in help_flags(bin) {
+            assert!(
+                mentions(&man, &flag),
+                "{page} lacks {flag}, which --help lists"
+            );
+        }
+    }
+}
+
+/// The table rows (lines starting with `|`) between a heading and the next one of its level.
+fn readme_table(readme: &str, heading: &str) -> String {
+    let level = heading.split(' ').next().unwrap_or("#");
+    let start = readme
+        .find(&format!("\n{heading}\n"))
+        .unwrap_or_else(|| panic!("README.md has no section {heading:?}"));
+    let body = &readme[start + heading.len() + 2..];
+    let end = body.find(&format!("\n{level} ")).unwrap_or(body.len());
+    body[..end]
+        .lines()
+        .filter(|line| line.starts_with('|'))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn every_flag_in_help_is_in_a_readme_flag_table() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let connection = readme_table(&readme, "### Connection flags (both tools)");
+    for (bin, section) in [(RECONFIG, "## reconfig"), (ETCD_UTIL, "## etcd-util")] {
+        let own = readme_table(&readme, section);
+        for (group, flag) in help_flags(bin) {
+            let (table, name) = match group.as_str() {
+                "" => (&own, section),
+                "Connection" => (&connection, "### Connection flags"),
+                _ => continue, // another spelling: README says once that both work
+            };
+            assert!(
+                mentions(table, &flag),
+                "README.md's table under {name:?} lacks {flag}, which {bin} --help lists"
+            );
+        }
+    }
+}
+
+#[test]
+fn man_pages_render_without_warnings() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for page in ["reconfig.1", "etcd-util.1", "reconfig.d.5"] {
+        let path = dir.path().join(page);
+        std::fs::write(&path, generated(page)).expect("write page");
+        let path = path.to_str().expect("utf-8 path");
+        let groff = tool("groff", &["-ww", "-man", "-Tutf8", path], "groff-base");
+        assert!(
+            groff.status.success() && groff.stderr.is_empty(),
+            "groff {page}: {}",
+            support::stderr(&groff)
+        );
+        assert!(groff.stdout.len() > 1000, "groff {page}: too short");
+        let lint = tool("mandoc", &["-T", "lint", "-W", "all", path], "mandoc");
+        let said = format!("{}{}", stdout(&lint), support::stderr(&lint));
+        assert!(
+            lint.status.success() && said.is_empty(),
+            "mandoc -T lint {page}:\n{said}"
+        );
+    }
+}
+
+/// Runs a tool the packaging tests need; `make deps` installs it (Debian `package`).
+fn tool(name: &str, args: &[&str], package: &str) -> Output {
+    std::process::Command::new(name)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {name} ({e}): install Debian's {package} (make deps does)")
+        })
+}
+
+#[test]
+fn every_flag_of_the_table_is_one_the_parser_takes() {
+    use reconfig::cli::{etcd_util, reconfig as daemon, CliError};
+    type Parse = fn(Vec<std::ffi::OsString>) -> Option<CliError>;
+    let commands: [(&reconfig::cli::flags::Command, Parse); 2] = [
+        (&daemon::COMMAND, |args| daemon::parse(args).err()),
+        (&etcd_util::COMMAND, |args| etcd_util::parse(args).err()),
+    ];
+    for (command, parse) in commands {
+        for flag in command.flags() {
+            for spelling in flag.spellings() {
+                let args = vec![spelling.clone().into(), "/x".into()];
+                if let Some(error) = parse(args) {
+                    assert!(
+                        !error.message.contains("invalid option"),
+                        "{}: {spelling} is in the flag table but not parsed: {}",
+                        command.name,
+                        error.message
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn reconfig_d_describes_every_conf_d_field() {
+    // reconfig names every field it knows when it warns about an unknown one.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let confdir = dir.path().join("conf.d");
+    std::fs::create_dir(&confdir).expect("conf.d");
+    std::fs::write(
+        confdir.join("a.json"),
+        r#"{"key": "/a", "source": "a.tmpl", "target": "/tmp/x", "no_such_field": 1}"#,
+    )
+    .expect("resource");
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    let confdir = confdir.to_str().expect("utf-8 path");
+    let out = run(
+        RECONFIG,
+        &[
+            "--onetime",
+            "--confdir",
+            confdir,
+            "--templatedir",
+            confdir,
+            "--endpoints",
+            &nobody,
+        ],
+    );
+    let log = support::stderr(&out);
+    let known = log
+        .split("known fields: ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no list of known fields in:\n{log}"));
+    let page = generated("reconfig.d.5");
+    let terms: Vec<&str> = page
+        .lines()
+        .filter_map(|line| line.strip_prefix(".B "))
+        .flat_map(|term| term.split(", "))
+        .collect();
+    for field in known.split(", ") {
+        assert!(
+            terms.contains(&field.replace('-', "\\-").as_str()),
+            "reconfig.d(5) does not describe the field {field:?}; it has {terms:?}"
+        );
+    }
+}

@@ -4,7 +4,11 @@
 pub mod connection;
 pub mod etcd_util;
 pub mod exit;
+pub mod flags;
+pub mod generate;
 pub mod hints;
+pub mod man;
+pub mod manual;
 pub mod reconfig;
 pub mod version;
 

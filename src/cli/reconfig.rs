@@ -2,6 +2,7 @@
 
 use super::connection::{self, ConnectionArgs};
 use super::exit::reconfig as exit;
+use super::flags::{Command, Flag, Group, Note, Value};
 use super::hints;
 use super::{seconds, value, CliError};
 use crate::daemon::{self, Onetime};
@@ -10,34 +11,97 @@ use crate::watch::RunOptions;
 use std::path::PathBuf;
 use std::time::Duration;
 
-const USAGE: &str = "\
-Usage: reconfig [-c CFGDIR] [-o] [-n] [-p PREFIX] [connection flags]
-
-Keeps config files converged to data in etcd: for each resource in CFGDIR/conf.d/*.json,
-renders its template from CFGDIR/templates whenever the watched key changes, checks the
-result, installs it atomically and runs the reload command.
-
-  -c, --cfgdir DIR          top-level config dir [default: /etc/reconfig]
-      --confdir DIR         resource files dir [default: CFGDIR/conf.d]
-      --templatedir DIR     templates dir [default: CFGDIR/templates]
-  -o, --onetime             render every resource once and exit (for cron)
-  -n, --notreally           print a diff of what would change; write nothing, run no reload
-                            (a checkcmd with {{src}} runs on a private copy)
-  -p, --prefix /PFX         prepended to every resource's key (not to altkeys)
-      --wait MIN[,MAX]      default quiescence for resources without \"wait\", e.g. 100ms
-      --command-timeout SECS  bound of checkcmd/reloadcmd without \"timeout\" [default: 30]
-  -d, --debug               debug logging (SIGUSR1 toggles it at run time)
-      --version             print the version and exit
-  -h, --help                this help
-
-Signals: TERM/INT stop within a second; HUP re-reads conf.d and templates; USR1 toggles debug.
-";
-
-const EXIT_CODES: &str = "\
-Exit codes: 0 ok (onetime: every resource converged), 1 bad command line or configuration,
-2 onetime: some resource did not converge or a resource file was skipped, 3 onetime: no etcd
-endpoint answered, 4 onetime with --notreally: some file would change.
-";
+/// reconfig's command line, as `--help`, `reconfig(1)` and the completions show it (see
+/// `flags`).
+pub const COMMAND: Command = Command {
+    name: "reconfig",
+    summary: "keep config files converged to data in etcd",
+    usage: &["reconfig [-c CFGDIR] [-o] [-n] [-p PREFIX] [connection flags]"],
+    about: "Keeps config files converged to data in etcd: for each resource in \
+            CFGDIR/conf.d/*.json, renders its template from CFGDIR/templates whenever the \
+            watched key changes, checks the result, installs it atomically and runs the \
+            reload command.",
+    groups: &[
+        Group {
+            title: "",
+            flags: &[
+                Flag::long(
+                    "cfgdir",
+                    Value::Dir("DIR"),
+                    "top-level config dir [default: /etc/reconfig]",
+                )
+                .short('c'),
+                Flag::long(
+                    "confdir",
+                    Value::Dir("DIR"),
+                    "resource files dir [default: CFGDIR/conf.d]",
+                ),
+                Flag::long(
+                    "templatedir",
+                    Value::Dir("DIR"),
+                    "templates dir [default: CFGDIR/templates]",
+                ),
+                Flag::long(
+                    "onetime",
+                    Value::None,
+                    "render every resource once and exit (for cron)",
+                )
+                .short('o'),
+                Flag::long(
+                    "notreally",
+                    Value::None,
+                    "print a diff of what would change; write nothing, run no reload \
+                     (a checkcmd with {{src}} runs on a private copy)",
+                )
+                .short('n'),
+                Flag::long(
+                    "prefix",
+                    Value::Text("/PFX"),
+                    "prepended to every resource's key (not to altkeys)",
+                )
+                .short('p'),
+                Flag::long(
+                    "wait",
+                    Value::Text("MIN[,MAX]"),
+                    "default quiescence for resources without \"wait\", e.g. 100ms",
+                ),
+                Flag::long(
+                    "command-timeout",
+                    Value::Text("SECS"),
+                    "bound of checkcmd/reloadcmd without \"timeout\" [default: 30]",
+                )
+                .also(&["command_timeout"]),
+                Flag::long(
+                    "debug",
+                    Value::None,
+                    "debug logging (SIGUSR1 toggles it at run time)",
+                )
+                .short('d'),
+                Flag::long("version", Value::None, "print the version and exit"),
+                Flag::long("help", Value::None, "this help").short('h'),
+            ],
+        },
+        connection::GROUP,
+    ],
+    notes: &[Note {
+        man_section: "SIGNALS",
+        text: "Signals: TERM/INT stop within a second; HUP re-reads conf.d and templates; \
+               USR1 toggles debug.",
+    }],
+    exit_codes: &[
+        (exit::OK, "ok (onetime: every resource converged)"),
+        (exit::CONFIG, "bad command line or configuration"),
+        (
+            exit::NOT_CONVERGED,
+            "onetime: some resource did not converge or a resource file was skipped",
+        ),
+        (exit::UNAVAILABLE, "onetime: no etcd endpoint answered"),
+        (
+            exit::WOULD_CHANGE,
+            "onetime with --notreally: some file would change",
+        ),
+    ],
+};
 
 /// `--command-timeout` when not given (the help says so).
 const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -55,6 +119,8 @@ pub struct Args {
     pub debug: bool,
     pub version: bool,
     pub help: bool,
+    /// `--generate NAME`: print a man page or completion (see `generate`).
+    pub generate: Option<String>,
     pub connection: ConnectionArgs,
 }
 
@@ -73,6 +139,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
         debug: false,
         version: false,
         help: false,
+        generate: None,
         connection: ConnectionArgs {
             announce_api: true,
             ..ConnectionArgs::default()
@@ -115,6 +182,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
             Short('d') | Long("debug") => out.debug = true,
             Long("version") => out.version = true,
             Short('h') | Long("help") => out.help = true,
+            Long("generate") => out.generate = Some(value(&mut parser, "--generate")?),
             Positional(v) => {
                 return Err(CliError::usage(format!(
                     "unexpected argument {:?} (see --help)",
@@ -136,8 +204,11 @@ pub fn main() -> i32 {
         }
     };
     if args.help {
-        print!("{USAGE}\n{}\n{EXIT_CODES}", connection::HELP);
+        print!("{}", COMMAND.help());
         return exit::OK;
+    }
+    if let Some(name) = &args.generate {
+        return generate(name);
     }
     if args.version {
         print!("{}", super::version::describe("reconfig"));
@@ -217,5 +288,22 @@ fn confdir_flag(args: &Args) -> &'static str {
         "--confdir"
     } else {
         "--cfgdir"
+    }
+}
+
+/// `--generate NAME`: prints the file, or names the ones there are.
+fn generate(name: &str) -> i32 {
+    match super::generate::artifact(name) {
+        Some(text) => {
+            print!("{text}");
+            exit::OK
+        }
+        None => {
+            eprintln!(
+                "reconfig: --generate: unknown file {name:?}; one of: {}",
+                super::generate::ARTIFACTS.join(", ")
+            );
+            exit::CONFIG
+        }
     }
 }
