@@ -277,3 +277,130 @@ fn reconfig_d_describes_every_conf_d_field() {
         );
     }
 }
+
+/// A directory with the generated completion scripts, and a tree to complete names in.
+struct Completions {
+    dir: tempfile::TempDir,
+}
+
+impl Completions {
+    fn new() -> Completions {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for name in ["reconfig.bash", "etcd-util.bash", "_reconfig", "_etcd-util"] {
+            std::fs::write(dir.path().join(name), generated(name)).expect("write script");
+        }
+        for sub in ["tree/conf.d", "tree/certs"] {
+            std::fs::create_dir_all(dir.path().join(sub)).expect("dir");
+        }
+        std::fs::write(dir.path().join("tree/ca.pem"), "").expect("file");
+        std::fs::write(dir.path().join("tree/ca key.pem"), "").expect("file");
+        Completions { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir
+            .path()
+            .join(name)
+            .to_str()
+            .expect("utf-8")
+            .to_string()
+    }
+
+    /// What bash's completion of `words` (the last one being completed) offers, sorted.
+    fn bash(&self, words: &[&str]) -> Vec<String> {
+        let script = format!(
+            "source {reconfig}; source {util}\n\
+             COMP_WORDS=({words}); COMP_CWORD={cword}\n\
+             $(complete -p {command} | sed 's/.*-F \\([^ ]*\\) .*/\\1/')\n\
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            reconfig = self.path("reconfig.bash"),
+            util = self.path("etcd-util.bash"),
+            words = words
+                .iter()
+                .map(|w| format!("'{w}'"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            cword = words.len() - 1,
+            command = words[0],
+        );
+        let out = tool("bash", &["--norc", "--noprofile", "-c", &script], "bash");
+        assert!(out.status.success(), "bash: {}", support::stderr(&out));
+        let mut offered: Vec<String> = stdout(&out).lines().map(String::from).collect();
+        offered.retain(|line| !line.is_empty());
+        offered.sort();
+        offered
+    }
+}
+
+#[test]
+fn bash_completes_flags_files_dirs_and_words() {
+    let completions = Completions::new();
+    let registered = tool(
+        "bash",
+        &[
+            "--norc",
+            "-c",
+            &format!(
+                "source {}; source {}; complete -p reconfig etcd-util",
+                completions.path("reconfig.bash"),
+                completions.path("etcd-util.bash")
+            ),
+        ],
+        "bash",
+    );
+    assert_eq!(
+        stdout(&registered),
+        "complete -F _reconfig reconfig\ncomplete -F _etcd_util etcd-util\n"
+    );
+
+    assert_eq!(completions.bash(&["reconfig", "--cf"]), ["--cfgdir"]);
+    assert_eq!(
+        completions.bash(&["reconfig", "--ssl_c"]),
+        ["--ssl_cafile", "--ssl_cert"]
+    );
+    assert_eq!(completions.bash(&["etcd-util", "--dry"]), ["--dry-run"]);
+    let tree = completions.path("tree");
+    // A directory flag offers directories only; a file flag offers files (and directories
+    // to descend into), names with spaces kept whole.
+    assert_eq!(
+        completions.bash(&["reconfig", "--cfgdir", &format!("{tree}/c")]),
+        [format!("{tree}/certs"), format!("{tree}/conf.d")]
+    );
+    assert_eq!(
+        completions.bash(&["etcd-util", "--ssl-cafile", &format!("{tree}/ca")]),
+        [format!("{tree}/ca key.pem"), format!("{tree}/ca.pem")]
+    );
+    assert_eq!(
+        completions.bash(&["reconfig", "--api", ""]),
+        ["auto", "v2", "v3"]
+    );
+    assert_eq!(completions.bash(&["etcd-util", "-o", "W"]), ["WATCH"]);
+    // A free-text value (a key) gets no guesses.
+    assert!(completions.bash(&["etcd-util", "-k", ""]).is_empty());
+}
+
+#[test]
+fn zsh_loads_the_completion_functions() {
+    let completions = Completions::new();
+    for name in ["_reconfig", "_etcd-util"] {
+        let syntax = tool("zsh", &["-n", &completions.path(name)], "zsh");
+        assert!(
+            syntax.status.success(),
+            "zsh -n {name}: {}",
+            support::stderr(&syntax)
+        );
+    }
+    let script = format!(
+        "fpath=({} $fpath); autoload -Uz compinit; compinit -u -d {}; \
+         print -r -- $_comps[reconfig] $_comps[etcd-util]",
+        completions.path(""),
+        completions.path("zcompdump")
+    );
+    let out = tool("zsh", &["-f", "-c", &script], "zsh");
+    assert_eq!(
+        stdout(&out),
+        "_reconfig _etcd-util\n",
+        "{}",
+        support::stderr(&out)
+    );
+}

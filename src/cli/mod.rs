@@ -1,6 +1,7 @@
 //! Command lines of both binaries (lexopt), with flag names of the original
 //! reconfig.rb / etcd-util.rb, and their exit codes.
 
+pub mod completion;
 pub mod connection;
 pub mod etcd_util;
 pub mod exit;
