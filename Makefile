@@ -114,7 +114,11 @@ static-deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools >/dev/null; } || \
 	{ echo "make static: cannot install musl-tools; run as root: apt-get install musl-tools" >&2; exit 1; }
 
+# The build date of `--version` is the commit's (SOURCE_DATE_EPOCH, unless set): release
+# binaries of one commit are the same bytes, which `make dist` relies on.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
 static: static-deps
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) \
 	CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C relocation-model=static" \
 	  $(CARGO) build --release --locked --target $(MUSL_TARGET)
 	@ls -l $(STATIC_DIR)/reconfig $(STATIC_DIR)/etcd-util

@@ -56,17 +56,18 @@ fn git_commit(dir: &Path) -> Option<String> {
     git(dir, &["rev-parse", "--short=12", "HEAD"]).filter(|c| !c.is_empty())
 }
 
-/// The UTC date (YYYY-MM-DD) of `SOURCE_DATE_EPOCH` when set, else of now.
+/// The UTC date (YYYY-MM-DD) of `SOURCE_DATE_EPOCH` when set and not empty, else of now.
 fn build_date() -> String {
-    let seconds = match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(text) => match text.trim().parse::<i64>() {
+    let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
+    let seconds = match epoch.filter(|text| !text.trim().is_empty()) {
+        Some(text) => match text.trim().parse::<i64>() {
             Ok(seconds) => seconds,
             Err(_) => panic!(
                 "SOURCE_DATE_EPOCH={text:?} is not a whole number of seconds since 1970; \
                  fix or unset it"
             ),
         },
-        Err(_) => SystemTime::now()
+        None => SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0),
