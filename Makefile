@@ -5,7 +5,8 @@ CARGO ?= cargo
 APT_PACKAGES := etcd-server dnsmasq-base haproxy nginx-light openssl
 MUSL_TARGET := x86_64-unknown-linux-musl
 
-.PHONY: all build test test-etcd35 deps lint demo static static-deps static-smoke smoke bench soak fuzz clean
+.PHONY: all build test test-etcd35 deps lint demo static static-deps static-smoke smoke bench soak fuzz clean \
+	install uninstall deb dist
 
 all: build
 
@@ -129,6 +130,31 @@ static-smoke: deps
 
 smoke: build deps
 	PATH="$$PATH:/usr/sbin" REQUIRE_STATIC=0 ./scripts/static-smoke.sh $(TARGET_DIR)/release
+
+# `make install` copies what `make` built (BIN_DIR; `make static` then
+# BIN_DIR=$(STATIC_DIR) for the static ones) below PREFIX: both binaries, the man pages and
+# bash/zsh completions (generated from the flag table by `reconfig --generate`), the
+# examples and contrib/ under share/doc/reconfig. Nothing under /etc. DESTDIR stages it.
+# `make uninstall` removes the same list (scripts/install.sh holds it once).
+PREFIX ?= /usr/local
+BIN_DIR ?= $(TARGET_DIR)/release
+INSTALL_ENV = DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" BIN_DIR="$(BIN_DIR)"
+install:
+	$(INSTALL_ENV) ./scripts/install.sh install
+
+uninstall:
+	$(INSTALL_ENV) ./scripts/install.sh uninstall
+
+# reconfig_VERSION_amd64.deb in this directory, from the static binaries (make static):
+# see scripts/deb.sh. Needs only dpkg-deb.
+deb: static
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) ./scripts/deb.sh $(STATIC_DIR)
+
+# $(DIST_DIR)/reconfig-VERSION-x86_64-linux-musl.tar.gz and SHA256SUMS, from the static
+# binaries; the same commit gives the same bytes (scripts/dist.sh).
+DIST_DIR ?= dist
+dist: static
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) ./scripts/dist.sh $(STATIC_DIR) x86_64-linux-musl $(DIST_DIR)
 
 clean:
 	$(CARGO) clean

@@ -404,3 +404,106 @@ fn zsh_loads_the_completion_functions() {
         support::stderr(&out)
     );
 }
+
+/// `make TARGET VAR=value...` in the source tree.
+fn make(args: &[&str]) -> Output {
+    let out = std::process::Command::new("make")
+        .arg("-s")
+        .arg("-C")
+        .arg(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .expect("run make");
+    assert!(
+        out.status.success(),
+        "make {args:?}: {}{}",
+        stdout(&out),
+        support::stderr(&out)
+    );
+    out
+}
+
+/// Every file below `root`, as paths relative to it, sorted.
+fn files_below(root: &std::path::Path) -> Vec<String> {
+    fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else {
+                let relative = path.strip_prefix(root).expect("below root");
+                out.push(relative.to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn make_install_and_uninstall_with_destdir() {
+    let dest = tempfile::tempdir().expect("temp dir");
+    let bin_dir = std::path::Path::new(RECONFIG).parent().expect("bin dir");
+    let vars = [
+        format!("DESTDIR={}", dest.path().display()),
+        "PREFIX=/opt/rc".to_string(),
+        format!("BIN_DIR={}", bin_dir.display()),
+    ];
+    let vars: Vec<&str> = vars.iter().map(String::as_str).collect();
+    // Something of the host's that uninstall must leave alone.
+    std::fs::create_dir_all(dest.path().join("opt/rc/bin")).expect("bin");
+    std::fs::write(dest.path().join("opt/rc/bin/other-tool"), "keep").expect("other");
+
+    make(&[&["install"], vars.as_slice()].concat());
+    let installed = files_below(dest.path());
+    for expected in [
+        "opt/rc/bin/reconfig",
+        "opt/rc/bin/etcd-util",
+        "opt/rc/share/man/man1/reconfig.1",
+        "opt/rc/share/man/man1/etcd-util.1",
+        "opt/rc/share/man/man5/reconfig.d.5",
+        "opt/rc/share/bash-completion/completions/reconfig",
+        "opt/rc/share/bash-completion/completions/etcd-util",
+        "opt/rc/share/zsh/site-functions/_reconfig",
+        "opt/rc/share/zsh/site-functions/_etcd-util",
+        "opt/rc/share/doc/reconfig/README.md",
+        "opt/rc/share/doc/reconfig/examples/conf.d/haproxy.json",
+        "opt/rc/share/doc/reconfig/examples/templates/haproxy.cfg.tmpl",
+        "opt/rc/share/doc/reconfig/contrib/systemd/reconfig.service",
+    ] {
+        assert!(
+            installed.iter().any(|f| f == expected),
+            "{expected} not installed: {installed:?}"
+        );
+    }
+    assert!(
+        installed.iter().all(|f| f.starts_with("opt/rc/")),
+        "installed outside PREFIX: {installed:?}"
+    );
+    let run_script = dest
+        .path()
+        .join("opt/rc/share/doc/reconfig/contrib/runit/reconfig/run");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&run_script)
+            .expect("runit run")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o755, "the runit script stays executable");
+    let version = run(
+        dest.path()
+            .join("opt/rc/bin/reconfig")
+            .to_str()
+            .expect("utf-8"),
+        &["--version"],
+    );
+    assert_version_lines("reconfig", &stdout(&version));
+    let man = std::fs::read_to_string(dest.path().join("opt/rc/share/man/man1/reconfig.1"))
+        .expect("man page");
+    assert_eq!(man, generated("reconfig.1"));
+
+    make(&[&["uninstall"], vars.as_slice()].concat());
+    assert_eq!(files_below(dest.path()), ["opt/rc/bin/other-tool"]);
+    assert!(!dest.path().join("opt/rc/share/doc/reconfig").exists());
+}
