@@ -2,7 +2,7 @@
 # `make` builds release binaries; `make test` installs what the tests need and runs them.
 
 CARGO ?= cargo
-APT_PACKAGES := etcd-server dnsmasq-base haproxy nginx-light openssl
+APT_PACKAGES := etcd-server dnsmasq-base haproxy nginx-light openssl groff-base mandoc zsh
 MUSL_TARGET := x86_64-unknown-linux-musl
 
 .PHONY: all build test test-etcd35 deps lint demo static static-deps static-smoke smoke bench soak fuzz clean \
@@ -13,7 +13,8 @@ all: build
 build:
 	$(CARGO) build --release --locked
 
-# Installs Debian's etcd-server (and the DNS/TLS/haproxy/nginx tools the tests use)
+# Installs Debian's etcd-server (and the DNS/TLS/haproxy/nginx tools the tests use, and
+# groff, mandoc and zsh that tests/packaging.rs checks the man pages and completions with)
 # when missing; needs root, as on the CI and developer machines.
 deps:
 	@missing=""; \
@@ -22,6 +23,9 @@ deps:
 	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v groff >/dev/null || missing="$$missing groff-base"; \
+	command -v mandoc >/dev/null || missing="$$missing mandoc"; \
+	command -v zsh >/dev/null || missing="$$missing zsh"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
