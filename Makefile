@@ -2,17 +2,19 @@
 # `make` builds release binaries; `make test` installs what the tests need and runs them.
 
 CARGO ?= cargo
-APT_PACKAGES := etcd-server dnsmasq-base haproxy nginx-light openssl
+APT_PACKAGES := etcd-server dnsmasq-base haproxy nginx-light openssl groff-base mandoc zsh
 MUSL_TARGET := x86_64-unknown-linux-musl
 
-.PHONY: all build test test-etcd35 deps lint demo static static-deps static-smoke smoke bench soak fuzz clean
+.PHONY: all build test test-etcd35 deps lint demo static static-deps static-smoke smoke bench soak fuzz clean \
+	install uninstall deb dist static-arm64-deps static-arm64 static-arm64-smoke dist-arm64
 
 all: build
 
 build:
 	$(CARGO) build --release --locked
 
-# Installs Debian's etcd-server (and the DNS/TLS/haproxy/nginx tools the tests use)
+# Installs Debian's etcd-server (and the DNS/TLS/haproxy/nginx tools the tests use, and
+# groff, mandoc and zsh that tests/packaging.rs checks the man pages and completions with)
 # when missing; needs root, as on the CI and developer machines.
 deps:
 	@missing=""; \
@@ -21,6 +23,9 @@ deps:
 	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v groff >/dev/null || missing="$$missing groff-base"; \
+	command -v mandoc >/dev/null || missing="$$missing mandoc"; \
+	command -v zsh >/dev/null || missing="$$missing zsh"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -114,7 +119,11 @@ static-deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools >/dev/null; } || \
 	{ echo "make static: cannot install musl-tools; run as root: apt-get install musl-tools" >&2; exit 1; }
 
+# The build date of `--version` is the commit's (SOURCE_DATE_EPOCH, unless set): release
+# binaries of one commit are the same bytes, which `make dist` relies on.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
 static: static-deps
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) \
 	CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C relocation-model=static" \
 	  $(CARGO) build --release --locked --target $(MUSL_TARGET)
 	@ls -l $(STATIC_DIR)/reconfig $(STATIC_DIR)/etcd-util
@@ -125,6 +134,64 @@ static-smoke: deps
 
 smoke: build deps
 	PATH="$$PATH:/usr/sbin" REQUIRE_STATIC=0 ./scripts/static-smoke.sh $(TARGET_DIR)/release
+
+# Both binaries for arm64 (Raspberry Pi, Graviton), static like `make static`: the Rust
+# target (rustup) and Debian's gcc-aarch64-linux-gnu, which compiles ring's C and assembly
+# and links against the target's self-contained musl (no musl cross-compiler needed).
+# `make static-arm64-smoke` runs the smoke test under qemu-aarch64 (Debian's qemu-user).
+ARM64_TARGET := aarch64-unknown-linux-musl
+ARM64_DIR = $(TARGET_DIR)/$(ARM64_TARGET)/release
+ARM64_CC := aarch64-linux-gnu-gcc
+static-arm64-deps:
+	@rustup target list --installed 2>/dev/null | grep -qx $(ARM64_TARGET) || \
+	{ echo "installing the Rust target $(ARM64_TARGET)"; rustup target add $(ARM64_TARGET); } || \
+	{ echo "make static-arm64: cannot add the Rust target; run: rustup target add $(ARM64_TARGET)" >&2; exit 1; }
+	@missing=""; command -v $(ARM64_CC) >/dev/null || missing="gcc-aarch64-linux-gnu"; \
+	command -v qemu-aarch64 >/dev/null || missing="$$missing qemu-user"; \
+	[ -z "$$missing" ] || { echo "installing:$$missing"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } || \
+	{ echo "make static-arm64: cannot install$$missing; run as root: apt-get install$$missing" >&2; exit 1; }
+
+static-arm64: static-arm64-deps
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) CC_aarch64_unknown_linux_musl=$(ARM64_CC) \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=$(ARM64_CC) \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C relocation-model=static" \
+	  $(CARGO) build --release --locked --target $(ARM64_TARGET)
+	@ls -l $(ARM64_DIR)/reconfig $(ARM64_DIR)/etcd-util
+
+static-arm64-smoke: deps
+	PATH="$$PATH:/usr/sbin" RUNNER=qemu-aarch64 EXPECT_TARGET=$(ARM64_TARGET) \
+	  ./scripts/static-smoke.sh $(ARM64_DIR)
+
+# The arm64 tarball; its man pages and completions are made by the x86_64 binary.
+dist-arm64: static static-arm64
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) GENERATOR=$(STATIC_DIR)/reconfig \
+	  ./scripts/dist.sh $(ARM64_DIR) aarch64-linux-musl $(DIST_DIR)
+
+# `make install` copies what `make` built (BIN_DIR; `make static` then
+# BIN_DIR=$(STATIC_DIR) for the static ones) below PREFIX: both binaries, the man pages and
+# bash/zsh completions (generated from the flag table by `reconfig --generate`), the
+# examples and contrib/ under share/doc/reconfig. Nothing under /etc. DESTDIR stages it.
+# `make uninstall` removes the same list (scripts/install.sh holds it once).
+PREFIX ?= /usr/local
+BIN_DIR ?= $(TARGET_DIR)/release
+INSTALL_ENV = DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" BIN_DIR="$(BIN_DIR)"
+install:
+	$(INSTALL_ENV) ./scripts/install.sh install
+
+uninstall:
+	$(INSTALL_ENV) ./scripts/install.sh uninstall
+
+# reconfig_VERSION_amd64.deb in this directory, from the static binaries (make static):
+# see scripts/deb.sh. Needs only dpkg-deb.
+deb: static
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) ./scripts/deb.sh $(STATIC_DIR)
+
+# $(DIST_DIR)/reconfig-VERSION-x86_64-linux-musl.tar.gz and SHA256SUMS, from the static
+# binaries; the same commit gives the same bytes (scripts/dist.sh).
+DIST_DIR ?= dist
+dist: static
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) ./scripts/dist.sh $(STATIC_DIR) x86_64-linux-musl $(DIST_DIR)
 
 clean:
 	$(CARGO) clean

@@ -5,12 +5,16 @@
 # REQUIRE_STATIC=0 to smoke-test the ordinary dynamic build the same way), then:
 # etcd-util and reconfig --onetime over plain http, over TLS with client-certificate
 # auth and an encrypted key, and (when dnsmasq is installed) through DNS SRV discovery.
+# RUNNER=qemu-aarch64 runs the binaries under that emulator (make static-arm64-smoke).
 # Needs etcd and openssl; everything it starts is stopped by PID on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target_dir=${CARGO_TARGET_DIR:-target}
 bin=${1:-$target_dir/x86_64-unknown-linux-musl/release}
 require_static=${REQUIRE_STATIC:-1}
+# RUNNER: a program to run the binaries with, e.g. qemu-aarch64 for another architecture's.
+runner=${RUNNER:-}
+run() { if [ -n "$runner" ]; then "$runner" "$@"; else "$@"; fi; }
 
 fail() { echo "static-smoke: FAIL: $*" >&2; exit 1; }
 step() { echo "== $*"; }
@@ -62,7 +66,7 @@ start_etcd() {
 # wait_up ARGS...: retries an etcd-util read until etcd answers (10 s).
 wait_up() {
   for _ in $(seq 100); do
-    "$bin/etcd-util" "$@" -k / >/dev/null 2>&1 && return 0
+    run "$bin/etcd-util" "$@" -k / >/dev/null 2>&1 && return 0
     sleep 0.1
   done
   fail "etcd did not answer etcd-util $*"
@@ -95,21 +99,24 @@ tls=(--endpoints "https://localhost:$tls_port" --ssl_cafile "$work/ca.pem" --ssl
      --ssl_key "$work/client.enc.key" --ssl_passphrase smoke)
 
 step "versions"
-"$bin/reconfig" --version
-"$bin/etcd-util" --version --endpoints "http://127.0.0.1:$(free_port)" >/dev/null 2>&1 || true
+run "$bin/reconfig" --version
+if [ -n "${EXPECT_TARGET:-}" ]; then
+  run "$bin/reconfig" --version | grep -qx "target: $EXPECT_TARGET" || fail "not built for $EXPECT_TARGET"
+fi
+run "$bin/etcd-util" --version --endpoints "http://127.0.0.1:$(free_port)" >/dev/null 2>&1 || true
 
 step "etcd-util over http"
 wait_up "${plain[@]}"
-"$bin/etcd-util" "${plain[@]}" -o set -k /smoke/v -v plain 2>/dev/null
-[ "$("$bin/etcd-util" "${plain[@]}" -k /smoke/v)" = $'{\n  "/smoke/v": "plain"\n}' ] || fail "plain GET"
+run "$bin/etcd-util" "${plain[@]}" -o set -k /smoke/v -v plain 2>/dev/null
+[ "$(run "$bin/etcd-util" "${plain[@]}" -k /smoke/v)" = $'{\n  "/smoke/v": "plain"\n}' ] || fail "plain GET"
 
 step "etcd-util over TLS with a client certificate and an encrypted key"
 wait_up "${tls[@]}"
-"$bin/etcd-util" "${tls[@]}" -o set -k /smoke/v -v tls 2>/dev/null
+run "$bin/etcd-util" "${tls[@]}" -o set -k /smoke/v -v tls 2>/dev/null
 # `grep PATTERN >/dev/null`, not `grep -q`: -q may exit at the match while etcd-util still
 # writes, and under pipefail the broken pipe fails the step (seen with the static build).
-"$bin/etcd-util" "${tls[@]}" -k /smoke/v | grep '"tls"' >/dev/null || fail "TLS GET"
-if "$bin/etcd-util" --endpoints "https://localhost:$tls_port" --ssl_cafile "$work/ca.pem" -k /smoke/v \
+run "$bin/etcd-util" "${tls[@]}" -k /smoke/v | grep '"tls"' >/dev/null || fail "TLS GET"
+if run "$bin/etcd-util" --endpoints "https://localhost:$tls_port" --ssl_cafile "$work/ca.pem" -k /smoke/v \
     2>"$work/nocert.err"; then
   fail "a client without a certificate was not refused"
 fi
@@ -119,7 +126,7 @@ step "reconfig --onetime over TLS"
 mkdir -p "$work/cfg/conf.d" "$work/cfg/templates"
 echo 'value={{ reconfig.data[reconfig.watched] }}' > "$work/cfg/templates/v.tmpl"
 printf '{"id":"v","key":"/smoke/v","source":"v.tmpl","target":"%s"}\n' "$work/v.conf" > "$work/cfg/conf.d/v.json"
-"$bin/reconfig" --cfgdir "$work/cfg" --state-dir "$work/state" --onetime "${tls[@]}" 2>"$work/onetime.log" \
+run "$bin/reconfig" --cfgdir "$work/cfg" --state-dir "$work/state" --onetime "${tls[@]}" 2>"$work/onetime.log" \
   || fail "reconfig --onetime: $(cat "$work/onetime.log")"
 [ "$(cat "$work/v.conf")" = "value=tls" ] || fail "rendered: $(cat "$work/v.conf")"
 
@@ -135,11 +142,11 @@ if [ -x "$dnsmasq" ]; then
   pids+=($!)
   export RECONFIG_DNS_SERVER="127.0.0.1:$dns_port"
   for _ in $(seq 50); do
-    "$bin/etcd-util" --srv-domain smoke.test -k /smoke/v >/dev/null 2>&1 && break
+    run "$bin/etcd-util" --srv-domain smoke.test -k /smoke/v >/dev/null 2>&1 && break
     sleep 0.1
   done
-  "$bin/etcd-util" --srv-domain smoke.test -k /smoke/v | grep '"plain"' >/dev/null || fail "SRV (dead first target)"
-  "$bin/etcd-util" --srv-domain smoke.test -s --ssl_cafile "$work/ca.pem" --ssl_cert "$work/client.pem" \
+  run "$bin/etcd-util" --srv-domain smoke.test -k /smoke/v | grep '"plain"' >/dev/null || fail "SRV (dead first target)"
+  run "$bin/etcd-util" --srv-domain smoke.test -s --ssl_cafile "$work/ca.pem" --ssl_cert "$work/client.pem" \
     --ssl_key "$work/client.key" -k /smoke/v | grep '"tls"' >/dev/null || fail "SRV with TLS"
 else
   step "SRV discovery skipped: dnsmasq is not installed"

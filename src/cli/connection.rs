@@ -1,5 +1,6 @@
 //! Flags that say how to reach etcd, shared by both binaries, and the client they build.
 
+use super::flags::{self, Group, Value};
 use super::{seconds, value, CliError};
 use crate::etcd::{self, Api, Client, ClientOptions, Credentials};
 use crate::srv;
@@ -7,34 +8,100 @@ use crate::tls::{self, TlsOptions};
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub const HELP: &str = "\
-Connection:
-      --api v2|v3|auto          etcd API to speak [default: auto, or $RECONFIG_API, or
-                                $ETCDCTL_API (2 or 3)]. auto: v3 when the cluster does not
-                                serve v2 or v3 holds keys, else v2
-      --endpoints URL[,URL...]  etcd endpoints, tried in order with failover
-                                [default: http://127.0.0.1:2379,http://127.0.0.1:4001]
-      --host HOST               etcd host (original flag); ports 2379 then 4001 unless --port
-      --port PORT               etcd port (original flag)
-      --srv RECORD              find endpoints by DNS SRV record, e.g. _etcd-client._tcp.example.com
-      --srv-domain DOMAIN       same as --srv _etcd-client._tcp.DOMAIN (_etcd-client-ssl with --ssl)
-      --srv-refresh SECS        re-resolve the SRV record this often, and whenever every
-                                target failed [default: 60]. The DNS server is the first
-                                answering nameserver of /etc/resolv.conf, or
-                                $RECONFIG_DNS_SERVER (ip or ip:port) when set
-  -s, --ssl                     use https for endpoints given without a scheme
-      --ssl_cafile FILE         PEM bundle of CAs to trust (also --ssl-cafile)
-      --ssl_cert FILE           client certificate chain, PEM (also --ssl-cert)
-      --ssl_key FILE            client key: PKCS#8, PKCS#1, SEC1, encrypted PKCS#8 or
-                                legacy encrypted PEM (also --ssl-key)
-      --ssl_passphrase PASS     passphrase of an encrypted key (also --ssl-passphrase)
-      --username USER           etcd v2 auth user
-      --password PASS           its password (prefer --password-file)
-      --password-file FILE      read the password from FILE (first line)
-      --timeout SECS            connect and request timeout, also the wait for a watch's
-                                response head [default: 3 connect, 10 request]
-      --watch-timeout SECS      bound of one watch long-poll before re-reading [default: 300]
-";
+/// The connection flags of both binaries, as `--help`, the man pages and the completions
+/// show them (see `flags`).
+pub const GROUP: Group = Group {
+    title: "Connection",
+    flags: &[
+        flags::Flag::long(
+            "api",
+            Value::OneOf("v2|v3|auto", &["v2", "v3", "auto"]),
+            "etcd API to speak [default: auto, or $RECONFIG_API, or $ETCDCTL_API (2 or 3)]. \
+             auto: v3 when the cluster does not serve v2 or v3 holds keys, else v2",
+        ),
+        flags::Flag::long(
+            "endpoints",
+            Value::Text("URL[,URL...]"),
+            "etcd endpoints, tried in order with failover \
+             [default: http://127.0.0.1:2379,http://127.0.0.1:4001]",
+        ),
+        flags::Flag::long(
+            "host",
+            Value::Text("HOST"),
+            "etcd host (original flag); ports 2379 then 4001 unless --port",
+        ),
+        flags::Flag::long("port", Value::Text("PORT"), "etcd port (original flag)"),
+        flags::Flag::long(
+            "srv",
+            Value::Text("RECORD"),
+            "find endpoints by DNS SRV record, e.g. _etcd-client._tcp.example.com",
+        ),
+        flags::Flag::long(
+            "srv-domain",
+            Value::Text("DOMAIN"),
+            "same as --srv _etcd-client._tcp.DOMAIN (_etcd-client-ssl with --ssl)",
+        ),
+        flags::Flag::long(
+            "srv-refresh",
+            Value::Text("SECS"),
+            "re-resolve the SRV record this often, and whenever every target failed \
+             [default: 60]. The DNS server is the first answering nameserver of \
+             /etc/resolv.conf, or $RECONFIG_DNS_SERVER (ip or ip:port) when set",
+        ),
+        flags::Flag::long(
+            "ssl",
+            Value::None,
+            "use https for endpoints given without a scheme",
+        )
+        .short('s'),
+        flags::Flag::long(
+            "ssl_cafile",
+            Value::File("FILE"),
+            "PEM bundle of CAs to trust",
+        )
+        .also(&["ssl-cafile"]),
+        flags::Flag::long(
+            "ssl_cert",
+            Value::File("FILE"),
+            "client certificate chain, PEM",
+        )
+        .also(&["ssl-cert"]),
+        flags::Flag::long(
+            "ssl_key",
+            Value::File("FILE"),
+            "client key: PKCS#8, PKCS#1, SEC1, encrypted PKCS#8 or legacy encrypted PEM",
+        )
+        .also(&["ssl-key"]),
+        flags::Flag::long(
+            "ssl_passphrase",
+            Value::Text("PASS"),
+            "passphrase of an encrypted key",
+        )
+        .also(&["ssl-passphrase"]),
+        flags::Flag::long("username", Value::Text("USER"), "etcd auth user"),
+        flags::Flag::long(
+            "password",
+            Value::Text("PASS"),
+            "its password (prefer --password-file)",
+        ),
+        flags::Flag::long(
+            "password-file",
+            Value::File("FILE"),
+            "read the password from FILE (first line)",
+        ),
+        flags::Flag::long(
+            "timeout",
+            Value::Text("SECS"),
+            "connect and request timeout, also the wait for a watch's response head \
+             [default: 3 connect, 10 request]",
+        ),
+        flags::Flag::long(
+            "watch-timeout",
+            Value::Text("SECS"),
+            "bound of one watch long-poll before re-reading [default: 300]",
+        ),
+    ],
+};
 
 #[derive(Debug, Clone)]
 pub struct ConnectionArgs {

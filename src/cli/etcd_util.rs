@@ -2,6 +2,7 @@
 
 use super::connection::{self, ConnectionArgs};
 use super::exit::etcd_util as exit;
+use super::flags::{self, Command, Flag, Group, Note};
 use super::{seconds, value, CliError};
 use crate::etcd::migrate::{self, Action, MigrateError, Report};
 use crate::etcd::{Api, Child, Client, Error, ErrorKind, Event, Found, Op};
@@ -9,70 +10,142 @@ use crate::register::{self, HealthCheck, RegisterError, Registration};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
-const USAGE: &str = "\
-Usage: etcd-util -k KEY [-o GET|SET|DEL|WATCH] [-v VALUE] [-t TTL] [-r] [connection flags]
-       etcd-util -o REGISTER -k KEY -v VALUE -t TTL [--check-cmd CMD]
-                 [--check-interval D] [connection flags]
-       etcd-util -o MIGRATE [-k KEY] [--dry-run] [--overwrite] [connection flags]
-
-Get, set, delete or watch keys in etcd (v2 or v3 API, see --api), keep a key
-registered while a service runs, or copy v2 data into v3.
-
-  -o, --operation OP      GET (default), SET, DEL, WATCH, REGISTER or MIGRATE; any
-                          letter case. GET of a directory lists its children as
-                          JSON; the names of directories end in '/'
-  -k, --key KEY           the key, starting with '/'; required, except for
-                          MIGRATE [default: /]
-  -v, --value VALUE       the value to SET or REGISTER; required with both
-  -t, --ttl SECS          SET: the key expires after SECS seconds;
-                          REGISTER (required): the key's time to live
-      --check-cmd CMD     REGISTER: a health check run with sh -c; the key exists
-                          only while it exits 0
-      --check-interval D  REGISTER: how often the check runs, also its timeout,
-                          e.g. 5, 5s, 500ms [default: a third of the TTL]
-  -r, --recursive         GET: every leaf under the key as one JSON object;
-                          DEL: a directory and everything under it;
-                          WATCH: changes anywhere under the key
-      --dry-run           MIGRATE: print what would be copied, write nothing
-      --overwrite         MIGRATE: replace a v3 value that differs from v2's
-                          (without it, such a key is a conflict: left as it is)
-  -d, --debug             log requests on stderr
-      --version           print this tool's version and the cluster's version,
-                          members and leader
-  -h, --help              this help
-
-REGISTER writes KEY = VALUE with a time to live (v2: a TTL; v3: a lease) and
-renews it every third of the TTL without waking watchers (v2 refresh, v3 lease
-keepalive), so a backend announces itself while it runs: run it in the
-foreground under runit, supervisord or systemd. A key that expired or was
-deleted is written again once etcd answers (an unreachable etcd is retried, at
-start too); TERM or INT deletes the key (v3: revokes its lease) and exits 0;
-after kill -9 the key expires within TTL seconds. Each request is bounded by a
-third of the TTL (at least 1s, at most --timeout), so a member that hangs is
-given up for the next endpoint before the key expires. With --check-cmd the
-check runs first and then every interval, in its own process group (killed
-when it overruns the interval and on exit); the key is deleted when the check
-fails and written again when it passes. One log line on stderr per change of
-state, none per renewal.
-
-MIGRATE copies every key at or under KEY from the v2 API into v3 under the same
-name, values unchanged, on one cluster serving both (etcd 3.4/3.5 with
---enable-v2=true; it speaks both APIs, whatever --api says). v2 directories are
-not copied (v3 has none); a key with a TTL is put under a lease of its remaining
-TTL (one lease per distinct TTL). Writes go in transactions of at most 128 keys,
-each put only while the key is still absent from v3, so nothing written to v3 is
-overwritten unless --overwrite. A key already in v3 with the same value is left
-alone: a second run copies nothing. Prints one line per key written or in
-conflict, then the counts. Migrate before upgrading etcd to 3.6, which has no v2.
-";
-
-const EXIT_CODES: &str = "\
-Exit codes: 0 ok (REGISTER: stopped by TERM/INT), 1 etcd refused the operation,
-2 bad command line or flag file, 3 no etcd endpoint answered (REGISTER: etcd
-refused the credentials; an unreachable etcd is retried), 4 key not found,
-5 MIGRATE found keys whose v3 value differs from v2's (conflicts; not
-overwritten without --overwrite).
-";
+/// etcd-util's command line, as `--help`, `etcd-util(1)` and the completions show it (see
+/// `flags`).
+pub const COMMAND: Command = Command {
+    name: "etcd-util",
+    summary: "get, set, delete, watch and register etcd keys; copy v2 into v3",
+    usage: &[
+        "etcd-util -k KEY [-o GET|SET|DEL|WATCH] [-v VALUE] [-t TTL] [-r] [connection flags]",
+        "etcd-util -o REGISTER -k KEY -v VALUE -t TTL [--check-cmd CMD] [--check-interval D] \
+         [connection flags]",
+        "etcd-util -o MIGRATE [-k KEY] [--dry-run] [--overwrite] [connection flags]",
+    ],
+    about: "Get, set, delete or watch keys in etcd (v2 or v3 API, see --api), keep a key \
+            registered while a service runs, or copy v2 data into v3.",
+    groups: &[
+        Group {
+            title: "",
+            flags: &[
+                Flag::long(
+                    "operation",
+                    flags::Value::OneOf(
+                        "OP",
+                        &["GET", "SET", "DEL", "WATCH", "REGISTER", "MIGRATE"],
+                    ),
+                    "GET (default), SET, DEL, WATCH, REGISTER or MIGRATE; any letter case. GET of a \
+                     directory lists its children as JSON; the names of directories end in '/'",
+                )
+                .short('o'),
+                Flag::long(
+                    "key",
+                    flags::Value::Text("KEY"),
+                    "the key, starting with '/'; required, except for MIGRATE [default: /]",
+                )
+                .short('k'),
+                Flag::long(
+                    "value",
+                    flags::Value::Text("VALUE"),
+                    "the value to SET or REGISTER; required with both",
+                )
+                .short('v'),
+                Flag::long(
+                    "ttl",
+                    flags::Value::Text("SECS"),
+                    "SET: the key expires after SECS seconds; REGISTER (required): the key's \
+                     time to live",
+                )
+                .short('t'),
+                Flag::long(
+                    "check-cmd",
+                    flags::Value::Text("CMD"),
+                    "REGISTER: a health check run with sh -c; the key exists only while it \
+                     exits 0",
+                ),
+                Flag::long(
+                    "check-interval",
+                    flags::Value::Text("D"),
+                    "REGISTER: how often the check runs, also its timeout, e.g. 5, 5s, 500ms \
+                     [default: a third of the TTL]",
+                ),
+                Flag::long(
+                    "recursive",
+                    flags::Value::None,
+                    "GET: every leaf under the key as one JSON object;\n\
+                     DEL: a directory and everything under it;\n\
+                     WATCH: changes anywhere under the key",
+                )
+                .short('r'),
+                Flag::long(
+                    "dry-run",
+                    flags::Value::None,
+                    "MIGRATE: print what would be copied, write nothing",
+                ),
+                Flag::long(
+                    "overwrite",
+                    flags::Value::None,
+                    "MIGRATE: replace a v3 value that differs from v2's (without it, such a \
+                     key is a conflict: left as it is)",
+                ),
+                Flag::long("debug", flags::Value::None, "log requests on stderr").short('d'),
+                Flag::long(
+                    "version",
+                    flags::Value::None,
+                    "print this tool's version and the cluster's version, members and leader",
+                ),
+                Flag::long("help", flags::Value::None, "this help").short('h'),
+            ],
+        },
+        connection::GROUP,
+    ],
+    notes: &[
+        Note {
+            man_section: "REGISTER",
+            text: "REGISTER writes KEY = VALUE with a time to live (v2: a TTL; v3: a lease) \
+                   and renews it every third of the TTL without waking watchers (v2 refresh, \
+                   v3 lease keepalive), so a backend announces itself while it runs: run it \
+                   in the foreground under runit, supervisord or systemd. A key that expired \
+                   or was deleted is written again once etcd answers (an unreachable etcd is \
+                   retried, at start too); TERM or INT deletes the key (v3: revokes its \
+                   lease) and exits 0; after kill -9 the key expires within TTL seconds. Each \
+                   request is bounded by a third of the TTL (at least 1s, at most --timeout), \
+                   so a member that hangs is given up for the next endpoint before the key \
+                   expires. With --check-cmd the check runs first and then every interval, in \
+                   its own process group (killed when it overruns the interval and on exit); \
+                   the key is deleted when the check fails and written again when it passes. \
+                   One log line on stderr per change of state, none per renewal.",
+        },
+        Note {
+        man_section: "MIGRATE",
+        text: "MIGRATE copies every key at or under KEY from the v2 API into v3 under the \
+               same name, values unchanged, on one cluster serving both (etcd 3.4/3.5 with \
+               --enable-v2=true; it speaks both APIs, whatever --api says). v2 directories \
+               are not copied (v3 has none); a key with a TTL is put under a lease of its \
+               remaining TTL (one lease per distinct TTL). Writes go in transactions of at \
+               most 128 keys, each put only while the key is still absent from v3, so \
+               nothing written to v3 is overwritten unless --overwrite. A key already in v3 \
+               with the same value is left alone: a second run copies nothing. Prints one \
+               line per key written or in conflict, then the counts. Migrate before \
+               upgrading etcd to 3.6, which has no v2.",
+        },
+    ],
+    exit_codes: &[
+        (exit::OK, "ok (REGISTER: stopped by TERM/INT)"),
+        (exit::FAILED, "etcd refused the operation"),
+        (exit::USAGE, "bad command line or flag file"),
+        (
+            exit::UNAVAILABLE,
+            "no etcd endpoint answered (REGISTER: etcd refused the credentials; an \
+             unreachable etcd is retried)",
+        ),
+        (exit::NOT_FOUND, "key not found"),
+        (
+            exit::CONFLICTS,
+            "MIGRATE found keys whose v3 value differs from v2's (conflicts; not \
+             overwritten without --overwrite)",
+        ),
+    ],
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
@@ -297,7 +370,7 @@ pub fn main() -> i32 {
         }
     };
     if args.help {
-        print!("{USAGE}\n{}\n{EXIT_CODES}", connection::HELP);
+        print!("{}", COMMAND.help());
         return exit::OK;
     }
     crate::logging::init(args.debug, crate::logging::LogFormat::Text);
@@ -312,7 +385,7 @@ pub fn main() -> i32 {
 
 fn run(args: &Args) -> Result<(), CliError> {
     if args.version {
-        println!("etcd-util {}", env!("CARGO_PKG_VERSION"));
+        print!("{}", super::version::describe("etcd-util"));
         return print_cluster(&args.connection.client()?);
     }
     let key = args.key.as_deref().unwrap_or("/");

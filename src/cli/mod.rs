@@ -2,12 +2,18 @@
 //! reconfig.rb / etcd-util.rb, and their exit codes.
 
 pub mod check;
+pub mod completion;
 pub mod connection;
 pub mod etcd_util;
 pub mod exit;
+pub mod flags;
+pub mod generate;
 pub mod hints;
+pub mod man;
+pub mod manual;
 pub mod reconfig;
 pub mod status;
+pub mod version;
 
 use std::fmt;
 

@@ -2,6 +2,7 @@
 
 use super::connection::{self, ConnectionArgs};
 use super::exit::reconfig as exit;
+use super::flags::{Command, Flag, Group, Note, Value};
 use super::hints;
 use super::{seconds, value, CliError};
 use crate::daemon::{self, Onetime};
@@ -13,51 +14,148 @@ use crate::watch::RunOptions;
 use std::path::PathBuf;
 use std::time::Duration;
 
-const USAGE: &str = "\
-Usage: reconfig [-c CFGDIR] [-o] [-n] [-p PREFIX] [connection flags]
-       reconfig status [--status-file PATH] [--json]   (see reconfig status --help)
-
-Keeps config files converged to data in etcd: for each resource in CFGDIR/conf.d/*.json,
-renders its template from CFGDIR/templates whenever the watched key changes, checks the
-result, installs it atomically and runs the reload command.
-
-  -c, --cfgdir DIR          top-level config dir [default: /etc/reconfig]
-      --confdir DIR         resource files dir [default: CFGDIR/conf.d]
-      --templatedir DIR     templates dir [default: CFGDIR/templates]
-  -o, --onetime             render every resource once and exit (for cron)
-      --check               render every resource once against the live data and report
-                            each file's errors (file, line, reason); write nothing, run no
-                            command; for a config repository's CI
-  -n, --notreally           print a diff of what would change; write nothing, run no reload
-                            (a checkcmd with {{src}} runs on a private copy)
-  -p, --prefix /PFX         prepended to every resource's key (not to altkeys)
-      --wait MIN[,MAX]      default quiescence for resources without \"wait\", e.g. 100ms
-      --command-timeout SECS  bound of checkcmd/reloadcmd without \"timeout\" [default: 30]
-      --status-file PATH    keep a JSON document of every resource's state there, rewritten
-                            atomically on each change (read it with `reconfig status`)
-      --metrics-file PATH   the same figures in Prometheus text format, for node_exporter's
-                            textfile collector (name it *.prom)
-      --state-dir DIR       where pending reloads and leaf counts outlive a restart
-                            [default: /var/lib/reconfig]
-      --force               render once despite min_keys, max_shrink and values (onetime:
-                            this run; daemon: each resource's first render)
-  -d, --debug               debug logging (SIGUSR1 toggles it at run time)
-      --log-format FORMAT   text, or json: one object per line with time, level, resource
-                            and message [default: text]
-      --version             print the version and exit
-  -h, --help                this help
-
-Signals: TERM/INT stop within a second; HUP re-reads conf.d and templates; USR1 toggles debug.
-";
-
-const EXIT_CODES: &str = "\
-Exit codes: 0 ok (onetime: every resource converged), 1 bad command line or configuration
-(or an unusable --state-dir), 2 onetime: some resource did not converge (a render, check or
-reload failed, or a guard refused the render) or a resource file was skipped, 3 onetime: no
-etcd endpoint answered, 4 onetime with --notreally: some file would change.
---check: 0 every resource is valid and renders, 1 a resource file or template is invalid,
-2 a resource does not render against the live data, 3 etcd could not be read.
-";
+/// reconfig's command line, as `--help`, `reconfig(1)` and the completions show it (see
+/// `flags`).
+pub const COMMAND: Command = Command {
+    name: "reconfig",
+    summary: "keep config files converged to data in etcd",
+    usage: &[
+        "reconfig [-c CFGDIR] [-o] [-n] [-p PREFIX] [connection flags]",
+        "reconfig --check [-c CFGDIR] [connection flags]",
+        "reconfig status [--status-file PATH] [--json]   (see reconfig status --help)",
+    ],
+    about: "Keeps config files converged to data in etcd: for each resource in \
+            CFGDIR/conf.d/*.json, renders its template from CFGDIR/templates whenever the \
+            watched key changes, checks the result, installs it atomically and runs the \
+            reload command.",
+    groups: &[
+        Group {
+            title: "",
+            flags: &[
+                Flag::long(
+                    "cfgdir",
+                    Value::Dir("DIR"),
+                    "top-level config dir [default: /etc/reconfig]",
+                )
+                .short('c'),
+                Flag::long(
+                    "confdir",
+                    Value::Dir("DIR"),
+                    "resource files dir [default: CFGDIR/conf.d]",
+                ),
+                Flag::long(
+                    "templatedir",
+                    Value::Dir("DIR"),
+                    "templates dir [default: CFGDIR/templates]",
+                ),
+                Flag::long(
+                    "onetime",
+                    Value::None,
+                    "render every resource once and exit (for cron)",
+                )
+                .short('o'),
+                Flag::long(
+                    "check",
+                    Value::None,
+                    "render every resource once against the live data and report each \
+                     file's errors (file, line, reason); write nothing, run no command; for a \
+                     config repository's CI",
+                ),
+                Flag::long(
+                    "notreally",
+                    Value::None,
+                    "print a diff of what would change; write nothing, run no reload \
+                     (a checkcmd with {{src}} runs on a private copy)",
+                )
+                .short('n'),
+                Flag::long(
+                    "prefix",
+                    Value::Text("/PFX"),
+                    "prepended to every resource's key (not to altkeys)",
+                )
+                .short('p'),
+                Flag::long(
+                    "wait",
+                    Value::Text("MIN[,MAX]"),
+                    "default quiescence for resources without \"wait\", e.g. 100ms",
+                ),
+                Flag::long(
+                    "command-timeout",
+                    Value::Text("SECS"),
+                    "bound of checkcmd/reloadcmd without \"timeout\" [default: 30]",
+                )
+                .also(&["command_timeout"]),
+                Flag::long(
+                    "status-file",
+                    Value::File("PATH"),
+                    "keep a JSON document of every resource's state there, rewritten \
+                     atomically on each change (read it with `reconfig status`)",
+                ),
+                Flag::long(
+                    "metrics-file",
+                    Value::File("PATH"),
+                    "the same figures in Prometheus text format, for node_exporter's \
+                     textfile collector (name it *.prom)",
+                ),
+                Flag::long(
+                    "state-dir",
+                    Value::Dir("DIR"),
+                    "where pending reloads and leaf counts outlive a restart \
+                     [default: /var/lib/reconfig]",
+                )
+                .also(&["state_dir"]),
+                Flag::long(
+                    "force",
+                    Value::None,
+                    "render once despite min_keys, max_shrink and values (onetime: this \
+                     run; daemon: each resource's first render)",
+                ),
+                Flag::long(
+                    "debug",
+                    Value::None,
+                    "debug logging (SIGUSR1 toggles it at run time)",
+                )
+                .short('d'),
+                Flag::long(
+                    "log-format",
+                    Value::OneOf("FORMAT", &["text", "json"]),
+                    "text, or json: one object per line with time, level, resource and \
+                     message [default: text]",
+                ),
+                Flag::long("version", Value::None, "print the version and exit"),
+                Flag::long("help", Value::None, "this help").short('h'),
+            ],
+        },
+        connection::GROUP,
+    ],
+    notes: &[Note {
+        man_section: "SIGNALS",
+        text: "Signals: TERM/INT stop within a second; HUP re-reads conf.d and templates; \
+               USR1 toggles debug.",
+    }],
+    exit_codes: &[
+        (exit::OK, "ok (onetime: every resource converged)"),
+        (
+            exit::CONFIG,
+            "bad command line or configuration (or an unusable --state-dir); --check: a \
+             resource file or template is invalid",
+        ),
+        (
+            exit::NOT_CONVERGED,
+            "onetime: some resource did not converge (a render, check or reload failed, or \
+             a guard refused the render) or a resource file was skipped; --check: a \
+             resource does not render against the live data",
+        ),
+        (
+            exit::UNAVAILABLE,
+            "onetime: no etcd endpoint answered; --check: etcd could not be read",
+        ),
+        (
+            exit::WOULD_CHANGE,
+            "onetime with --notreally: some file would change",
+        ),
+    ],
+};
 
 /// `--command-timeout` when not given (the help says so).
 const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -84,6 +182,8 @@ pub struct Args {
     pub log_format: LogFormat,
     pub version: bool,
     pub help: bool,
+    /// `--generate NAME`: print a man page or completion (see `generate`).
+    pub generate: Option<String>,
     pub connection: ConnectionArgs,
 }
 
@@ -108,6 +208,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
         log_format: LogFormat::Text,
         version: false,
         help: false,
+        generate: None,
         connection: ConnectionArgs {
             announce_api: true,
             ..ConnectionArgs::default()
@@ -167,6 +268,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
             }
             Long("version") => out.version = true,
             Short('h') | Long("help") => out.help = true,
+            Long("generate") => out.generate = Some(value(&mut parser, "--generate")?),
             Positional(v) => {
                 return Err(CliError::usage(format!(
                     "unexpected argument {:?} (see --help)",
@@ -197,11 +299,14 @@ pub fn main() -> i32 {
         }
     };
     if args.help {
-        print!("{USAGE}\n{}\n{EXIT_CODES}", connection::HELP);
+        print!("{}", COMMAND.help());
         return exit::OK;
     }
+    if let Some(name) = &args.generate {
+        return generate(name);
+    }
     if args.version {
-        println!("reconfig {}", env!("CARGO_PKG_VERSION"));
+        print!("{}", super::version::describe("reconfig"));
         return exit::OK;
     }
     crate::logging::init(args.debug, args.log_format);
@@ -315,5 +420,22 @@ fn confdir_flag(args: &Args) -> &'static str {
         "--confdir"
     } else {
         "--cfgdir"
+    }
+}
+
+/// `--generate NAME`: prints the file, or names the ones there are.
+fn generate(name: &str) -> i32 {
+    match super::generate::artifact(name) {
+        Some(text) => {
+            print!("{text}");
+            exit::OK
+        }
+        None => {
+            eprintln!(
+                "reconfig: --generate: unknown file {name:?}; one of: {}",
+                super::generate::ARTIFACTS.join(", ")
+            );
+            exit::CONFIG
+        }
     }
 }
