@@ -7,7 +7,7 @@
 //! when they clear, not on every retry.
 
 use crate::apply::{self, ApplyError, ApplyErrorKind, Outcome, ReloadResult};
-use crate::etcd::{self, Change, Freshness, SnapshotCache, WaitOutcome};
+use crate::etcd::{self, Change, Freshness, Received, SnapshotCache, Subscription};
 use crate::pool::Pool;
 use crate::resource::{Resource, Wait};
 use crate::stop::Stop;
@@ -216,27 +216,31 @@ impl Watcher {
             // After a failure, retry after the backoff, or at once when the data changes.
             let within = failed.then(|| backoff.next());
             let attempted = Instant::now();
-            match self.snapshots.client().wait_within(
+            let mut changes = self.snapshots.client().subscribe(
                 &self.resource.key,
                 self.resource.recursive,
                 index,
-                within,
-            ) {
-                Ok(WaitOutcome::Changed(change)) => {
+            );
+            let received = match within {
+                Some(within) => changes.recv_timeout(within),
+                None => changes.recv(),
+            };
+            match received {
+                Received::Change(change) => {
                     log::debug!(target: self.resource.id(), "change at index {}: {} {}", change.index, change.op.verb(), change.key);
-                    let mut changes = vec![change];
+                    let mut seen = vec![change];
                     if let Some(wait) = self.resource.wait {
-                        self.quiesce(wait, &mut changes);
+                        self.quiesce(wait, &mut changes, &mut seen);
                     }
-                    let last = changes.last().map_or(index, |change| change.index);
+                    let last = seen.last().map_or(index, |change| change.index);
                     // Any snapshot holding that change will do, even one another
                     // resource on the same key has just read.
                     self.next_fresh = Some(Freshness::including(last, Instant::now()));
-                    self.changes = Some((index, changes));
+                    self.changes = Some((index, seen));
                 }
-                Ok(WaitOutcome::Resync) => {}
-                Err(etcd::Error::Shutdown) => break,
-                Err(e) => {
+                Received::Quiet | Received::ReadAgain => {}
+                Received::Stopped => break,
+                Received::Failed(e) => {
                     let outage = e.is_outage();
                     self.report(&PassError::Etcd(e));
                     if self.pause(outage, attempted, &mut backoff) {
@@ -265,22 +269,16 @@ impl Watcher {
 
     /// Waits until no change has come for `wait.min`, but no longer than `wait.max` after
     /// the first change, so a burst of updates costs one render. Adds the changes seen to
-    /// `changes` (which holds the first).
-    fn quiesce(&self, wait: Wait, changes: &mut Vec<Change>) {
+    /// `seen` (which holds the first).
+    fn quiesce(&self, wait: Wait, changes: &mut Subscription, seen: &mut Vec<Change>) {
         let started = Instant::now();
-        while let Some(last) = changes.last().map(|change| change.index) {
+        loop {
             let left = wait.max.saturating_sub(started.elapsed());
             if left.is_zero() || self.generation.is_stopped() {
                 return;
             }
-            let within = wait.min.min(left);
-            match self.snapshots.client().wait_within(
-                &self.resource.key,
-                self.resource.recursive,
-                last,
-                Some(within),
-            ) {
-                Ok(WaitOutcome::Changed(change)) => changes.push(change),
+            match changes.recv_timeout(wait.min.min(left)) {
+                Received::Change(change) => seen.push(change),
                 _ => return,
             }
         }

@@ -14,6 +14,7 @@ pub mod http;
 pub mod migrate;
 mod options;
 mod shared;
+mod subscription;
 mod types;
 pub mod v2;
 pub mod v3;
@@ -23,4 +24,5 @@ pub use error::{Error, ErrorKind, EtcdError, Remedy, TransportError, TransportKi
 pub use http::{normalize_endpoint, Discover};
 pub use options::{ClientOptions, Credentials, DEFAULT_ENDPOINTS};
 pub use shared::{Freshness, SharedSnapshot, SnapshotCache};
+pub use subscription::{Received, Subscription};
 pub use types::{Change, Child, Event, Found, Member, Op, Snapshot, Version, WaitOutcome};
