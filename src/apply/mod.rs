@@ -55,15 +55,17 @@ pub struct InstallSpec {
     pub command_timeout: Duration,
 }
 
+/// What applying a text did; `Reload` is what the reload gave ([`apply`]), or `()` when
+/// it is still to run ([`install`]).
 #[derive(Debug)]
-pub enum Outcome {
+pub enum Outcome<Reload = ReloadResult> {
     /// The rendered text equals the bytes on disk: nothing written, no command run.
     Unchanged,
     /// The new content is installed (even if the reload failed).
     Installed {
         old: Option<FileSummary>,
         new: FileSummary,
-        reload: ReloadResult,
+        reload: Reload,
     },
     /// Dry run: the unified diff; nothing written beside the target, no reload run (a
     /// `{{src}}` check ran on a private copy and passed).
@@ -86,6 +88,26 @@ pub fn apply(
     dry_run: bool,
     stop: &Stop,
 ) -> Result<Outcome, ApplyError> {
+    Ok(match install(spec, content, dry_run, stop)? {
+        Outcome::Unchanged => Outcome::Unchanged,
+        Outcome::Installed { old, new, .. } => Outcome::Installed {
+            old,
+            new,
+            reload: reload(spec, stop),
+        },
+        Outcome::WouldChange { diff } => Outcome::WouldChange { diff },
+    })
+}
+
+/// [`apply`] up to the reload, which the caller runs ([`reload_now`]) when it sees fit: the
+/// daemon waits out the splay as a deadline and reloads on its own threads, so that
+/// installing the next resource's file never waits behind this one's reload.
+pub fn install(
+    spec: &InstallSpec,
+    content: &str,
+    dry_run: bool,
+    stop: &Stop,
+) -> Result<Outcome<()>, ApplyError> {
     let target = RealTarget::resolve(&spec.target)
         .map_err(|e| io_error(spec, Step::ResolveSymlinks, &spec.target, e))?;
     let current = read_current(spec, &target)?;
@@ -128,18 +150,29 @@ pub fn apply(
     let old = current_bytes.map(FileSummary::of);
     let new = FileSummary::of(content.as_bytes());
     log::info!(target: &spec.id, "changed {}: {} -> {new}{attribute_change}", spec.target.display(), summary_text(old.as_ref()));
-    let reload = reload(spec, stop);
-    Ok(Outcome::Installed { old, new, reload })
+    Ok(Outcome::Installed {
+        old,
+        new,
+        reload: (),
+    })
 }
 
 /// Waits `spec.splay` then runs `reloadcmd`. Public so a failed reload can be retried.
 pub fn reload(spec: &InstallSpec, stop: &Stop) -> ReloadResult {
-    let Some(reloadcmd) = &spec.reloadcmd else {
+    if spec.reloadcmd.is_none() {
         return ReloadResult::NotConfigured;
-    };
+    }
     if stop.sleep(spec.splay) {
         return ReloadResult::Stopped;
     }
+    reload_now(spec, stop)
+}
+
+/// Runs `reloadcmd` at once, without the splay.
+pub fn reload_now(spec: &InstallSpec, stop: &Stop) -> ReloadResult {
+    let Some(reloadcmd) = &spec.reloadcmd else {
+        return ReloadResult::NotConfigured;
+    };
     let command = placeholder::expand(reloadcmd, &spec.target, None);
     match command::run(&command, spec.command_timeout, stop) {
         Ok(took) => {
