@@ -3,12 +3,15 @@
 //! See ARCHITECTURE.md for the map of modules and the data flow.
 
 pub mod apply;
+pub mod backoff;
 pub mod cli;
 pub mod daemon;
 pub mod etcd;
+pub mod follow;
 pub mod logging;
 pub mod pool;
 pub mod resource;
+pub mod schedule;
 pub mod srv;
 pub mod stop;
 pub mod template;

@@ -367,3 +367,30 @@ fn a_subscription_receives_every_change_in_order_until_shut_down(api: Api) {
     assert!(matches!(changes.recv(), Received::Stopped));
     shutdown.join().expect("shutdown thread");
 }
+
+/// v2's history holds 1000 events: a subscription whose index fell out of it (the daemon's
+/// watch was down meanwhile) says "read again", and the read has the change.
+#[test]
+fn a_subscription_more_than_1000_events_behind_reads_again() {
+    let etcd = Etcd::start();
+    etcd.put("/hist/a", "1");
+    let client = etcd.kv();
+    let read = client.snapshot("/hist", true).expect("snapshot");
+    let mut changes = client.subscribe("/hist", true, read.index);
+    etcd.put("/hist/b", "2");
+    let v2 = etcd.client();
+    for i in 0..1100 {
+        v2.set("/other/n", Some(&i.to_string()), &SetOptions::default())
+            .expect("set");
+    }
+    match changes.recv_timeout(Duration::from_secs(5)) {
+        Received::ReadAgain => {}
+        other => panic!("expected read again, got {other:?}"),
+    }
+    let again = client.snapshot("/hist", true).expect("snapshot");
+    assert_eq!(
+        again.data.expect("data")["/hist/b"],
+        "2",
+        "the change is in the new read"
+    );
+}

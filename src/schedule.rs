@@ -1,0 +1,369 @@
+//! The daemon's scheduler: one thread holding every resource's deadlines (quiescence,
+//! backoff, splay) and sending its passes to the pools.
+//!
+//! A resource is in one place at a time: its [`Watcher`] sits in its slot here, or travels
+//! with its pass — read and render on the render pool, check and install on the install
+//! pool, reload on the reload pool — and comes back with the outcome ([`Step`]). So one
+//! resource never runs two passes at once, while the pools run many resources' passes. A
+//! change that arrives while a resource's pass runs makes it due again: it passes once
+//! more afterwards, with a snapshot holding that change.
+
+use crate::backoff::Backoff;
+use crate::etcd::{self, Freshness, SnapshotCache};
+use crate::follow::Report;
+use crate::pool::{Pool, RENDER_STACK};
+use crate::resource::Resource;
+use crate::stop::Stop;
+use crate::watch::{Converged, Installed, PassError, RunOptions, Watcher};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The daemon's threads that run passes, shared by every generation.
+pub struct Pools {
+    /// Reads and renders: one thread per core.
+    pub render: Pool,
+    /// Check commands and installs, never behind a reload.
+    pub install: Pool,
+    /// Reload commands (and their splay is a deadline here, not a sleeping thread).
+    pub reload: Pool,
+}
+
+/// Threads of the install and reload pools: a few slow commands do not hold up the rest.
+const COMMAND_WORKERS: usize = 4;
+/// Installs and reloads run no template: a small stack does.
+const COMMAND_STACK: usize = 256 * 1024;
+
+impl Pools {
+    pub fn start() -> std::io::Result<Pools> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Pools {
+            render: Pool::new("render", cores, RENDER_STACK)?,
+            install: Pool::new("install", COMMAND_WORKERS.min(cores.max(2)), COMMAND_STACK)?,
+            reload: Pool::new("reload", COMMAND_WORKERS, COMMAND_STACK)?,
+        })
+    }
+}
+
+/// What the scheduler hears.
+pub enum Notice {
+    Watch(Report),
+    /// A step of a resource's pass ended; its watcher comes back with it.
+    Stepped {
+        slot: usize,
+        watcher: Box<Watcher>,
+        step: Step,
+    },
+    /// The generation ends: no new pass starts; reloads already owed still run (unless
+    /// SIGTERM stopped the process); the scheduler returns once every pass is back.
+    End,
+}
+
+/// How a step of a pass ended.
+pub enum Step {
+    Done(Result<Converged, PassError>),
+    /// Installed; the reload is due after the resource's splay.
+    ReloadDue,
+}
+
+/// One resource's place in the scheduler.
+struct Slot {
+    /// `None` while its pass runs.
+    watcher: Option<Box<Watcher>>,
+    resource: Arc<Resource>,
+    /// The index the next pass's snapshot must hold; `None` until its watch has read.
+    includes: Option<u64>,
+    /// A change (or a read) asks for a pass at this instant (quiescence included).
+    change_due: Option<Instant>,
+    /// The first change of the burst being coalesced.
+    burst_started: Option<Instant>,
+    /// A failed pass is retried then.
+    retry_due: Option<Instant>,
+    /// The reload runs then (the splay after the install).
+    reload_due: Option<Instant>,
+    /// Its watch failed while its pass was away: reported when the watcher is back,
+    /// unless the watch read again first.
+    watch_failure: Option<PassError>,
+    backoff: Backoff,
+}
+
+impl Slot {
+    fn pass_due(&self) -> Option<Instant> {
+        self.includes?;
+        match (self.change_due, self.retry_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+pub struct Scheduler {
+    slots: Vec<Slot>,
+    /// Slots by the watch they follow.
+    followers: Vec<Vec<usize>>,
+    notices: Receiver<Notice>,
+    /// Handed to each pass, to come back with.
+    reply: Sender<Notice>,
+    pools: Arc<Pools>,
+    /// SIGTERM: owed reloads are dropped.
+    process: Stop,
+    ended: bool,
+}
+
+impl Scheduler {
+    /// `resources[i]` follows watch `watch_of[i]` of `watches` in all.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        resources: &[Arc<Resource>],
+        watch_of: &[usize],
+        watches: usize,
+        snapshots: &SnapshotCache,
+        options: &RunOptions,
+        process: &Stop,
+        pools: Arc<Pools>,
+        (reply, notices): (Sender<Notice>, Receiver<Notice>),
+    ) -> Scheduler {
+        let mut followers = vec![Vec::new(); watches];
+        let slots = resources
+            .iter()
+            .zip(watch_of)
+            .enumerate()
+            .map(|(n, (resource, &watch))| {
+                followers[watch].push(n);
+                Slot {
+                    watcher: Some(Box::new(Watcher::new(
+                        Arc::clone(resource),
+                        snapshots.clone(),
+                        options.clone(),
+                        process.clone(),
+                    ))),
+                    resource: Arc::clone(resource),
+                    includes: None,
+                    change_due: None,
+                    burst_started: None,
+                    retry_due: None,
+                    reload_due: None,
+                    watch_failure: None,
+                    backoff: Backoff::new(options.max_backoff),
+                }
+            })
+            .collect();
+        Scheduler {
+            slots,
+            followers,
+            notices,
+            reply,
+            pools,
+            process: process.clone(),
+            ended: false,
+        }
+    }
+
+    /// Runs until the generation ends and every pass came back.
+    pub fn run(mut self) {
+        loop {
+            let now = Instant::now();
+            let next = self.dispatch(now);
+            if self.ended && self.idle() {
+                return;
+            }
+            let notice = match next {
+                Some(at) => self.notices.recv_timeout(at.saturating_duration_since(now)),
+                None => self
+                    .notices
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match notice {
+                Ok(notice) => self.hear(notice),
+                Err(RecvTimeoutError::Timeout) => {}
+                // Cannot happen while the scheduler holds `reply`.
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    fn idle(&self) -> bool {
+        self.slots.iter().all(|slot| {
+            slot.watcher.is_some() && (slot.reload_due.is_none() || self.process.is_stopped())
+        })
+    }
+
+    fn hear(&mut self, notice: Notice) {
+        let now = Instant::now();
+        match notice {
+            Notice::Watch(Report::Changed {
+                watch,
+                index,
+                change,
+            }) => {
+                for &n in &self.followers[watch] {
+                    let slot = &mut self.slots[n];
+                    if change.is_none() {
+                        slot.watch_failure = None;
+                    }
+                    if let Some(change) = &change {
+                        log::debug!(target: slot.resource.id(), "change at index {index}: {} {}", change.op.verb(), change.key);
+                    }
+                    slot.includes = Some(slot.includes.map_or(index, |had| had.max(index)));
+                    let wait = slot.resource.wait.filter(|_| change.is_some());
+                    slot.change_due = Some(match wait {
+                        // Until no change came for `min`, but no longer than `max`
+                        // after the first: a burst costs one pass.
+                        Some(wait) => {
+                            let first = *slot.burst_started.get_or_insert(now);
+                            (now + wait.min).min(first + wait.max)
+                        }
+                        None => now,
+                    });
+                }
+            }
+            Notice::Watch(Report::Failed { watch, error }) => {
+                for &n in &self.followers[watch] {
+                    let slot = &mut self.slots[n];
+                    match &mut slot.watcher {
+                        Some(watcher) => watcher.report(&PassError::Etcd(error.clone())),
+                        None => slot.watch_failure = Some(PassError::Etcd(error.clone())),
+                    }
+                }
+            }
+            Notice::Stepped {
+                slot: n,
+                mut watcher,
+                step,
+            } => {
+                let slot = &mut self.slots[n];
+                match step {
+                    Step::ReloadDue => {
+                        slot.reload_due = Some(now + slot.resource.install.splay);
+                    }
+                    Step::Done(result) => {
+                        watcher.finish(&result);
+                        match &result {
+                            Ok(_) | Err(PassError::Missing) => slot.backoff.reset(),
+                            Err(PassError::Stopped)
+                            | Err(PassError::Etcd(etcd::Error::Shutdown)) => {}
+                            // Retried after the backoff, or at once when the data changes.
+                            Err(_) => slot.retry_due = Some(now + slot.backoff.next_pause()),
+                        }
+                        if let Some(failure) = slot.watch_failure.take() {
+                            watcher.report(&failure);
+                        }
+                    }
+                }
+                slot.watcher = Some(watcher);
+            }
+            Notice::End => self.ended = true,
+        }
+    }
+
+    /// Starts every step that is due; returns when the next one will be.
+    fn dispatch(&mut self, now: Instant) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        for n in 0..self.slots.len() {
+            let slot = &mut self.slots[n];
+            if slot.watcher.is_none() {
+                continue;
+            }
+            let due = if self.process.is_stopped() {
+                None
+            } else if slot.reload_due.is_some() {
+                slot.reload_due.map(|at| (at, true))
+            } else if self.ended {
+                None
+            } else {
+                slot.pass_due().map(|at| (at, false))
+            };
+            let Some((at, reload)) = due else { continue };
+            if at > now {
+                next = Some(next.map_or(at, |next| next.min(at)));
+                continue;
+            }
+            let Some(watcher) = slot.watcher.take() else {
+                continue;
+            };
+            let handoff = Handoff {
+                slot: n,
+                watcher: Some(watcher),
+                reply: self.reply.clone(),
+            };
+            if reload {
+                slot.reload_due = None;
+                self.pools.reload.spawn(move || reload_step(handoff));
+            } else {
+                let fresh = match slot.includes {
+                    Some(index) => Freshness::including(index, now),
+                    None => Freshness::read_after(now),
+                };
+                slot.change_due = None;
+                slot.retry_due = None;
+                slot.burst_started = None;
+                let pools = Arc::clone(&self.pools);
+                self.pools
+                    .render
+                    .spawn(move || render_step(handoff, fresh, &pools));
+            }
+        }
+        next
+    }
+}
+
+/// Read and render on the render pool; the install goes on to the install pool.
+fn render_step(mut handoff: Handoff, fresh: Freshness, pools: &Arc<Pools>) {
+    match handoff.watcher().prepare(fresh) {
+        Ok(text) => pools.install.spawn(move || install_step(handoff, &text)),
+        Err(e) => handoff.finish(Step::Done(Err(e))),
+    }
+}
+
+fn install_step(mut handoff: Handoff, text: &str) {
+    let step = match handoff.watcher().install(text) {
+        Ok(Installed::Done(converged)) => Step::Done(Ok(converged)),
+        Ok(Installed::ReloadDue) => Step::ReloadDue,
+        Err(e) => Step::Done(Err(e)),
+    };
+    handoff.finish(step);
+}
+
+fn reload_step(mut handoff: Handoff) {
+    let result = handoff.watcher().reload();
+    handoff.finish(Step::Done(result));
+}
+
+/// A resource's watcher on its way through the pools. However its pass ends — even by a
+/// panic, or a pool that could not take the job — the watcher goes back to the scheduler.
+struct Handoff {
+    slot: usize,
+    watcher: Option<Box<Watcher>>,
+    reply: Sender<Notice>,
+}
+
+impl Handoff {
+    fn watcher(&mut self) -> &mut Watcher {
+        self.watcher
+            .as_mut()
+            .expect("a handoff holds its watcher until it is finished")
+    }
+
+    fn finish(mut self, step: Step) {
+        self.send(step);
+    }
+
+    fn send(&mut self, step: Step) {
+        if let Some(watcher) = self.watcher.take() {
+            // The scheduler is gone only when the generation ended without it: nothing
+            // is left to tell.
+            let _ = self.reply.send(Notice::Stepped {
+                slot: self.slot,
+                watcher,
+                step,
+            });
+        }
+    }
+}
+
+impl Drop for Handoff {
+    fn drop(&mut self) {
+        self.send(Step::Done(Err(PassError::Panicked)));
+    }
+}
