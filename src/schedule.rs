@@ -3,11 +3,17 @@
 //!
 //! A resource is in one place at a time: its [`Watcher`] sits in its slot here, or travels
 //! with its pass — read and render on the render pool, check and install on the install
-//! pool, reload on the reload pool — and comes back with the outcome ([`Step`]). So one
-//! resource never runs two passes at once, while the pools run many resources' passes. A
-//! change that arrives while a resource's pass runs makes it due again: it passes once
-//! more afterwards, with a snapshot holding that change.
+//! pool — and comes back with the outcome ([`Step`]). So one resource never runs two passes
+//! at once, while the pools run many resources' passes. A change that arrives while a
+//! resource's pass runs makes it due again: it passes once more afterwards, with a
+//! snapshot holding that change.
+//!
+//! A reload owed after an install runs after the splay on the reload pool, without the
+//! watcher: once the splay is over, a resource's next install does not wait for its reload,
+//! nor for other resources' reloads queued before it. A file installed while its reload
+//! runs gets one more reload after it; a failed reload is retried after the backoff.
 
+use crate::apply::{self, ReloadResult};
 use crate::backoff::Backoff;
 use crate::etcd::{self, Freshness, SnapshotCache};
 use crate::follow::Report;
@@ -25,7 +31,7 @@ pub struct Pools {
     pub render: Pool,
     /// Check commands and installs, never behind a reload.
     pub install: Pool,
-    /// Reload commands (and their splay is a deadline here, not a sleeping thread).
+    /// Reload commands (their splay is a deadline here, not a sleeping thread).
     pub reload: Pool,
 }
 
@@ -54,6 +60,11 @@ pub enum Notice {
         watcher: Box<Watcher>,
         step: Step,
     },
+    /// A resource's reload ended; `None`: it panicked.
+    Reloaded {
+        slot: usize,
+        result: Option<ReloadResult>,
+    },
     /// The generation ends: no new pass starts; reloads already owed still run (unless
     /// SIGTERM stopped the process); the scheduler returns once every pass is back.
     End,
@@ -62,8 +73,22 @@ pub enum Notice {
 /// How a step of a pass ended.
 pub enum Step {
     Done(Result<Converged, PassError>),
-    /// Installed; the reload is due after the resource's splay.
-    ReloadDue,
+    /// A reload is owed ([`Installed::ReloadOwed`]).
+    ReloadOwed {
+        changed: bool,
+    },
+}
+
+/// Where a resource's reload stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reload {
+    Idle,
+    /// Runs then (the splay after the install, or the backoff after a failure).
+    Due(Instant),
+    /// Running; `again`: a newer file was installed meanwhile, reload once more after.
+    Running {
+        again: bool,
+    },
 }
 
 /// One resource's place in the scheduler.
@@ -79,8 +104,9 @@ struct Slot {
     burst_started: Option<Instant>,
     /// A failed pass is retried then.
     retry_due: Option<Instant>,
-    /// The reload runs then (the splay after the install).
-    reload_due: Option<Instant>,
+    reload: Reload,
+    /// How its reload ended, while its watcher was away on a pass.
+    reload_outcome: Option<Option<ReloadResult>>,
     /// Its watch failed while its pass was away: reported when the watcher is back,
     /// unless the watch read again first.
     watch_failure: Option<PassError>,
@@ -142,7 +168,8 @@ impl Scheduler {
                     change_due: None,
                     burst_started: None,
                     retry_due: None,
-                    reload_due: None,
+                    reload: Reload::Idle,
+                    reload_outcome: None,
                     watch_failure: None,
                     backoff: Backoff::new(options.max_backoff),
                 }
@@ -184,8 +211,14 @@ impl Scheduler {
     }
 
     fn idle(&self) -> bool {
+        let stopped = self.process.is_stopped();
         self.slots.iter().all(|slot| {
-            slot.watcher.is_some() && (slot.reload_due.is_none() || self.process.is_stopped())
+            slot.watcher.is_some()
+                && match slot.reload {
+                    Reload::Idle => true,
+                    Reload::Due(_) => stopped,
+                    Reload::Running { .. } => false,
+                }
         })
     }
 
@@ -234,11 +267,20 @@ impl Scheduler {
             } => {
                 let slot = &mut self.slots[n];
                 match step {
-                    Step::ReloadDue => {
-                        slot.reload_due = Some(now + slot.resource.install.splay);
+                    Step::ReloadOwed { changed } => {
+                        slot.reload = match slot.reload {
+                            Reload::Idle => Reload::Due(now + slot.resource.install.splay),
+                            Reload::Running { again } => Reload::Running {
+                                again: again || changed,
+                            },
+                            due @ Reload::Due(_) => due,
+                        };
                     }
                     Step::Done(result) => {
-                        watcher.finish(&result);
+                        // While a reload is owed, it tells whether the pass converged.
+                        if result.is_err() || slot.reload == Reload::Idle {
+                            watcher.finish(&result);
+                        }
                         match &result {
                             Ok(_) | Err(PassError::Missing) => slot.backoff.reset(),
                             Err(PassError::Stopped)
@@ -246,12 +288,31 @@ impl Scheduler {
                             // Retried after the backoff, or at once when the data changes.
                             Err(_) => slot.retry_due = Some(now + slot.backoff.next_pause()),
                         }
-                        if let Some(failure) = slot.watch_failure.take() {
-                            watcher.report(&failure);
-                        }
                     }
                 }
+                if let Some(outcome) = slot.reload_outcome.take() {
+                    reloaded(slot, &mut watcher, outcome, now);
+                }
+                if let Some(failure) = slot.watch_failure.take() {
+                    watcher.report(&failure);
+                }
                 slot.watcher = Some(watcher);
+            }
+            Notice::Reloaded { slot: n, result } => {
+                let slot = &mut self.slots[n];
+                slot.reload = match slot.reload {
+                    Reload::Running { again: true } => {
+                        Reload::Due(now + slot.resource.install.splay)
+                    }
+                    _ => Reload::Idle,
+                };
+                match slot.watcher.take() {
+                    Some(mut watcher) => {
+                        reloaded(slot, &mut watcher, result, now);
+                        slot.watcher = Some(watcher);
+                    }
+                    None => slot.reload_outcome = Some(result),
+                }
             }
             Notice::End => self.ended = true,
         }
@@ -259,24 +320,35 @@ impl Scheduler {
 
     /// Starts every step that is due; returns when the next one will be.
     fn dispatch(&mut self, now: Instant) -> Option<Instant> {
+        if self.process.is_stopped() {
+            return None;
+        }
         let mut next: Option<Instant> = None;
+        let mut wake_at = |at: Instant| next = Some(next.map_or(at, |next: Instant| next.min(at)));
         for n in 0..self.slots.len() {
             let slot = &mut self.slots[n];
-            if slot.watcher.is_none() {
+            if let Reload::Due(at) = slot.reload {
+                if at <= now {
+                    slot.reload = Reload::Running { again: false };
+                    let reload = ReloadJob {
+                        slot: n,
+                        resource: Arc::clone(&slot.resource),
+                        process: self.process.clone(),
+                        reply: Some(self.reply.clone()),
+                    };
+                    self.pools.reload.spawn(move || reload.run());
+                } else {
+                    wake_at(at);
+                }
+            }
+            // The splay is a pause between install and reload: a change in it is
+            // installed after the reload, as each install gets its own reload.
+            if self.ended || slot.watcher.is_none() || matches!(slot.reload, Reload::Due(_)) {
                 continue;
             }
-            let due = if self.process.is_stopped() {
-                None
-            } else if slot.reload_due.is_some() {
-                slot.reload_due.map(|at| (at, true))
-            } else if self.ended {
-                None
-            } else {
-                slot.pass_due().map(|at| (at, false))
-            };
-            let Some((at, reload)) = due else { continue };
+            let Some(at) = slot.pass_due() else { continue };
             if at > now {
-                next = Some(next.map_or(at, |next| next.min(at)));
+                wake_at(at);
                 continue;
             }
             let Some(watcher) = slot.watcher.take() else {
@@ -287,24 +359,37 @@ impl Scheduler {
                 watcher: Some(watcher),
                 reply: self.reply.clone(),
             };
-            if reload {
-                slot.reload_due = None;
-                self.pools.reload.spawn(move || reload_step(handoff));
-            } else {
-                let fresh = match slot.includes {
-                    Some(index) => Freshness::including(index, now),
-                    None => Freshness::read_after(now),
-                };
-                slot.change_due = None;
-                slot.retry_due = None;
-                slot.burst_started = None;
-                let pools = Arc::clone(&self.pools);
-                self.pools
-                    .render
-                    .spawn(move || render_step(handoff, fresh, &pools));
-            }
+            let fresh = match slot.includes {
+                Some(index) => Freshness::including(index, now),
+                None => Freshness::read_after(now),
+            };
+            slot.change_due = None;
+            slot.retry_due = None;
+            slot.burst_started = None;
+            let pools = Arc::clone(&self.pools);
+            self.pools
+                .render
+                .spawn(move || render_step(handoff, fresh, &pools));
         }
         next
+    }
+}
+
+/// Tells `watcher` how its reload ended (`None`: it panicked); a failed one is retried
+/// after the backoff, unless another is due anyway.
+fn reloaded(slot: &mut Slot, watcher: &mut Watcher, result: Option<ReloadResult>, now: Instant) {
+    let result = match result {
+        Some(result) => watcher.reloaded(result),
+        None => Err(PassError::Panicked),
+    };
+    watcher.finish(&result);
+    match result {
+        Ok(_) => slot.backoff.reset(),
+        Err(PassError::Stopped) => {}
+        Err(_) if slot.reload == Reload::Idle => {
+            slot.reload = Reload::Due(now + slot.backoff.next_pause());
+        }
+        Err(_) => {}
     }
 }
 
@@ -319,15 +404,41 @@ fn render_step(mut handoff: Handoff, fresh: Freshness, pools: &Arc<Pools>) {
 fn install_step(mut handoff: Handoff, text: &str) {
     let step = match handoff.watcher().install(text) {
         Ok(Installed::Done(converged)) => Step::Done(Ok(converged)),
-        Ok(Installed::ReloadDue) => Step::ReloadDue,
+        Ok(Installed::ReloadOwed { changed }) => Step::ReloadOwed { changed },
         Err(e) => Step::Done(Err(e)),
     };
     handoff.finish(step);
 }
 
-fn reload_step(mut handoff: Handoff) {
-    let result = handoff.watcher().reload();
-    handoff.finish(Step::Done(result));
+/// A resource's reload on the reload pool; its outcome goes back to the scheduler however
+/// it ends, a panic included.
+struct ReloadJob {
+    slot: usize,
+    resource: Arc<Resource>,
+    process: Stop,
+    reply: Option<Sender<Notice>>,
+}
+
+impl ReloadJob {
+    fn run(mut self) {
+        let result = apply::reload_now(&self.resource.install, &self.process);
+        self.send(Some(result));
+    }
+
+    fn send(&mut self, result: Option<ReloadResult>) {
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(Notice::Reloaded {
+                slot: self.slot,
+                result,
+            });
+        }
+    }
+}
+
+impl Drop for ReloadJob {
+    fn drop(&mut self) {
+        self.send(None);
+    }
 }
 
 /// A resource's watcher on its way through the pools. However its pass ends — even by a

@@ -120,9 +120,9 @@ impl std::fmt::Display for PassError {
 
 /// One resource bound to a client: what it keeps between passes. A pass is
 /// [`Watcher::prepare`] (snapshot → altdata → render), then [`Watcher::install`] and, when
-/// the file changed, [`Watcher::reload`]; [`Watcher::finish`] ends every pass. `--onetime`
-/// runs them in a row ([`Watcher::converge_once`]); the daemon runs each step on its own
-/// pool, the reload after the splay (`schedule`).
+/// a reload is owed, `apply::reload` told to [`Watcher::reloaded`]; [`Watcher::finish`]
+/// logs how it ended. `--onetime` runs them in a row ([`Watcher::converge_once`]); the
+/// daemon runs each step on its own pool, the reload after the splay (`schedule`).
 pub struct Watcher {
     resource: Arc<Resource>,
     /// Reads shared with the other resources of the generation that watch the same key.
@@ -147,8 +147,9 @@ pub struct Watcher {
 pub enum Installed {
     /// Nothing more to do in this pass.
     Done(Converged),
-    /// The file changed (or a reload failed before): reload after the splay.
-    ReloadDue,
+    /// A reload is owed, after the splay: the file changed (`changed`), or it is unchanged
+    /// and the last reload failed.
+    ReloadOwed { changed: bool },
 }
 
 impl Watcher {
@@ -262,9 +263,9 @@ impl Watcher {
     fn apply(&mut self, text: &str) -> Result<Converged, PassError> {
         match self.install(text)? {
             Installed::Done(converged) => Ok(converged),
-            Installed::ReloadDue => {
+            Installed::ReloadOwed { .. } => {
                 let result = apply::reload(&self.resource.install, &self.process);
-                self.finish_reload(result)
+                self.reloaded(result)
             }
         }
     }
@@ -279,11 +280,11 @@ impl Watcher {
         )
         .map_err(PassError::Apply)?;
         Ok(match outcome {
-            Outcome::Unchanged if self.reload_pending => Installed::ReloadDue,
+            Outcome::Unchanged if self.reload_pending => Installed::ReloadOwed { changed: false },
             Outcome::Unchanged => Installed::Done(Converged::Unchanged),
             Outcome::Installed { .. } if self.resource.install.reloadcmd.is_some() => {
                 self.reload_pending = true;
-                Installed::ReloadDue
+                Installed::ReloadOwed { changed: true }
             }
             Outcome::Installed { .. } => Installed::Done(Converged::Installed),
             Outcome::WouldChange { diff } => {
@@ -293,13 +294,8 @@ impl Watcher {
         })
     }
 
-    /// Runs the reload now (the caller waited out the splay).
-    pub fn reload(&mut self) -> Result<Converged, PassError> {
-        let result = apply::reload_now(&self.resource.install, &self.process);
-        self.finish_reload(result)
-    }
-
-    fn finish_reload(&mut self, result: ReloadResult) -> Result<Converged, PassError> {
+    /// What the owed reload gave; a failed one stays owed.
+    pub fn reloaded(&mut self, result: ReloadResult) -> Result<Converged, PassError> {
         match result {
             ReloadResult::NotConfigured | ReloadResult::Reloaded => {
                 self.reload_pending = false;

@@ -213,3 +213,56 @@ fn sighup_during_a_reload_lets_it_finish_and_the_new_generation_follows(api: Api
         daemon.log_text()
     );
 }
+
+both_apis!(an_install_does_not_wait_for_its_reload_queued_behind_slow_ones);
+fn an_install_does_not_wait_for_its_reload_queued_behind_slow_ones(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/slow/v", "1");
+    let setup = Setup::new();
+    // More slow reloads than the daemon runs at once.
+    let slow: Vec<String> = (1..=6).map(|n| format!("slow{n}")).collect();
+    for name in &slow {
+        let mut resource = setup.list_resource(name, "/slow");
+        resource["reloadcmd"] = json!(slow_reload(&setup, name, 4));
+        setup.resource(name, resource);
+    }
+    setup.resource("fast", setup.list_resource("fast", "/fast"));
+    let daemon = setup.daemon(&etcd, &[]);
+    assert!(
+        support::eventually(SECS, || slow
+            .iter()
+            .filter(|name| setup.out(&format!("{name}.started")).exists())
+            .count()
+            >= 4),
+        "{}",
+        daemon.log_text()
+    );
+    // The fast resource's first file: its reload waits behind the slow ones.
+    etcd.put("/fast/v", "1");
+    assert!(
+        wait_content(&setup.out("fast.conf"), "/fast/v=1\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    let changed = Instant::now();
+    etcd.put("/fast/v", "2");
+    assert!(
+        wait_content(&setup.out("fast.conf"), "/fast/v=2\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    let took = changed.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "the file took {took:?}, waiting for the reloads queued before its own"
+    );
+    assert_eq!(count_lines(&setup.out("fast.reloads")), 0, "still queued");
+    // Both installs are reloaded in the end.
+    assert!(
+        support::eventually(Duration::from_secs(30), || count_lines(
+            &setup.out("fast.reloads")
+        ) == 2),
+        "{}",
+        daemon.log_text()
+    );
+}
