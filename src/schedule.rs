@@ -83,8 +83,10 @@ pub enum Step {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reload {
     Idle,
-    /// Runs then (the splay after the install, or the backoff after a failure).
+    /// Runs then, the splay after the install; the next pass waits for it.
     Due(Instant),
+    /// Runs again then, the backoff after a failure, unless a pass owes one sooner.
+    Retry(Instant),
     /// Running; `again`: a newer file was installed meanwhile, reload once more after.
     Running {
         again: bool,
@@ -216,7 +218,7 @@ impl Scheduler {
             slot.watcher.is_some()
                 && match slot.reload {
                     Reload::Idle => true,
-                    Reload::Due(_) => stopped,
+                    Reload::Due(_) | Reload::Retry(_) => stopped,
                     Reload::Running { .. } => false,
                 }
         })
@@ -269,7 +271,9 @@ impl Scheduler {
                 match step {
                     Step::ReloadOwed { changed } => {
                         slot.reload = match slot.reload {
-                            Reload::Idle => Reload::Due(now + slot.resource.install.splay),
+                            Reload::Idle | Reload::Retry(_) => {
+                                Reload::Due(now + slot.resource.install.splay)
+                            }
                             Reload::Running { again } => Reload::Running {
                                 again: again || changed,
                             },
@@ -327,7 +331,7 @@ impl Scheduler {
         let mut wake_at = |at: Instant| next = Some(next.map_or(at, |next: Instant| next.min(at)));
         for n in 0..self.slots.len() {
             let slot = &mut self.slots[n];
-            if let Reload::Due(at) = slot.reload {
+            if let Reload::Due(at) | Reload::Retry(at) = slot.reload {
                 if at <= now {
                     slot.reload = Reload::Running { again: false };
                     let reload = ReloadJob {
@@ -387,7 +391,7 @@ fn reloaded(slot: &mut Slot, watcher: &mut Watcher, result: Option<ReloadResult>
         Ok(_) => slot.backoff.reset(),
         Err(PassError::Stopped) => {}
         Err(_) if slot.reload == Reload::Idle => {
-            slot.reload = Reload::Due(now + slot.backoff.next_pause());
+            slot.reload = Reload::Retry(now + slot.backoff.next_pause());
         }
         Err(_) => {}
     }

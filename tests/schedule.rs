@@ -266,3 +266,33 @@ fn an_install_does_not_wait_for_its_reload_queued_behind_slow_ones(api: Api) {
         daemon.log_text()
     );
 }
+
+both_apis!(a_reload_failing_again_and_again_does_not_hold_up_the_next_change);
+fn a_reload_failing_again_and_again_does_not_hold_up_the_next_change(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/fails/v", "1");
+    let setup = Setup::new();
+    let mut resource = setup.list_resource("fails", "/fails");
+    let attempts = setup.out("fails.attempts");
+    resource["reloadcmd"] = json!(format!("echo x >> {}; exit 1", attempts.display()));
+    setup.resource("fails", resource);
+    let daemon = setup.daemon(&etcd, &[]);
+    // Four failures: the next retry is 4 s (± 20 %) away.
+    assert!(
+        support::eventually(SECS, || count_lines(&attempts) >= 4),
+        "{}",
+        daemon.log_text()
+    );
+    let changed = Instant::now();
+    etcd.put("/fails/v", "2");
+    assert!(
+        wait_content(&setup.out("fails.conf"), "/fails/v=2\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    let took = changed.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "the change waited {took:?} for the failed reload's retry"
+    );
+}
