@@ -13,43 +13,22 @@
 //! nor for other resources' reloads queued before it. A file installed while its reload
 //! runs gets one more reload after it; a failed reload is retried after the backoff.
 
-use crate::apply::{self, ReloadResult};
+mod jobs;
+mod pools;
+
+pub use pools::Pools;
+
+use crate::apply::ReloadResult;
 use crate::backoff::Backoff;
 use crate::etcd::{self, Freshness, SnapshotCache};
 use crate::follow::Report;
-use crate::pool::{Pool, RENDER_STACK};
 use crate::resource::Resource;
 use crate::stop::Stop;
-use crate::watch::{Converged, Installed, PassError, RunOptions, Watcher};
+use crate::watch::{Converged, PassError, RunOptions, Watcher};
+use jobs::{render_step, Handoff, ReloadJob};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::Instant;
-
-/// The daemon's threads that run passes, shared by every generation.
-pub struct Pools {
-    /// Reads and renders: one thread per core.
-    pub render: Pool,
-    /// Check commands and installs, never behind a reload.
-    pub install: Pool,
-    /// Reload commands (their splay is a deadline here, not a sleeping thread).
-    pub reload: Pool,
-}
-
-/// Threads of the install and reload pools: a few slow commands do not hold up the rest.
-const COMMAND_WORKERS: usize = 4;
-/// Installs and reloads run no template: a small stack does.
-const COMMAND_STACK: usize = 256 * 1024;
-
-impl Pools {
-    pub fn start() -> std::io::Result<Pools> {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Ok(Pools {
-            render: Pool::new("render", cores, RENDER_STACK)?,
-            install: Pool::new("install", COMMAND_WORKERS.min(cores.max(2)), COMMAND_STACK)?,
-            reload: Pool::new("reload", COMMAND_WORKERS, COMMAND_STACK)?,
-        })
-    }
-}
 
 /// What the scheduler hears.
 pub enum Notice {
@@ -394,91 +373,5 @@ fn reloaded(slot: &mut Slot, watcher: &mut Watcher, result: Option<ReloadResult>
             slot.reload = Reload::Retry(now + slot.backoff.next_pause());
         }
         Err(_) => {}
-    }
-}
-
-/// Read and render on the render pool; the install goes on to the install pool.
-fn render_step(mut handoff: Handoff, fresh: Freshness, pools: &Arc<Pools>) {
-    match handoff.watcher().prepare(fresh) {
-        Ok(text) => pools.install.spawn(move || install_step(handoff, &text)),
-        Err(e) => handoff.finish(Step::Done(Err(e))),
-    }
-}
-
-fn install_step(mut handoff: Handoff, text: &str) {
-    let step = match handoff.watcher().install(text) {
-        Ok(Installed::Done(converged)) => Step::Done(Ok(converged)),
-        Ok(Installed::ReloadOwed { changed }) => Step::ReloadOwed { changed },
-        Err(e) => Step::Done(Err(e)),
-    };
-    handoff.finish(step);
-}
-
-/// A resource's reload on the reload pool; its outcome goes back to the scheduler however
-/// it ends, a panic included.
-struct ReloadJob {
-    slot: usize,
-    resource: Arc<Resource>,
-    process: Stop,
-    reply: Option<Sender<Notice>>,
-}
-
-impl ReloadJob {
-    fn run(mut self) {
-        let result = apply::reload_now(&self.resource.install, &self.process);
-        self.send(Some(result));
-    }
-
-    fn send(&mut self, result: Option<ReloadResult>) {
-        if let Some(reply) = self.reply.take() {
-            let _ = reply.send(Notice::Reloaded {
-                slot: self.slot,
-                result,
-            });
-        }
-    }
-}
-
-impl Drop for ReloadJob {
-    fn drop(&mut self) {
-        self.send(None);
-    }
-}
-
-/// A resource's watcher on its way through the pools. However its pass ends — even by a
-/// panic, or a pool that could not take the job — the watcher goes back to the scheduler.
-struct Handoff {
-    slot: usize,
-    watcher: Option<Box<Watcher>>,
-    reply: Sender<Notice>,
-}
-
-impl Handoff {
-    fn watcher(&mut self) -> &mut Watcher {
-        self.watcher
-            .as_mut()
-            .expect("a handoff holds its watcher until it is finished")
-    }
-
-    fn finish(mut self, step: Step) {
-        self.send(step);
-    }
-
-    fn send(&mut self, step: Step) {
-        if let Some(watcher) = self.watcher.take() {
-            // The scheduler is gone only when the generation ended without it: nothing
-            // is left to tell.
-            let _ = self.reply.send(Notice::Stepped {
-                slot: self.slot,
-                watcher,
-                step,
-            });
-        }
-    }
-}
-
-impl Drop for Handoff {
-    fn drop(&mut self) {
-        self.send(Step::Done(Err(PassError::Panicked)));
     }
 }
