@@ -12,7 +12,8 @@ pub struct Pools {
     pub reload: Pool,
 }
 
-/// Threads of the install and reload pools: a few slow commands do not hold up the rest.
+/// Threads of the install and reload pools, whatever the cores: their work waits on fsync
+/// and commands more than on a core, and a few slow commands do not hold up the rest.
 const COMMAND_WORKERS: usize = 4;
 /// Installs and reloads run no template: a small stack does.
 const COMMAND_STACK: usize = 256 * 1024;
@@ -22,7 +23,7 @@ impl Pools {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Pools {
             render: Pool::new("render", cores, RENDER_STACK)?,
-            install: Pool::new("install", COMMAND_WORKERS.min(cores.max(2)), COMMAND_STACK)?,
+            install: Pool::new("install", COMMAND_WORKERS, COMMAND_STACK)?,
             reload: Pool::new("reload", COMMAND_WORKERS, COMMAND_STACK)?,
         })
     }
