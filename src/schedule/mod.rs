@@ -72,6 +72,34 @@ enum Reload {
     },
 }
 
+impl Reload {
+    /// After a pass owed a reload: `changed` a newer file, or still owes a failed one.
+    /// `splay_over` is when a reload owed now may run.
+    fn owed(self, changed: bool, splay_over: Instant) -> Reload {
+        match self {
+            Reload::Idle | Reload::Retry(_) => Reload::Due(splay_over),
+            Reload::Running { again } => Reload::Running {
+                again: again || changed,
+            },
+            due @ Reload::Due(_) => due,
+        }
+    }
+
+    /// After the running reload ended.
+    fn ended(self, splay_over: Instant) -> Reload {
+        match self {
+            Reload::Running { again: true } => Reload::Due(splay_over),
+            _ => Reload::Idle,
+        }
+    }
+
+    /// Whether the next pass waits: the splay is a pause between install and reload, and
+    /// a change in it is installed after the reload, as each install gets its own reload.
+    fn holds_passes(self) -> bool {
+        matches!(self, Reload::Due(_))
+    }
+}
+
 /// One resource's place in the scheduler.
 struct Slot {
     /// `None` while its pass runs.
@@ -249,15 +277,8 @@ impl Scheduler {
                 let slot = &mut self.slots[n];
                 match step {
                     Step::ReloadOwed { changed } => {
-                        slot.reload = match slot.reload {
-                            Reload::Idle | Reload::Retry(_) => {
-                                Reload::Due(now + slot.resource.install.splay)
-                            }
-                            Reload::Running { again } => Reload::Running {
-                                again: again || changed,
-                            },
-                            due @ Reload::Due(_) => due,
-                        };
+                        let splay_over = now + slot.resource.install.splay;
+                        slot.reload = slot.reload.owed(changed, splay_over);
                     }
                     Step::Done(result) => {
                         // While a reload is owed, it tells whether the pass converged.
@@ -283,12 +304,7 @@ impl Scheduler {
             }
             Notice::Reloaded { slot: n, result } => {
                 let slot = &mut self.slots[n];
-                slot.reload = match slot.reload {
-                    Reload::Running { again: true } => {
-                        Reload::Due(now + slot.resource.install.splay)
-                    }
-                    _ => Reload::Idle,
-                };
+                slot.reload = slot.reload.ended(now + slot.resource.install.splay);
                 match slot.watcher.take() {
                     Some(mut watcher) => {
                         reloaded(slot, &mut watcher, result, now);
@@ -324,9 +340,7 @@ impl Scheduler {
                     wake_at(at);
                 }
             }
-            // The splay is a pause between install and reload: a change in it is
-            // installed after the reload, as each install gets its own reload.
-            if self.ended || slot.watcher.is_none() || matches!(slot.reload, Reload::Due(_)) {
+            if self.ended || slot.watcher.is_none() || slot.reload.holds_passes() {
                 continue;
             }
             let Some(at) = slot.pass_due() else { continue };
@@ -373,5 +387,42 @@ fn reloaded(slot: &mut Slot, watcher: &mut Watcher, result: Option<ReloadResult>
             slot.reload = Reload::Retry(now + slot.backoff.next_pause());
         }
         Err(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn an_install_owes_a_reload_after_the_splay_and_holds_passes_until_then() {
+        let splay_over = Instant::now() + Duration::from_secs(1);
+        let due = Reload::Idle.owed(true, splay_over);
+        assert_eq!(due, Reload::Due(splay_over));
+        assert!(due.holds_passes());
+        // A second install in the splay is covered by the same reload.
+        assert_eq!(due.owed(true, splay_over + Duration::from_secs(1)), due);
+    }
+
+    #[test]
+    fn a_file_installed_while_its_reload_runs_gets_one_more_reload() {
+        let now = Instant::now();
+        let running = Reload::Running { again: false };
+        assert!(!running.holds_passes());
+        let again = running.owed(true, now);
+        assert_eq!(again, Reload::Running { again: true });
+        assert_eq!(again.ended(now), Reload::Due(now));
+        // Still owing a failed reload adds none while one runs.
+        assert_eq!(running.owed(false, now), running);
+        assert_eq!(running.ended(now), Reload::Idle);
+    }
+
+    #[test]
+    fn a_retry_after_a_failure_does_not_hold_passes_and_an_install_brings_it_forward() {
+        let now = Instant::now();
+        let retry = Reload::Retry(now + Duration::from_secs(30));
+        assert!(!retry.holds_passes());
+        assert_eq!(retry.owed(false, now), Reload::Due(now));
     }
 }
