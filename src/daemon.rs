@@ -1,22 +1,26 @@
-//! Running the resources: once (`--onetime`) or as a daemon with one thread per resource,
+//! Running the resources: once (`--onetime`) or as a daemon (a watch thread per key, one
+//! scheduler, pools for the passes),
 //! and the signals: TERM/INT stop, HUP re-reads conf.d and templates, USR1 toggles debug.
 //! Outcomes are typed ([`Onetime`], [`LoadError`]); the binary turns them into exit codes.
 
 use crate::apply;
 use crate::etcd::{Client, SnapshotCache};
-use crate::pool::Pool;
+use crate::follow::Watch;
 use crate::resource::{self, ConfigError, LoadOptions, Resource};
+use crate::schedule::{Notice, Pools, Scheduler};
 use crate::stop::Stop;
 use crate::watch::{Converged, PassError, RunOptions, Watcher};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// Watch threads need little stack: nothing on them is deep, except renders in `--onetime`
-/// (the daemon renders on its pool's threads).
+/// The daemon's watch and scheduler threads and `--onetime`'s workers need little stack:
+/// nothing on them is deep, except renders in `--onetime` (the daemon renders on its pool).
 const WATCH_THREAD_STACK: usize = 512 * 1024;
 
 /// How SIGHUP gets the next generation: the binary reads conf.d again and builds a fresh
@@ -185,7 +189,6 @@ fn converge_all(
                 snapshots.clone(),
                 options.clone(),
                 stop.clone(),
-                stop.clone(),
             );
             results.push(watcher.converge_once());
         }
@@ -213,10 +216,13 @@ fn converge_all(
     results
 }
 
-/// One set of watch threads sharing a client and a stop signal.
+/// One generation: a watch thread per distinct (key, recursive) and a scheduler thread,
+/// sharing a client, its snapshot cache and a stop signal. Passes run on the daemon's
+/// [`Pools`], which outlive generations.
 struct Generation {
     stop: Stop,
     client: Client,
+    notices: Sender<Notice>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -226,44 +232,86 @@ impl Generation {
         client: Client,
         options: &RunOptions,
         process: &Stop,
+        pools: &Arc<Pools>,
     ) -> Generation {
         options.status.track(resources);
         let stop = Stop::new();
         let snapshots = SnapshotCache::new(client.clone());
+        let (watches, watch_of) = distinct_watches(resources);
+        let (notices, inbox) = mpsc::channel();
+        let scheduler = Scheduler::new(
+            resources,
+            &watch_of,
+            watches.len(),
+            &snapshots,
+            options,
+            process,
+            Arc::clone(pools),
+            (notices.clone(), inbox),
+        );
         let mut threads = Vec::new();
-        for r in resources {
-            let watcher = Watcher::new(
-                Arc::clone(r),
-                snapshots.clone(),
-                options.clone(),
-                stop.clone(),
-                process.clone(),
-            );
-            let spawned = std::thread::Builder::new()
-                .name(format!("watch {}", r.id()))
-                .stack_size(WATCH_THREAD_STACK)
-                .spawn(move || watcher.run());
-            match spawned {
+        match spawn("scheduler", move || scheduler.run()) {
+            Ok(handle) => threads.push(handle),
+            Err(e) => {
+                log::error!("cannot start the scheduler thread: {e}; nothing will be rendered")
+            }
+        }
+        for watch in watches {
+            let name = format!("watch {}", watch.key);
+            let (snapshots, stop, notices) = (snapshots.clone(), stop.clone(), notices.clone());
+            let max_backoff = options.max_backoff;
+            let key = watch.key.clone();
+            let follow = move || watch.run(&snapshots, &stop, max_backoff, &notices, Notice::Watch);
+            match spawn(&name, follow) {
                 Ok(handle) => threads.push(handle),
-                Err(e) => log::error!(target: r.id(), "cannot start its watch thread: {e}"),
+                Err(e) => log::error!("cannot start the watch thread of {key}: {e}"),
             }
         }
         Generation {
             stop,
             client,
+            notices,
             threads,
         }
     }
 
-    /// Stops the watches (pending long-polls are closed) and waits for the threads; a
-    /// thread in the middle of an install finishes it first.
+    /// Stops the watches (pending long-polls are closed) and waits for the threads; a pass
+    /// in the middle of an install or a reload finishes it first.
     fn end(self) {
         self.stop.stop();
         self.client.shutdown();
+        let _ = self.notices.send(Notice::End);
         for thread in self.threads {
             let _ = thread.join();
         }
     }
+}
+
+fn spawn(name: &str, run: impl FnOnce() + Send + 'static) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .stack_size(WATCH_THREAD_STACK)
+        .spawn(run)
+}
+
+/// One [`Watch`] per distinct (key, recursive) of `resources`, and the watch each follows.
+fn distinct_watches(resources: &[Arc<Resource>]) -> (Vec<Watch>, Vec<usize>) {
+    let mut watches: Vec<Watch> = Vec::new();
+    let mut ids: HashMap<(&str, bool), usize> = HashMap::new();
+    let watch_of = resources
+        .iter()
+        .map(|r| {
+            *ids.entry((r.key.as_str(), r.recursive)).or_insert_with(|| {
+                watches.push(Watch {
+                    id: watches.len(),
+                    key: r.key.clone(),
+                    recursive: r.recursive,
+                });
+                watches.len() - 1
+            })
+        })
+        .collect();
+    (watches, watch_of)
 }
 
 /// The daemon: runs until SIGTERM/SIGINT. `loaded` by the caller; skipped files were logged.
@@ -280,14 +328,10 @@ pub fn run_daemon(
     if !options.dry_run {
         clean_stale_temp_files(&resources);
     }
-    match Pool::per_core() {
-        Ok(pool) => options.render_pool = Some(Arc::new(pool)),
-        Err(e) => {
-            log::warn!("cannot start the render threads ({e}); rendering on the watch threads")
-        }
-    }
+    let pools =
+        Arc::new(Pools::start().map_err(|e| format!("cannot start the daemon's threads: {e}"))?);
     let process = Stop::new();
-    let mut generation = Generation::start(&resources, client, &options, &process);
+    let mut generation = Generation::start(&resources, client, &options, &process, &pools);
     // `--force` admits the first render of each resource, not those after SIGHUP.
     options.force = false;
     log::info!(
@@ -310,7 +354,8 @@ pub fn run_daemon(
                         if !options.dry_run {
                             clean_stale_temp_files(&resources);
                         }
-                        generation = Generation::start(&resources, client, &options, &process);
+                        generation =
+                            Generation::start(&resources, client, &options, &process, &pools);
                         log::info!("now watching {} resource(s)", resources.len());
                     }
                     Err(e) => log::error!("SIGHUP: {e}; keeping the resources already running"),

@@ -3,14 +3,17 @@
 //! See ARCHITECTURE.md for the map of modules and the data flow.
 
 pub mod apply;
+pub mod backoff;
 pub mod cli;
 pub mod daemon;
 pub mod etcd;
+pub mod follow;
 pub mod guard;
 pub mod logging;
 pub mod pool;
 pub mod register;
 pub mod resource;
+pub mod schedule;
 pub mod srv;
 pub mod state;
 pub mod status;

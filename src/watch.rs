@@ -1,16 +1,14 @@
-//! The per-resource loop: snapshot → render → apply, then wait for the next change.
+//! One resource's pass: snapshot → render → install → reload, and what it keeps between
+//! passes (problems logged, a reload still owed, missing altkeys).
 //!
-//! Every pass renders from one fresh snapshot and then watches from the index after that
-//! snapshot's, so a change made at any moment after the read (during render, check, splay or
-//! reload, or while etcd was unreachable) comes back at once: nothing is lost, and a burst
-//! of events costs one pass. Problems are logged once when they start or change and once
-//! when they clear, not on every retry.
+//! Every pass renders from one consistent snapshot that holds at least the change it reacts
+//! to; the key's watch (`follow`) reports every later change, so nothing is lost. Problems
+//! are logged once when they start or change and once when they clear, not on every retry.
 
 use crate::apply::{self, ApplyError, ApplyErrorKind, Outcome, ReloadResult};
-use crate::etcd::{self, Change, Freshness, SnapshotCache, WaitOutcome};
+use crate::etcd::{self, Freshness, SnapshotCache};
 use crate::guard::{Gate, Refusal};
-use crate::pool::Pool;
-use crate::resource::{Resource, Wait};
+use crate::resource::Resource;
 use crate::state::{Memory, StateDir};
 use crate::status::StatusBoard;
 use crate::stop::Stop;
@@ -28,9 +26,6 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Longest pause between retries after an error.
     pub max_backoff: Duration,
-    /// Where the daemon renders (one thread per core, shared by every resource); `None`:
-    /// on the resource's own thread, as `--onetime` does on its few workers.
-    pub render_pool: Option<Arc<Pool>>,
     /// How an etcd error is worded in the log: the binary adds the flags that fix it
     /// (`cli::hints`); this layer knows no flag names.
     pub describe_etcd: fn(&etcd::Error) -> String,
@@ -47,7 +42,6 @@ impl Default for RunOptions {
         RunOptions {
             dry_run: false,
             max_backoff: Duration::from_secs(30),
-            render_pool: None,
             describe_etcd: |error| error.to_string(),
             status: StatusBoard::default(),
             state: None,
@@ -77,6 +71,8 @@ pub enum PassError {
     Apply(ApplyError),
     Reload(String),
     Stopped,
+    /// A bug in reconfig (a panic) ended the pass.
+    Panicked,
 }
 
 impl PassError {
@@ -96,6 +92,7 @@ impl PassError {
                 other => Problem::Install(std::mem::discriminant(other), None),
             },
             PassError::Reload(_) => Problem::Reload,
+            PassError::Panicked => Problem::Panicked,
             PassError::Stopped => return None,
         })
     }
@@ -119,6 +116,7 @@ enum Problem {
     Install(Discriminant<ApplyErrorKind>, Option<apply::Step>),
     Check,
     Reload,
+    Panicked,
 }
 
 impl std::fmt::Display for PassError {
@@ -134,25 +132,33 @@ impl std::fmt::Display for PassError {
             PassError::Apply(e) => e.fmt(f),
             PassError::Reload(e) => write!(f, "installed, but reload failed: {e}"),
             PassError::Stopped => f.write_str("stopped"),
+            PassError::Panicked => f.write_str(
+                "a bug in reconfig stopped this pass (see the panic above); please report it",
+            ),
         }
     }
 }
 
-/// One resource bound to a client: the state its loop keeps between passes.
+/// One resource bound to a client: what it keeps between passes. A pass is
+/// [`Watcher::prepare`] (snapshot → altdata → render), then [`Watcher::install`] and, when
+/// a reload is owed, `apply::reload` told to [`Watcher::reloaded`]; [`Watcher::finish`]
+/// logs how it ended. `--onetime` runs them in a row ([`Watcher::converge_once`]); the
+/// daemon runs each step on its own pool, the reload after the splay (`schedule`).
 pub struct Watcher {
     resource: Arc<Resource>,
     /// Reads shared with the other resources of the generation that watch the same key.
     snapshots: SnapshotCache,
-    /// How fresh the next pass's snapshot must be; `None`: read after the pass starts.
-    next_fresh: Option<Freshness>,
     options: RunOptions,
-    /// Ends this watcher's loop (SIGHUP's new generation, or SIGTERM).
-    generation: Stop,
-    /// Kills running commands and splays: SIGTERM only, so SIGHUP never cuts a reload short.
+    /// Kills running commands: SIGTERM only, so SIGHUP never cuts a reload short.
     process: Stop,
-    /// Whether a reload is owed, and the leaf count the installed file came from: on disk.
+    /// Whether a reload is owed, and the leaf count the installed files came from: on disk.
     memory: Memory,
     gate: Gate,
+    /// The leaves the text being installed was rendered from, recorded once it is.
+    rendered_leaves: u64,
+    /// The pass failed before installing and the reload running is one owed for files
+    /// installed earlier: its success does not mean the pass recovered.
+    reload_despite_failure: bool,
     /// The problem last logged, until a pass succeeds.
     problem: Option<Problem>,
     /// Whether a failed pass is retried (the daemon) or not (`--onetime`), for the log.
@@ -162,9 +168,16 @@ pub struct Watcher {
     last_index: u64,
     /// Length of the last rendered text: the next output is allocated this big at once.
     rendered_len: usize,
-    /// The changes the last wait reported after the index it watched from, for the next
-    /// pass to apply to the kept snapshot instead of reading the tree again.
-    changes: Option<(u64, Vec<Change>)>,
+}
+
+/// How [`Watcher::install`] ended when it did not fail.
+#[derive(Debug)]
+pub enum Installed {
+    /// Nothing more to do in this pass.
+    Done(Converged),
+    /// A reload is owed, after the splay: the file changed (`changed`), or it is unchanged
+    /// and the last reload failed.
+    ReloadOwed { changed: bool },
 }
 
 impl Watcher {
@@ -172,192 +185,78 @@ impl Watcher {
         resource: Arc<Resource>,
         snapshots: SnapshotCache,
         options: RunOptions,
-        generation: Stop,
         process: Stop,
     ) -> Watcher {
-        // The first pass may share any read made since the generation began.
-        let first = Freshness::read_after(snapshots.created());
         let memory = Memory::load(options.state.as_ref(), resource.target(), resource.id());
         let gate = Gate::new(options.force);
         Watcher {
             resource,
             snapshots,
-            next_fresh: Some(first),
             options,
-            generation,
             process,
             memory,
             gate,
+            rendered_leaves: 0,
+            reload_despite_failure: false,
             problem: None,
             retries: true,
             missing_altkeys: BTreeSet::new(),
             last_index: 0,
             rendered_len: 0,
-            changes: None,
         }
+    }
+
+    pub fn resource(&self) -> &Arc<Resource> {
+        &self.resource
     }
 
     /// One pass for `--onetime`; the error is already logged.
     pub fn converge_once(&mut self) -> Result<Converged, PassError> {
         self.retries = false;
-        let (_, result) = self.pass();
-        if let Err(e) = &result {
-            self.report(e);
+        let fresh = Freshness::read_after(self.snapshots.created());
+        let result = self.prepare(fresh).and_then(|texts| self.apply(&texts));
+        self.finish(&result);
+        if let Err(error) = &result {
+            if self.owes_reload_despite(error) {
+                let result = apply::reload(&self.resource.install, &self.process);
+                let result = self.reloaded(result);
+                self.finish(&result);
+            }
         }
         result
     }
 
-    /// The daemon loop; returns when the generation is stopped.
-    pub fn run(mut self) {
-        let mut backoff = Backoff::new(self.options.max_backoff);
-        while !self.generation.is_stopped() {
-            let attempted = Instant::now();
-            let (index, result) = self.pass();
-            let failed = match &result {
-                Ok(_) => {
-                    self.clear_problem();
-                    backoff.reset();
-                    false
-                }
-                Err(PassError::Stopped) => break,
-                Err(PassError::Etcd(etcd::Error::Shutdown)) => break,
-                // Only a change of the data can end these: no retry until one comes.
-                Err(e @ (PassError::Missing | PassError::Refused(_))) => {
-                    self.report(e);
-                    backoff.reset();
-                    false
-                }
-                Err(e) => {
-                    self.report(e);
-                    true
-                }
-            };
-            let Some(index) = index else {
-                // etcd did not answer: nothing to watch from yet.
-                let outage = matches!(&result, Err(PassError::Etcd(e)) if e.is_outage());
-                if self.pause(outage, attempted, &mut backoff) {
-                    break;
-                }
-                continue;
-            };
-            // After a failure, retry after the backoff, or at once when the data changes.
-            let within = failed.then(|| backoff.next());
-            let attempted = Instant::now();
-            match self.snapshots.client().wait_within(
-                &self.resource.key,
-                self.resource.recursive,
-                index,
-                within,
-            ) {
-                Ok(WaitOutcome::Changed(change)) => {
-                    log::debug!(target: self.resource.id(), "change at index {}: {} {}", change.index, change.op.verb(), change.key);
-                    let mut changes = vec![change];
-                    if let Some(wait) = self.resource.wait {
-                        self.quiesce(wait, &mut changes);
-                    }
-                    let last = changes.last().map_or(index, |change| change.index);
-                    // Any snapshot holding that change will do, even one another
-                    // resource on the same key has just read.
-                    self.next_fresh = Some(Freshness::including(last, Instant::now()));
-                    self.changes = Some((index, changes));
-                }
-                Ok(WaitOutcome::Resync) => {}
-                Err(etcd::Error::Shutdown) => break,
-                Err(e) => {
-                    let outage = e.is_outage();
-                    self.report(&PassError::Etcd(e));
-                    if self.pause(outage, attempted, &mut backoff) {
-                        break;
-                    }
-                }
-            }
+    /// Whether a pass that failed with `error` before installing (etcd, a missing key, a
+    /// render, a guard, a check) must still run a reload owed for the files installed
+    /// earlier: the service must not keep running an older config than the one on disk.
+    /// When it must, the reload's success does not end the pass's problem.
+    pub fn owes_reload_despite(&mut self, error: &PassError) -> bool {
+        let after_install = matches!(
+            error,
+            PassError::Reload(_)
+                | PassError::Stopped
+                | PassError::Panicked
+                | PassError::Etcd(etcd::Error::Shutdown)
+        );
+        if after_install || !self.memory.reload_pending() || self.options.dry_run {
+            return false;
         }
-        log::debug!(target: self.resource.id(), "watch ended");
+        log::info!(target: self.resource.id(), "reloading for {}, installed earlier and not reloaded since", self.resource.target().display());
+        self.reload_despite_failure = true;
+        true
     }
 
-    /// Waits before retrying a pass that failed on etcd. After an outage (no endpoint
-    /// answered the request made at `attempted`): until etcd answers again, which every
-    /// watcher of the client learns at once, whatever the outage's length. Otherwise: the
-    /// backoff. Returns true when the generation was stopped.
-    fn pause(&self, outage: bool, attempted: Instant, backoff: &mut Backoff) -> bool {
-        if outage {
-            let generation = &self.generation;
-            return !self
-                .snapshots
-                .client()
-                .await_recovery(attempted, || generation.is_stopped());
-        }
-        self.generation.sleep(backoff.next())
-    }
-
-    /// Waits until no change has come for `wait.min`, but no longer than `wait.max` after
-    /// the first change, so a burst of updates costs one render. Adds the changes seen to
-    /// `changes` (which holds the first).
-    fn quiesce(&self, wait: Wait, changes: &mut Vec<Change>) {
-        let started = Instant::now();
-        while let Some(last) = changes.last().map(|change| change.index) {
-            let left = wait.max.saturating_sub(started.elapsed());
-            if left.is_zero() || self.generation.is_stopped() {
-                return;
-            }
-            let within = wait.min.min(left);
-            match self.snapshots.client().wait_within(
-                &self.resource.key,
-                self.resource.recursive,
-                last,
-                Some(within),
-            ) {
-                Ok(WaitOutcome::Changed(change)) => changes.push(change),
-                _ => return,
-            }
-        }
-    }
-
-    /// [`Watcher::converge`], then a reload still owed when it failed before installing.
-    fn pass(&mut self) -> (Option<u64>, Result<Converged, PassError>) {
-        self.memory.refresh();
-        let (index, result) = self.converge();
-        if let Err(error) = &result {
-            self.reload_owed_despite(error);
-        }
-        (index, result)
-    }
-
-    /// A pass that failed before installing (etcd, a missing key, a render, a guard, a
-    /// check) still runs a reload owed for the file already installed: the service must not
-    /// keep running an older config than the one on disk.
-    fn reload_owed_despite(&mut self, error: &PassError) {
-        let reloaded = matches!(error, PassError::Reload(_) | PassError::Stopped);
-        if reloaded || !self.memory.reload_pending() || self.options.dry_run {
-            return;
-        }
-        let (install, id) = (&self.resource.install, self.resource.id());
-        log::info!(target: id, "reloading for {}, installed earlier and not reloaded since", install.target.display());
-        let result = apply::reload(install, &self.process);
-        if let Err(e @ PassError::Reload(_)) = self.finish_reload(result) {
-            log::error!(target: self.resource.id(), "{e}");
-        }
-    }
-
-    /// snapshot → altdata → guards → render → apply. Returns the snapshot's index when etcd
-    /// answered.
-    fn converge(&mut self) -> (Option<u64>, Result<Converged, PassError>) {
+    /// snapshot → guards → altdata → render: the texts to install, one per file.
+    /// `fresh`: how fresh the snapshot must be (any read holding the change the pass reacts
+    /// to will do).
+    pub fn prepare(&mut self, fresh: Freshness) -> Result<Vec<String>, PassError> {
         let resource = Arc::clone(&self.resource);
+        self.memory.refresh();
         let started = Instant::now();
-        let fresh = self
-            .next_fresh
-            .take()
-            .unwrap_or_else(|| Freshness::read_after(started));
-        let snapshot = match self.advance_kept(&resource) {
-            Some(snapshot) => Ok(snapshot),
-            None => self
-                .snapshots
-                .snapshot(&resource.key, resource.recursive, fresh),
-        };
-        let snapshot = match snapshot {
-            Ok(snapshot) => snapshot,
-            Err(e) => return (None, Err(PassError::Etcd(e))),
-        };
+        let snapshot = self
+            .snapshots
+            .snapshot(&resource.key, resource.recursive, fresh)
+            .map_err(PassError::Etcd)?;
         let index = snapshot.index;
         if index < self.last_index {
             log::warn!(target: resource.id(),
@@ -365,67 +264,34 @@ impl Watcher {
                 self.last_index);
         }
         self.last_index = index;
-        let Some(data) = snapshot.data else {
-            return (Some(index), Err(PassError::Missing));
-        };
+        let data = snapshot.data.ok_or(PassError::Missing)?;
         let installed_from = self.memory.rendered_leaves();
-        let data = match self
+        let data = self
             .gate
             .admit(&resource.guards, &data, installed_from, resource.id())
-        {
-            Ok(admitted) => admitted.leaves,
-            Err(refusal) => return (Some(index), Err(PassError::Refused(refusal))),
-        };
-        let altdata = match self.altdata(started) {
-            Ok(altdata) => altdata,
-            Err(e) => return (Some(index), Err(PassError::Etcd(e))),
-        };
-        let leaves = data.len() as u64;
-        let texts = match self.render(data, altdata) {
-            Ok(texts) => texts,
-            Err(e) => return (Some(index), Err(PassError::Render(e))),
-        };
+            .map_err(PassError::Refused)?
+            .leaves;
+        let altdata = self.altdata(started).map_err(PassError::Etcd)?;
+        let texts = self.render(&data, &altdata).map_err(PassError::Render)?;
+        self.rendered_leaves = data.len() as u64;
         self.rendered_len = texts.iter().map(String::len).sum();
         log::debug!(target: resource.id(), "rendered {} bytes from index {index}", self.rendered_len);
-        let result = self.apply(&texts, leaves);
-        self.options.status.rendered(&resource, index, &result);
-        (Some(index), result)
+        Ok(texts)
     }
 
-    /// The kept snapshot with the changes the last wait reported applied, when the cache
-    /// can do that (see `SnapshotCache::advance`).
-    fn advance_kept(&mut self, resource: &Resource) -> Option<etcd::SharedSnapshot> {
-        let (after, changes) = self.changes.take()?;
-        let snapshot =
-            self.snapshots
-                .advance(&resource.key, resource.recursive, after, &changes)?;
-        log::debug!(target: resource.id(), "applied {} change(s) to the kept snapshot, now at index {}", changes.len(), snapshot.index);
-        Some(snapshot)
-    }
-
-    /// Renders on the pool when there is one, else on this thread.
     fn render(
         &self,
-        data: Arc<BTreeMap<String, String>>,
-        altdata: BTreeMap<String, Arc<BTreeMap<String, String>>>,
+        data: &Arc<BTreeMap<String, String>>,
+        altdata: &BTreeMap<String, Arc<BTreeMap<String, String>>>,
     ) -> Result<Vec<String>, String> {
-        let resource = Arc::clone(&self.resource);
         // Room for a little growth, so the usual small change needs no reallocation.
         let capacity = self.rendered_len + self.rendered_len / 8;
-        let job = move || {
-            let context = Context {
-                data: &data,
-                altdata: &altdata,
-                watched: &resource.key,
-            };
-            resource.render_all(&context, capacity)
+        let context = Context {
+            data,
+            altdata,
+            watched: &self.resource.key,
         };
-        match &self.options.render_pool {
-            Some(pool) => pool.run(job).unwrap_or_else(|| {
-                Err("the render panicked: a bug in reconfig, please report it".to_string())
-            }),
-            None => job(),
-        }
+        self.resource.render_all(&context, capacity)
     }
 
     /// Alias → every leaf under the altkey, read after the pass began. Altkeys are read,
@@ -459,61 +325,105 @@ impl Watcher {
         Ok(altdata)
     }
 
-    /// Installs `texts`, rendered from `leaves` leaves, and reloads; a reload owed from an
-    /// earlier pass (or an earlier process, see `state`) runs even if the files are unchanged.
-    fn apply(&mut self, texts: &[String], leaves: u64) -> Result<Converged, PassError> {
-        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let (install, id) = (&self.resource.install, self.resource.id());
-        let memory = &mut self.memory;
-        let outcome =
-            apply::apply_group(install, &texts, self.options.dry_run, &self.process, || {
-                memory.set_installed(leaves, install.reloadcmd.is_some(), id);
-            })
-            .map_err(PassError::Apply)?;
-        if matches!(outcome, Outcome::Unchanged) {
-            self.memory.set_rendered_leaves(leaves, id);
-        }
-        match outcome {
-            Outcome::Unchanged if self.memory.reload_pending() && !self.options.dry_run => {
-                log::info!(target: id, "{} is up to date but was not reloaded since it was installed: reloading", install.target.display());
-                self.finish_reload(apply::reload(&self.resource.install, &self.process))?;
-                Ok(Converged::Unchanged)
-            }
-            Outcome::Unchanged => Ok(Converged::Unchanged),
-            Outcome::Installed { reload, .. } => {
-                self.options.status.installed(&self.resource);
-                self.finish_reload(reload)?;
-                Ok(Converged::Installed)
-            }
-            Outcome::WouldChange { diff } => {
-                print_diff(&self.resource, &diff);
-                Ok(Converged::WouldChange)
+    /// Installs and reloads in one go (the splay slept here): `--onetime`.
+    fn apply(&mut self, texts: &[String]) -> Result<Converged, PassError> {
+        match self.install(texts)? {
+            Installed::Done(converged) => Ok(converged),
+            Installed::ReloadOwed { .. } => {
+                let result = apply::reload(&self.resource.install, &self.process);
+                self.reloaded(result)
             }
         }
     }
 
-    fn finish_reload(&mut self, result: ReloadResult) -> Result<(), PassError> {
+    /// stage → check → rename, without the reload (see [`Installed`]). A reload owed from
+    /// an earlier pass (or an earlier process, see `state`) is owed even if the files are
+    /// unchanged; once files are installed, the reload they need is recorded before it runs.
+    pub fn install(&mut self, texts: &[String]) -> Result<Installed, PassError> {
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let outcome = apply::install_group(
+            &self.resource.install,
+            &texts,
+            self.options.dry_run,
+            &self.process,
+        )
+        .map_err(PassError::Apply)?;
+        let (id, leaves) = (self.resource.id(), self.rendered_leaves);
+        let reloads = self.resource.install.reloadcmd.is_some();
+        Ok(match outcome {
+            Outcome::Unchanged if self.memory.reload_pending() && !self.options.dry_run => {
+                self.memory.set_rendered_leaves(leaves, id);
+                log::info!(target: id, "{} is up to date but was not reloaded since it was installed: reloading", self.resource.target().display());
+                Installed::ReloadOwed { changed: false }
+            }
+            Outcome::Unchanged => {
+                self.memory.set_rendered_leaves(leaves, id);
+                Installed::Done(Converged::Unchanged)
+            }
+            Outcome::Installed { .. } => {
+                self.memory.set_installed(leaves, reloads, id);
+                self.options.status.installed(&self.resource);
+                if reloads {
+                    Installed::ReloadOwed { changed: true }
+                } else {
+                    Installed::Done(Converged::Installed)
+                }
+            }
+            Outcome::WouldChange { diff } => {
+                print_diff(&self.resource, &diff);
+                Installed::Done(Converged::WouldChange)
+            }
+        })
+    }
+
+    /// What the owed reload gave; a failed one stays owed.
+    pub fn reloaded(&mut self, result: ReloadResult) -> Result<Converged, PassError> {
         self.options.status.reloaded(&self.resource, &result);
+        let id = self.resource.id();
         match result {
             ReloadResult::NotConfigured | ReloadResult::Reloaded => {
-                self.memory.set_reload_pending(false, self.resource.id());
-                Ok(())
+                self.memory.set_reload_pending(false, id);
+                Ok(Converged::Installed)
             }
             ReloadResult::Failed(e) => {
-                self.memory.set_reload_pending(true, self.resource.id());
+                self.memory.set_reload_pending(true, id);
                 Err(PassError::Reload(e.to_string()))
             }
             ReloadResult::Stopped => {
-                self.memory.set_reload_pending(true, self.resource.id());
+                self.memory.set_reload_pending(true, id);
                 Err(PassError::Stopped)
             }
+        }
+    }
+
+    /// Ends a pass: a success clears the problem logged, a failure is logged when it is a
+    /// new problem.
+    pub fn finish(&mut self, result: &Result<Converged, PassError>) {
+        if std::mem::take(&mut self.reload_despite_failure) {
+            // The reload owed despite a failed pass: only its own failure is news.
+            if let Err(e @ PassError::Reload(_)) = result {
+                log::error!(target: self.resource.id(), "{e}");
+            }
+            return;
+        }
+        if matches!(
+            result,
+            Ok(_) | Err(PassError::Apply(_) | PassError::Reload(_))
+        ) {
+            self.options
+                .status
+                .rendered(&self.resource, self.last_index, result);
+        }
+        match result {
+            Ok(_) => self.clear_problem(),
+            Err(e) => self.report(e),
         }
     }
 
     /// Logs a problem when it is new or another kind of problem; repeats stay quiet, however
     /// their text varies (see [`Problem`]). An outage is one problem however its symptoms
     /// change (connection closed, then refused, then timed out).
-    fn report(&mut self, error: &PassError) {
+    pub fn report(&mut self, error: &PassError) {
         self.options.status.failed(&self.resource, error);
         let Some(problem) = error.problem() else {
             return;
@@ -562,54 +472,4 @@ fn print_diff(resource: &Resource, diff: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
-}
-
-/// Capped exponential backoff with ±20 % jitter, so many resources retrying against a
-/// recovering etcd do not hit it in lockstep.
-struct Backoff {
-    next: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(500);
-
-    fn new(max: Duration) -> Backoff {
-        Backoff {
-            next: Backoff::FIRST.min(max),
-            max,
-        }
-    }
-
-    fn reset(&mut self) {
-        self.next = Backoff::FIRST.min(self.max);
-    }
-
-    fn next(&mut self) -> Duration {
-        let base = self.next;
-        self.next = (self.next * 2).min(self.max);
-        // A factor in [0.8, 1.2).
-        base.mul_f64(0.8 + fastrand::f64() * 0.4)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_its_cap_with_bounded_jitter() {
-        let mut backoff = Backoff::new(Duration::from_secs(4));
-        let waits: Vec<Duration> = (0..6).map(|_| backoff.next()).collect();
-        let bases = [0.5, 1.0, 2.0, 4.0, 4.0, 4.0];
-        for (wait, base) in waits.iter().zip(bases) {
-            let secs = wait.as_secs_f64();
-            assert!(
-                secs >= base * 0.8 - 1e-9 && secs < base * 1.2,
-                "{secs} vs {base}"
-            );
-        }
-        backoff.reset();
-        assert!(backoff.next() < Duration::from_millis(600));
-    }
 }

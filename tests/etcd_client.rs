@@ -3,9 +3,9 @@
 mod support;
 
 use reconfig::etcd::v2::{Client, SetOptions};
-use reconfig::etcd::{ClientOptions, Error, ErrorKind, Op, WaitOutcome};
+use reconfig::etcd::{ClientOptions, Error, ErrorKind, Op, Received, WaitOutcome};
 use std::time::{Duration, Instant};
-use support::{free_port, Etcd};
+use support::{both_apis, free_port, Api, Etcd};
 
 #[test]
 fn keys_with_spaces_unicode_and_reserved_characters_round_trip() {
@@ -144,7 +144,7 @@ fn snapshot_gives_leaves_and_an_index_to_watch_from() {
             assert_eq!(change.key, "/app/c");
             assert_eq!(change.op, Op::Put("3".to_string()));
         }
-        WaitOutcome::Resync => panic!("expected a change"),
+        other => panic!("expected a change, got {other:?}"),
     }
 }
 
@@ -320,4 +320,77 @@ fn an_event_with_newer_writes_behind_it_is_not_the_newest() {
         panic!("expected a change");
     };
     assert!(last.was_newest(), "nothing after it: {last:?}");
+}
+
+both_apis!(a_subscription_receives_every_change_in_order_until_shut_down);
+fn a_subscription_receives_every_change_in_order_until_shut_down(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/sub/a", "0");
+    let client = etcd.kv();
+    let read = client.snapshot("/sub", true).expect("snapshot");
+    let mut changes = client.subscribe("/sub", true, read.index);
+    // Written before the first receive: the subscription starts from the read's index,
+    // not from when it is first asked.
+    etcd.put("/sub/a", "1");
+    etcd.put("/sub/b", "2");
+    etcd.delete("/sub/a", false);
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        match changes.recv_timeout(Duration::from_secs(5)) {
+            Received::Change(change) => seen.push((change.key, change.op)),
+            other => panic!("expected a change, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            ("/sub/a".to_string(), Op::Put("1".to_string())),
+            ("/sub/b".to_string(), Op::Put("2".to_string())),
+            ("/sub/a".to_string(), Op::Delete),
+        ]
+    );
+    let asked = Instant::now();
+    assert!(matches!(
+        changes.recv_timeout(Duration::from_millis(300)),
+        Received::Quiet
+    ));
+    let waited = asked.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    let stopper = client.clone();
+    let shutdown = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        stopper.shutdown();
+    });
+    assert!(matches!(changes.recv(), Received::Stopped));
+    shutdown.join().expect("shutdown thread");
+}
+
+/// v2's history holds 1000 events: a subscription whose index fell out of it (the daemon's
+/// watch was down meanwhile) says "read again", and the read has the change.
+#[test]
+fn a_subscription_more_than_1000_events_behind_reads_again() {
+    let etcd = Etcd::start();
+    etcd.put("/hist/a", "1");
+    let client = etcd.kv();
+    let read = client.snapshot("/hist", true).expect("snapshot");
+    let mut changes = client.subscribe("/hist", true, read.index);
+    etcd.put("/hist/b", "2");
+    let v2 = etcd.client();
+    for i in 0..1100 {
+        v2.set("/other/n", Some(&i.to_string()), &SetOptions::default())
+            .expect("set");
+    }
+    match changes.recv_timeout(Duration::from_secs(5)) {
+        Received::ReadAgain => {}
+        other => panic!("expected read again, got {other:?}"),
+    }
+    let again = client.snapshot("/hist", true).expect("snapshot");
+    assert_eq!(
+        again.data.expect("data")["/hist/b"],
+        "2",
+        "the change is in the new read"
+    );
 }

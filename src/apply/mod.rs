@@ -103,14 +103,16 @@ impl InstallSpec {
     }
 }
 
+/// What applying texts did; `Reload` is what the reload gave ([`apply_group`]), or `()` when
+/// it is still to run ([`install_group`]).
 #[derive(Debug)]
-pub enum Outcome {
+pub enum Outcome<Reload = ReloadResult> {
     /// Every rendered text equals the bytes on disk: nothing written, no command run.
     Unchanged,
     /// The files that changed are installed (even if the reload failed).
     Installed {
         files: Vec<InstalledFile>,
-        reload: ReloadResult,
+        reload: Reload,
     },
     /// Dry run: the unified diff of each file that would change; nothing written beside the
     /// targets, no reload run (a `{{src}}` check ran on private copies and passed).
@@ -156,6 +158,28 @@ pub fn apply_group(
     stop: &Stop,
     before_reload: impl FnOnce(),
 ) -> Result<Outcome, ApplyError> {
+    Ok(match install_group(spec, contents, dry_run, stop)? {
+        Outcome::Unchanged => Outcome::Unchanged,
+        Outcome::Installed { files, .. } => {
+            before_reload();
+            Outcome::Installed {
+                files,
+                reload: reload(spec, stop),
+            }
+        }
+        Outcome::WouldChange { diff } => Outcome::WouldChange { diff },
+    })
+}
+
+/// [`apply_group`] up to the reload, which the caller runs ([`reload_now`]) when it sees
+/// fit: the daemon waits out the splay as a deadline and reloads on its own threads, so that
+/// installing the next resource's files never waits behind this one's reload.
+pub fn install_group(
+    spec: &InstallSpec,
+    contents: &[&str],
+    dry_run: bool,
+    stop: &Stop,
+) -> Result<Outcome<()>, ApplyError> {
     let files = spec.files();
     debug_assert_eq!(files.len(), contents.len(), "one text per file");
     let members = files
@@ -187,11 +211,9 @@ pub fn apply_group(
             new,
         });
     }
-    before_reload();
-    let reload = reload(spec, stop);
     Ok(Outcome::Installed {
         files: installed,
-        reload,
+        reload: (),
     })
 }
 
@@ -224,12 +246,20 @@ fn dry_run_diff(spec: &InstallSpec, members: &[Member]) -> String {
 
 /// Waits `spec.splay` then runs `reloadcmd`. Public so a failed reload can be retried.
 pub fn reload(spec: &InstallSpec, stop: &Stop) -> ReloadResult {
-    let Some(reloadcmd) = &spec.reloadcmd else {
+    if spec.reloadcmd.is_none() {
         return ReloadResult::NotConfigured;
-    };
+    }
     if stop.sleep(spec.splay) {
         return ReloadResult::Stopped;
     }
+    reload_now(spec, stop)
+}
+
+/// Runs `reloadcmd` at once, without the splay.
+pub fn reload_now(spec: &InstallSpec, stop: &Stop) -> ReloadResult {
+    let Some(reloadcmd) = &spec.reloadcmd else {
+        return ReloadResult::NotConfigured;
+    };
     let files = spec.files();
     let paths: Vec<FilePaths> = files
         .iter()

@@ -3,6 +3,7 @@
 use super::error::Error;
 use super::migrate::Migrator;
 use super::options::ClientOptions;
+use super::subscription::Subscription;
 use super::types::{Event, Found, Member, Snapshot, Version, WaitOutcome};
 use super::v2;
 use super::v3;
@@ -119,8 +120,7 @@ impl Client {
     }
 
     /// Waits for a change under `key` after `after_index`, bounded by `within` (`None`:
-    /// the client's watch timeout); a quiet period, or an index gone from etcd's history,
-    /// gives [`WaitOutcome::Resync`].
+    /// the client's watch timeout). The daemon receives changes through [`Client::subscribe`].
     pub fn wait_within(
         &self,
         key: &str,
@@ -132,6 +132,12 @@ impl Client {
             Speaking::V2(c) => c.wait_within(key, recursive, after_index, within),
             Speaking::V3(c) => c.wait_within(key, recursive, after_index, within),
         }
+    }
+
+    /// Every change under `key` (`recursive`: and below it) after `after_index`, in order,
+    /// until the subscription is dropped: see [`Subscription`].
+    pub fn subscribe(&self, key: &str, recursive: bool, after_index: u64) -> Subscription {
+        Subscription::new(self.clone(), key, recursive, after_index)
     }
 
     /// The next event under `key` after `after_index`, with what etcd-util prints of it;

@@ -62,7 +62,10 @@ impl Change {
 pub enum WaitOutcome {
     /// Something changed: the change etcd reported.
     Changed(Change),
-    /// No event in time, or the index fell out of etcd's history: read again.
+    /// The wait's bound passed with no event, or the endpoints were rediscovered (the index
+    /// may be another cluster's): the caller knows which from its deadline.
+    Expired,
+    /// The index fell out of etcd's history, or etcd went back below it: read again.
     Resync,
 }
 

@@ -67,7 +67,7 @@ pub enum State {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LastError {
     /// etcd, missing, refused (a guard: min_keys, max_shrink, values), render, install,
-    /// check or reload.
+    /// check, reload or internal (a bug in reconfig ended the pass).
     pub kind: String,
     pub text: String,
     /// When this kind of problem started (it may have been retried since).

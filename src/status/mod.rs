@@ -282,6 +282,7 @@ fn kind_of(error: &PassError) -> Option<&'static str> {
         PassError::Apply(e) if matches!(*e.kind, ApplyErrorKind::CheckFailed { .. }) => "check",
         PassError::Apply(_) => "install",
         PassError::Reload(_) => "reload",
+        PassError::Panicked => "internal",
         PassError::Stopped => return None,
     })
 }

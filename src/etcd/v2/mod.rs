@@ -225,7 +225,7 @@ impl Client {
     }
 
     /// Waits for a change under `key` after `after_index`, bounded by `within` (`None`: the
-    /// client's watch timeout); a quiet period gives [`WaitOutcome::Resync`].
+    /// client's watch timeout); a quiet period gives [`WaitOutcome::Expired`].
     pub fn wait_within(
         &self,
         key: &str,
@@ -235,7 +235,7 @@ impl Client {
     ) -> Result<WaitOutcome, Error> {
         match self.watch_within(key, recursive, Some(after_index + 1), within) {
             Ok(Some(event)) => Ok(WaitOutcome::Changed(event::change(&event))),
-            Ok(None) => Ok(WaitOutcome::Resync),
+            Ok(None) => Ok(WaitOutcome::Expired),
             Err(Error::Etcd(e)) if e.kind == ErrorKind::HistoryGone => {
                 log::debug!(
                     "{key}: index {} is out of etcd's event history (error {}); reading again",

@@ -123,7 +123,8 @@ impl Client {
                     Ok(WaitOutcome::Resync)
                 }
             },
-            WatchEnd::Expired | WatchEnd::HistoryGone => Ok(WaitOutcome::Resync),
+            WatchEnd::Expired => Ok(WaitOutcome::Expired),
+            WatchEnd::HistoryGone => Ok(WaitOutcome::Resync),
         }
     }
 

@@ -1,0 +1,298 @@
+//! The daemon's shape: one watch per key shared by its resources, passes on pools, commands
+//! that do not hold up other resources' files, changes during a pass applied after it.
+
+mod support;
+
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use support::daemon::{count_lines, wait_content, Setup};
+use support::{both_apis, Api, Etcd};
+
+const SECS: Duration = Duration::from_secs(10);
+
+/// Threads of process `pid`.
+fn threads(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |tasks| tasks.count())
+}
+
+/// TCP connections of process `pid` to `port` on the loopback (established or not).
+fn connections_to(pid: i32, port: u16) -> usize {
+    let sockets: BTreeSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                .filter_map(|link| {
+                    let link = link.to_string_lossy().into_owned();
+                    let inode = link.strip_prefix("socket:[")?.strip_suffix(']')?;
+                    Some(inode.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let remote = format!(":{port:04X}");
+    ["tcp", "tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .map(|line| {
+                    line.split_whitespace()
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+        })
+        .filter(|fields| fields.len() > 9)
+        .filter(|fields| fields[2].ends_with(&remote) && sockets.contains(&fields[9]))
+        .count()
+}
+
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|port| port.trim_end_matches('/').parse().ok())
+        .expect("the fixture's URL ends in a port")
+}
+
+both_apis!(a_hundred_resources_on_one_key_share_one_watch_and_a_few_threads);
+fn a_hundred_resources_on_one_key_share_one_watch_and_a_few_threads(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/many/a", "1");
+    let setup = Setup::new();
+    let names: Vec<String> = (0..100).map(|n| format!("r{n:03}")).collect();
+    for name in &names {
+        setup.resource(name, setup.list_resource(name, "/many"));
+    }
+    let daemon = setup.daemon(&etcd, &[]);
+    let all_are = |content: &str| {
+        names
+            .iter()
+            .all(|name| wait_content(&setup.out(&format!("{name}.conf")), content, SECS))
+    };
+    assert!(all_are("/many/a=1\n"), "{}", daemon.log_text());
+    etcd.put("/many/b", "2");
+    assert!(all_are("/many/a=1\n/many/b=2\n"), "{}", daemon.log_text());
+    let reloaded = || {
+        names
+            .iter()
+            .all(|name| count_lines(&setup.out(&format!("{name}.reloads"))) == 2)
+    };
+    assert!(support::eventually(SECS, reloaded), "{}", daemon.log_text());
+    // Idle: one long-poll (v2) or watch stream (v3) for the key, not one per resource; and
+    // a watch thread, a scheduler and the pools, not a thread per resource.
+    let port = port_of(&etcd.url());
+    let (mut seen_threads, mut seen_connections) = (0, 0);
+    let settled = support::eventually(SECS, || {
+        seen_threads = threads(daemon.pid());
+        seen_connections = connections_to(daemon.pid(), port);
+        seen_threads <= 16 && seen_connections == 1
+    });
+    assert!(
+        settled,
+        "{seen_threads} threads, {seen_connections} connections to etcd"
+    );
+}
+
+/// A reload command that marks its start in `out/<name>.started`, then sleeps.
+fn slow_reload(setup: &Setup, name: &str, seconds: u32) -> String {
+    format!(
+        "touch {started}; sleep {seconds}; echo reload >> {log}",
+        started = setup.out(&format!("{name}.started")).display(),
+        log = setup.out(&format!("{name}.reloads")).display()
+    )
+}
+
+fn wait_exists(path: &Path) -> bool {
+    support::eventually(SECS, || path.exists())
+}
+
+both_apis!(a_long_reload_does_not_delay_another_resources_file);
+fn a_long_reload_does_not_delay_another_resources_file(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/fast/v", "1");
+    let setup = Setup::new();
+    setup.resource("fast", setup.list_resource("fast", "/fast"));
+    let daemon = setup.daemon(&etcd, &[]);
+    assert!(wait_content(&setup.out("fast.conf"), "/fast/v=1\n", SECS));
+    // Three resources on another key whose reloads take 5 s each, running now.
+    for name in ["slow1", "slow2", "slow3"] {
+        let mut resource = setup.list_resource(name, "/slow");
+        resource["reloadcmd"] = json!(slow_reload(&setup, name, 5));
+        setup.resource(name, resource);
+    }
+    drop(daemon);
+    etcd.put("/slow/v", "1");
+    let daemon = setup.daemon(&etcd, &[]);
+    for name in ["slow1", "slow2", "slow3"] {
+        assert!(
+            wait_exists(&setup.out(&format!("{name}.started"))),
+            "{}",
+            daemon.log_text()
+        );
+    }
+    let changed = Instant::now();
+    etcd.put("/fast/v", "2");
+    assert!(
+        wait_content(&setup.out("fast.conf"), "/fast/v=2\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    let took = changed.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "the file took {took:?}, as long as the other resources' reloads"
+    );
+    assert_eq!(
+        count_lines(&setup.out("slow1.reloads")),
+        0,
+        "still reloading"
+    );
+}
+
+both_apis!(a_change_during_a_running_reload_is_applied_after_it);
+fn a_change_during_a_running_reload_is_applied_after_it(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/busy/v", "1");
+    let setup = Setup::new();
+    let mut resource = setup.list_resource("busy", "/busy");
+    resource["reloadcmd"] = json!(slow_reload(&setup, "busy", 2));
+    setup.resource("busy", resource);
+    let daemon = setup.daemon(&etcd, &[]);
+    assert!(
+        wait_exists(&setup.out("busy.started")),
+        "{}",
+        daemon.log_text()
+    );
+    // The first pass is in its reload: the change waits for it, and is not lost.
+    etcd.put("/busy/v", "2");
+    assert!(
+        wait_content(&setup.out("busy.conf"), "/busy/v=2\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    assert!(
+        support::eventually(SECS, || count_lines(&setup.out("busy.reloads")) == 2),
+        "{}",
+        daemon.log_text()
+    );
+}
+
+both_apis!(sighup_during_a_reload_lets_it_finish_and_the_new_generation_follows);
+fn sighup_during_a_reload_lets_it_finish_and_the_new_generation_follows(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/hup/v", "1");
+    let setup = Setup::new();
+    let mut resource = setup.list_resource("hup", "/hup");
+    resource["reloadcmd"] = json!(slow_reload(&setup, "hup", 2));
+    setup.resource("hup", resource);
+    let daemon = setup.daemon(&etcd, &[]);
+    assert!(
+        wait_exists(&setup.out("hup.started")),
+        "{}",
+        daemon.log_text()
+    );
+    daemon.signal(libc::SIGHUP);
+    // The reload that was running when SIGHUP came is not killed: it ends and logs.
+    assert!(
+        support::eventually(SECS, || count_lines(&setup.out("hup.reloads")) == 1),
+        "{}",
+        daemon.log_text()
+    );
+    assert!(
+        daemon.wait_log("now watching 1 resource(s)", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    etcd.put("/hup/v", "2");
+    assert!(
+        wait_content(&setup.out("hup.conf"), "/hup/v=2\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+}
+
+both_apis!(an_install_does_not_wait_for_its_reload_queued_behind_slow_ones);
+fn an_install_does_not_wait_for_its_reload_queued_behind_slow_ones(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/slow/v", "1");
+    let setup = Setup::new();
+    // More slow reloads than the daemon runs at once.
+    let slow: Vec<String> = (1..=6).map(|n| format!("slow{n}")).collect();
+    for name in &slow {
+        let mut resource = setup.list_resource(name, "/slow");
+        resource["reloadcmd"] = json!(slow_reload(&setup, name, 4));
+        setup.resource(name, resource);
+    }
+    setup.resource("fast", setup.list_resource("fast", "/fast"));
+    let daemon = setup.daemon(&etcd, &[]);
+    assert!(
+        support::eventually(SECS, || slow
+            .iter()
+            .filter(|name| setup.out(&format!("{name}.started")).exists())
+            .count()
+            >= 4),
+        "{}",
+        daemon.log_text()
+    );
+    // The fast resource's first file: its reload waits behind the slow ones.
+    etcd.put("/fast/v", "1");
+    assert!(
+        wait_content(&setup.out("fast.conf"), "/fast/v=1\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    let changed = Instant::now();
+    etcd.put("/fast/v", "2");
+    assert!(
+        wait_content(&setup.out("fast.conf"), "/fast/v=2\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    let took = changed.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "the file took {took:?}, waiting for the reloads queued before its own"
+    );
+    assert_eq!(count_lines(&setup.out("fast.reloads")), 0, "still queued");
+    // Both installs are reloaded in the end.
+    assert!(
+        support::eventually(Duration::from_secs(30), || count_lines(
+            &setup.out("fast.reloads")
+        ) == 2),
+        "{}",
+        daemon.log_text()
+    );
+}
+
+both_apis!(a_reload_failing_again_and_again_does_not_hold_up_the_next_change);
+fn a_reload_failing_again_and_again_does_not_hold_up_the_next_change(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/fails/v", "1");
+    let setup = Setup::new();
+    let mut resource = setup.list_resource("fails", "/fails");
+    let attempts = setup.out("fails.attempts");
+    resource["reloadcmd"] = json!(format!("echo x >> {}; exit 1", attempts.display()));
+    setup.resource("fails", resource);
+    let daemon = setup.daemon(&etcd, &[]);
+    // Four failures: the next retry is 4 s (± 20 %) away.
+    assert!(
+        support::eventually(SECS, || count_lines(&attempts) >= 4),
+        "{}",
+        daemon.log_text()
+    );
+    let changed = Instant::now();
+    etcd.put("/fails/v", "2");
+    assert!(
+        wait_content(&setup.out("fails.conf"), "/fails/v=2\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    let took = changed.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "the change waited {took:?} for the failed reload's retry"
+    );
+}
