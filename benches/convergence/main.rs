@@ -65,7 +65,7 @@ fn main() {
         fleet::fleet(&etcd)
     });
     if let Some(fleet) = &fleet {
-        report.fleet(fleet);
+        report.fleet(fleet, &floor);
     }
     if wanted("onetime") {
         step(&started, "3. onetime");
