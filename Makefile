@@ -82,8 +82,10 @@ soak: build deps
 # each; see scripts/fuzz.sh. Not part of `make test`.
 fuzz:
 	./scripts/fuzz.sh
-# Speed of convergence and footprint (issue 6): starts its own etcd on loopback, prints every
-# figure beside its target and writes target/bench/results.json; see README "Performance".
+# Speed of convergence and footprint (issues 6, 11, 12): starts its own etcds on loopback (v2,
+# then v3-only), runs up to 1 000 resources and a fleet of 100 daemons, prints every figure
+# beside its target (v3 beside v2) and writes target/bench/results.json; about 10 minutes
+# on 2 cores; see README "Performance".
 # Measures the static musl binary when that Rust target is installed, else the glibc build.
 bench: deps
 	@start=$$(date +%s); \

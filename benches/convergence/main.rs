@@ -1,15 +1,21 @@
 //! `make bench`: reconfig's speed of convergence and footprint against etcd's own latency
-//! floor, in one run on one machine (issue 6). Starts its own etcd on loopback, seeds it,
-//! runs the six scenarios, prints every figure beside its target and writes
-//! `target/bench/results.json`.
+//! floor, in one run on one machine (issues 6, 11 and 12). Starts its own etcds on loopback
+//! (a v2-enabled one, then a v3-only one), seeds them, runs the scenarios, prints every
+//! figure beside its target and writes `target/bench/results.json`.
+//!
+//! The daemons are measured from outside only (their files, their reload commands' lines,
+//! /proc), so the bench holds for any inner shape of the daemon.
 //!
 //! Figures are medians (or p50/p95/max over the updates of one run); the machine is noisy,
-//! so compare figures of the same run. `RECONFIG_BENCH_ONLY=change,onetime,burst` (any
-//! subset) skips the other scenarios while working on one; the floor always runs.
+//! so compare figures of the same run. `RECONFIG_BENCH_ONLY=change,thousand,fleet,onetime,
+//! burst,v3` (any subset) skips the other scenarios while working on one; the floor always
+//! runs.
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
+mod fleet;
+mod floor_v3;
 mod measure;
 mod report;
 mod scenarios;
@@ -18,6 +24,7 @@ mod setup;
 use report::{Report, Verdict};
 use scenarios::Layout;
 use std::time::Instant;
+use support::{Api, Etcd};
 
 const ONETIME_RESOURCES: [usize; 3] = [1, 10, 100];
 const ONETIME_KEYS: [usize; 3] = [10, 1_000, 10_000];
@@ -29,29 +36,36 @@ fn main() {
         std::process::exit(measure::spawner_main(&args[2..]));
     }
     let started = Instant::now();
-    let etcd = support::Etcd::start();
-    let mut report = Report::new(&etcd.client());
-    step(&started, "seeding etcd");
-    let seeded = setup::seed(&etcd, &ONETIME_KEYS);
-    report.note("keys_seeded", seeded.into());
-
     let only = std::env::var("RECONFIG_BENCH_ONLY").unwrap_or_default();
     let wanted = |scenario: &str| only.is_empty() || only.split(',').any(|s| s == scenario);
 
-    step(&started, "1. floor");
+    let etcd = Etcd::start_on(Api::V2);
+    let mut report = Report::new(&etcd.kv());
+    step(&started, "seeding etcd (v2)");
+    let seeded = setup::seed(&etcd, &setup::all_trees(&ONETIME_KEYS));
+    report.note("keys_seeded", seeded.into());
+
+    step(&started, "1. floor (v2)");
     let floor = scenarios::floor(&etcd);
     report.floor(&floor);
 
+    let mut layouts = Vec::new();
     if wanted("change") {
-        step(&started, "2+4. change → file, idle");
-        let changes: Vec<_> = [Layout::One, Layout::ManyOwnTrees, Layout::ManySameTree]
-            .into_iter()
-            .map(|layout| {
-                step(&started, layout.label());
-                scenarios::change(&etcd, layout)
-            })
-            .collect();
+        layouts.extend([Layout::One, Layout::ManyOwnTrees, Layout::ManySameTree]);
+    }
+    if wanted("thousand") {
+        layouts.push(Layout::ThousandOnTenKeys);
+    }
+    let changes = run_changes(&started, &etcd, &layouts);
+    if !changes.is_empty() {
         report.changes(&changes, &floor);
+    }
+    let fleet = wanted("fleet").then(|| {
+        step(&started, "7. fleet (v2)");
+        fleet::fleet(&etcd)
+    });
+    if let Some(fleet) = &fleet {
+        report.fleet(fleet, &floor);
     }
     if wanted("onetime") {
         step(&started, "3. onetime");
@@ -63,6 +77,30 @@ fn main() {
         let bursts = scenarios::bursts(&etcd, &BURST_SIZES);
         report.bursts(&bursts);
     }
+    drop(etcd);
+
+    if wanted("v3") {
+        let etcd = Etcd::start_on(Api::V3);
+        step(&started, "seeding etcd (v3 only)");
+        setup::seed(&etcd, &setup::compared_trees());
+        step(&started, "1. floor (v3)");
+        let floor_v3 = floor_v3::floor(&etcd);
+        let compared: Vec<Layout> = layouts
+            .iter()
+            .copied()
+            .filter(|l| matches!(l, Layout::One | Layout::ManySameTree))
+            .collect();
+        let changes_v3 = run_changes(&started, &etcd, &compared);
+        let fleet_v3 = fleet.is_some().then(|| {
+            step(&started, "7. fleet (v3)");
+            fleet::fleet(&etcd)
+        });
+        report.compare(
+            [&floor, &floor_v3],
+            [&changes, &changes_v3],
+            [fleet.as_ref(), fleet_v3.as_ref()],
+        );
+    }
 
     report.binaries(&scenarios::binaries());
     let wall = started.elapsed();
@@ -71,6 +109,24 @@ fn main() {
     if failed > 0 {
         eprintln!("{failed} target(s) missed");
     }
+}
+
+fn run_changes(started: &Instant, etcd: &Etcd, layouts: &[Layout]) -> Vec<scenarios::Change> {
+    let api = etcd.api.map_or("auto", Api::flag);
+    layouts
+        .iter()
+        .map(|&layout| {
+            step(
+                started,
+                &format!(
+                    "2+4. change → file, idle: {} ({api}, {} updates)",
+                    layout.label(),
+                    layout.updates()
+                ),
+            );
+            scenarios::change(etcd, layout)
+        })
+        .collect()
 }
 
 fn step(started: &Instant, what: &str) {

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 /// Flag that turns the bench binary into the tiny spawner of [`run_measured`].
 pub const SPAWNER_FLAG: &str = "--measure-child";
 
-/// p50 / p95 / max of a set of samples (milliseconds unless said otherwise).
+/// p50 / p90 / p95 / max of a set of samples (milliseconds unless said otherwise).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Stats {
     pub p50: f64,
+    pub p90: f64,
     pub p95: f64,
     pub max: f64,
     pub n: usize,
@@ -30,6 +31,7 @@ impl Stats {
         let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
         Stats {
             p50: at(0.5),
+            p90: at(0.9),
             p95: at(0.95),
             max: sorted[sorted.len() - 1],
             n: sorted.len(),
@@ -37,7 +39,7 @@ impl Stats {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::json!({"p50": self.p50, "p95": self.p95, "max": self.max, "n": self.n})
+        serde_json::json!({"p50": self.p50, "p90": self.p90, "p95": self.p95, "max": self.max, "n": self.n})
     }
 }
 
@@ -141,6 +143,8 @@ pub struct ProcSample {
     pub threads: u64,
     /// utime + stime in milliseconds.
     pub cpu_ms: f64,
+    /// cutime + cstime: what its children cost once it reaped them (its commands).
+    pub children_cpu_ms: f64,
 }
 
 impl ProcSample {
@@ -158,17 +162,56 @@ impl ProcSample {
         // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
         let after = &stat[stat.rfind(')').expect("stat format") + 2..];
         let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks: u64 =
-            fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+        let field_sum = |a: usize, b: usize| -> f64 {
+            (fields[a].parse::<u64>().unwrap_or(0) + fields[b].parse::<u64>().unwrap_or(0)) as f64
+        };
         // SAFETY: sysconf has no preconditions.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
         ProcSample {
             rss_kb: field("VmRSS:"),
             hwm_kb: field("VmHWM:"),
             threads: field("Threads:"),
-            cpu_ms: ticks as f64 * 1000.0 / hz,
+            cpu_ms: field_sum(11, 12) * 1000.0 / hz,
+            children_cpu_ms: field_sum(13, 14) * 1000.0 / hz,
         }
     }
+}
+
+/// Established TCP connections of process `pid` to `port` on loopback: the socket inodes
+/// among its open fds, looked up in the kernel's TCP tables of its network namespace.
+pub fn sockets_to(pid: i32, port: u16) -> u64 {
+    let inodes: HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_string_lossy().into_owned();
+            Some(
+                link.strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_string(),
+            )
+        })
+        .collect();
+    let port_hex = format!(":{port:04X}");
+    const ESTABLISHED: &str = "01";
+    ["tcp", "tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).ok())
+        .map(|text| {
+            text.lines()
+                .skip(1)
+                .filter(|line| {
+                    // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+                    let f: Vec<&str> = line.split_whitespace().collect();
+                    f.len() > 9
+                        && f[2].ends_with(&port_hex)
+                        && f[3] == ESTABLISHED
+                        && inodes.contains(f[9])
+                })
+                .count()
+        })
+        .sum::<usize>() as u64
 }
 
 /// inotify on one directory: reports names renamed into it or closed after writing.

@@ -1,22 +1,24 @@
 //! The six scenarios of issue 6. Each returns its figures; `main` turns them into the table.
 
-use crate::measure::{median, ms, run_measured, DirWatch, ProcSample, Stats, Usage};
-use crate::setup::{self, Spec, MANY, TREE_LEAVES};
-use crate::support::daemon::{Daemon, Setup, RECONFIG};
-use crate::support::Etcd;
+use crate::measure::{median, ms, run_measured, sockets_to, DirWatch, ProcSample, Stats, Usage};
+use crate::setup::{self, Spec, BIG, BIG_KEYS, MANY, TREE_LEAVES};
+use crate::support::daemon::{count_lines, Daemon, Setup, RECONFIG};
+use crate::support::{Api, Etcd};
 use serde_json::{json, Value};
-use std::collections::HashSet;
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// Updates per latency scenario.
+/// Updates of the floor.
 pub const UPDATES: usize = 200;
 /// Longest a target may take to show an update before it counts as missed.
-const DEADLINE: Duration = Duration::from_secs(10);
+pub const DEADLINE: Duration = Duration::from_secs(10);
 /// Pause between updates, so watchers are back in their long-poll when the next one lands.
-const BETWEEN_UPDATES: Duration = Duration::from_millis(10);
-const IDLE_WINDOW: Duration = Duration::from_secs(10);
+pub const BETWEEN_UPDATES: Duration = Duration::from_millis(10);
+pub const IDLE_WINDOW: Duration = Duration::from_secs(10);
+/// Rest after a convergence before a footprint is read.
+pub const SETTLE: Duration = Duration::from_secs(1);
 
 // ---------------------------------------------------------------- 1. floor
 
@@ -88,7 +90,7 @@ pub fn floor(etcd: &Etcd) -> Floor {
 }
 
 /// `a - b` in milliseconds, negative when `a` came first.
-fn signed_ms(a: Instant, b: Instant) -> f64 {
+pub fn signed_ms(a: Instant, b: Instant) -> f64 {
     if a >= b {
         ms(a - b)
     } else {
@@ -103,6 +105,8 @@ pub enum Layout {
     One,
     ManyOwnTrees,
     ManySameTree,
+    /// 1 000 resources, 100 on each of 10 keys (issue 11).
+    ThousandOnTenKeys,
 }
 
 impl Layout {
@@ -111,20 +115,46 @@ impl Layout {
             Layout::One => "1 resource",
             Layout::ManyOwnTrees => "100 resources, own trees",
             Layout::ManySameTree => "100 resources, same tree",
+            Layout::ThousandOnTenKeys => "1 000 resources on 10 keys",
+        }
+    }
+
+    /// Resources the daemon runs.
+    pub fn resources(self) -> usize {
+        match self {
+            Layout::One => 1,
+            Layout::ManyOwnTrees | Layout::ManySameTree => MANY,
+            Layout::ThousandOnTenKeys => BIG,
+        }
+    }
+
+    /// Updates measured: fewer where each one means 100 renders and 100 reloads, to keep
+    /// `make bench` within 10 minutes on 2 cores.
+    pub fn updates(self) -> usize {
+        match self {
+            Layout::One => 200,
+            Layout::ManyOwnTrees | Layout::ManySameTree => 100,
+            Layout::ThousandOnTenKeys => 40,
         }
     }
 
     fn specs(self) -> Vec<Spec> {
+        let names = setup::names("r", self.resources());
         match self {
             Layout::One => vec![Spec::reloading("r000".into(), setup::shared_tree())],
-            Layout::ManyOwnTrees => setup::names("r", MANY)
+            Layout::ManyOwnTrees => names
                 .into_iter()
                 .enumerate()
                 .map(|(t, name)| Spec::reloading(name, setup::own_tree(t)))
                 .collect(),
-            Layout::ManySameTree => setup::names("r", MANY)
+            Layout::ManySameTree => names
                 .into_iter()
                 .map(|name| Spec::reloading(name, setup::shared_tree()))
+                .collect(),
+            Layout::ThousandOnTenKeys => names
+                .into_iter()
+                .enumerate()
+                .map(|(i, name)| Spec::reloading(name, setup::own_tree(i % BIG_KEYS)))
                 .collect(),
         }
     }
@@ -135,91 +165,144 @@ impl Layout {
             Layout::One => (setup::shared_tree(), vec!["r000".into()]),
             Layout::ManyOwnTrees => (setup::own_tree(u % MANY), vec![format!("r{:03}", u % MANY)]),
             Layout::ManySameTree => (setup::shared_tree(), setup::names("r", MANY)),
+            Layout::ThousandOnTenKeys => {
+                let key = u % BIG_KEYS;
+                let on_key = setup::names("r", BIG)
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| i % BIG_KEYS == key)
+                    .map(|(_, name)| name)
+                    .collect();
+                (setup::own_tree(key), on_key)
+            }
         }
     }
 }
 
 pub struct Change {
     pub layout: Layout,
+    pub api: Api,
+    pub updates: usize,
     /// PUT reply → first / last target holding the new content.
     pub first: Stats,
     pub last: Stats,
+    /// PUT reply → the last target's reloadcmd has written its line.
+    pub last_reload: Stats,
     /// The same, from the PUT being sent.
     pub first_from_send: Stats,
     pub last_from_send: Stats,
     pub missed: usize,
     pub startup_ms: f64,
-    pub rss_after_start_kb: u64,
+    /// At rest after the first convergence (every target written, every reload done).
+    pub at_rest: Footprint,
     pub idle: Idle,
 }
 
-pub struct Idle {
+/// What a resting daemon holds.
+#[derive(Clone, Copy, Default)]
+pub struct Footprint {
     pub rss_kb: u64,
-    pub hwm_kb: u64,
-    pub cpu_ms: f64,
     pub threads: u64,
+    /// Established TCP connections to etcd's client port.
+    pub sockets: u64,
 }
 
-/// Starts the daemon on `layout`, updates one leaf `UPDATES` times, then watches it idle.
+impl Footprint {
+    pub fn of(pid: i32, etcd: &Etcd) -> Footprint {
+        let sample = ProcSample::read(pid);
+        Footprint {
+            rss_kb: sample.rss_kb,
+            threads: sample.threads,
+            sockets: sockets_to(pid, etcd.client_port),
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        json!({"rss_kb": self.rss_kb, "threads": self.threads, "sockets_to_etcd": self.sockets})
+    }
+}
+
+pub struct Idle {
+    pub at_end: Footprint,
+    pub hwm_kb: u64,
+    pub cpu_ms: f64,
+}
+
+/// Starts the daemon on `layout`, updates one leaf `layout.updates()` times (each time
+/// waiting for every target and every reload), then watches it idle.
 pub fn change(etcd: &Etcd, layout: Layout) -> Change {
+    let api = etcd.api.unwrap_or(Api::V2);
     let specs = layout.specs();
     let setup = setup::config(&specs);
     let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
     let began = Instant::now();
     let daemon = setup.daemon(etcd, &[]);
-    wait_for_targets(&setup, &names, &daemon);
+    wait_converged(&setup.out(""), &names, || daemon.log_text());
     let startup_ms = ms(began.elapsed());
-    std::thread::sleep(Duration::from_millis(500));
-    let rss_after_start_kb = ProcSample::read(daemon.pid()).rss_kb;
+    std::thread::sleep(SETTLE);
+    let at_rest = Footprint::of(daemon.pid(), etcd);
     let watch = DirWatch::new(&setup.out(""));
-    let writer = etcd.client();
+    let writer = etcd.kv();
     let mut samples = Samples::default();
-    for u in 1..=UPDATES {
+    for u in 1..=layout.updates() {
         std::thread::sleep(BETWEEN_UPDATES);
         let (tree, targets) = layout.update_plan(u);
         let key = setup::leaf(&tree, (u * 7) % TREE_LEAVES);
         let value = setup::fresh_value();
-        let line = setup::rendered_line(&key, &value);
+        let expect = Expect::new(&setup.out(""), &targets, setup::rendered_line(&key, &value));
         let sent = Instant::now();
-        writer
-            .set(&key, Some(&value), &Default::default())
-            .expect("PUT");
+        writer.put(&key, &value, None).expect("PUT");
         let replied = Instant::now();
-        let seen = wait_for_line(&watch, &setup, &targets, &line, replied + DEADLINE);
+        let seen = expect.wait(&watch, replied + DEADLINE);
         samples.add(&seen, targets.len(), sent, replied);
     }
-    let idle = idle(&daemon);
+    let idle = idle(daemon.pid(), etcd);
     let _ = daemon.terminate();
     Change {
         layout,
+        api,
+        updates: layout.updates(),
         first: Stats::of(&samples.first),
         last: Stats::of(&samples.last),
+        last_reload: Stats::of(&samples.last_reload),
         first_from_send: Stats::of(&samples.first_send),
         last_from_send: Stats::of(&samples.last_send),
         missed: samples.missed,
         startup_ms,
-        rss_after_start_kb,
+        at_rest,
         idle,
     }
 }
 
+/// When every target of one update showed it: its file, and its reloadcmd's line.
+pub struct Seen {
+    pub files: Vec<Instant>,
+    pub reloads: Vec<Instant>,
+}
+
 #[derive(Default)]
-struct Samples {
-    first: Vec<f64>,
-    last: Vec<f64>,
-    first_send: Vec<f64>,
-    last_send: Vec<f64>,
-    missed: usize,
+pub struct Samples {
+    pub first: Vec<f64>,
+    pub last: Vec<f64>,
+    pub last_reload: Vec<f64>,
+    pub first_send: Vec<f64>,
+    pub last_send: Vec<f64>,
+    pub missed: usize,
 }
 
 impl Samples {
-    fn add(&mut self, seen: &[Instant], expected: usize, sent: Instant, replied: Instant) {
-        self.missed += expected - seen.len();
-        if seen.len() < expected || seen.is_empty() {
+    pub fn add(&mut self, seen: &Seen, expected: usize, sent: Instant, replied: Instant) {
+        self.missed += expected - seen.files.len().min(expected);
+        if seen.reloads.len() == expected {
+            if let Some(last) = seen.reloads.iter().max() {
+                self.last_reload.push(signed_ms(*last, replied));
+            }
+        }
+        if seen.files.len() < expected || seen.files.is_empty() {
             return;
         }
-        let first = *seen.iter().min().expect("not empty");
-        let last = *seen.iter().max().expect("not empty");
+        let first = *seen.files.iter().min().expect("not empty");
+        let last = *seen.files.iter().max().expect("not empty");
         self.first.push(signed_ms(first, replied));
         self.last.push(signed_ms(last, replied));
         self.first_send.push(ms(first - sent));
@@ -227,64 +310,106 @@ impl Samples {
     }
 }
 
-/// Waits until every target file contains `line`; returns when each was seen to.
-fn wait_for_line(
-    watch: &DirWatch,
-    setup: &Setup,
-    targets: &[String],
-    line: &str,
-    deadline: Instant,
-) -> Vec<Instant> {
-    let mut pending: HashSet<String> = targets.iter().map(|t| format!("{t}.conf")).collect();
-    let mut seen = Vec::new();
-    let mut overflowed = false;
-    while !pending.is_empty() && Instant::now() < deadline {
-        let names = watch.next(deadline, &mut overflowed);
-        let at = Instant::now();
-        let candidates: Vec<String> = if overflowed {
-            pending.iter().cloned().collect()
-        } else {
-            names.into_iter().filter(|n| pending.contains(n)).collect()
+/// What one update must produce in a directory of targets: `line` in each `<t>.conf`, and
+/// one more line in each `<t>.conf.reloads` than before the update.
+pub struct Expect {
+    dir: PathBuf,
+    line: String,
+    files: HashSet<String>,
+    /// Reload marker file → its line count before the update.
+    reloads: HashMap<String, usize>,
+}
+
+impl Expect {
+    /// Call before the PUT: it counts the reload lines already there.
+    pub fn new(dir: &Path, targets: &[String], line: String) -> Expect {
+        let reloads = targets
+            .iter()
+            .map(|t| {
+                let name = format!("{t}.conf.reloads");
+                let count = count_lines(&dir.join(&name));
+                (name, count)
+            })
+            .collect();
+        Expect {
+            dir: dir.to_path_buf(),
+            line,
+            files: targets.iter().map(|t| format!("{t}.conf")).collect(),
+            reloads,
+        }
+    }
+
+    /// Waits until every target holds the line and ran its reload, or `deadline`.
+    pub fn wait(mut self, watch: &DirWatch, deadline: Instant) -> Seen {
+        let mut seen = Seen {
+            files: Vec::new(),
+            reloads: Vec::new(),
         };
-        overflowed = false;
-        for name in candidates {
-            let text = std::fs::read_to_string(setup.out(&name)).unwrap_or_default();
-            if text.contains(line) {
-                pending.remove(&name);
-                seen.push(at);
+        let mut overflowed = false;
+        while (!self.files.is_empty() || !self.reloads.is_empty()) && Instant::now() < deadline {
+            let names = watch.next(deadline, &mut overflowed);
+            let at = Instant::now();
+            let rescan = std::mem::take(&mut overflowed);
+            let files: Vec<String> = self
+                .files
+                .iter()
+                .filter(|n| rescan || names.contains(*n))
+                .cloned()
+                .collect();
+            for name in files {
+                let text = std::fs::read_to_string(self.dir.join(&name)).unwrap_or_default();
+                if text.contains(&self.line) {
+                    self.files.remove(&name);
+                    seen.files.push(at);
+                }
+            }
+            let reloads: Vec<(String, usize)> = self
+                .reloads
+                .iter()
+                .filter(|(n, _)| rescan || names.contains(*n))
+                .map(|(n, c)| (n.clone(), *c))
+                .collect();
+            for (name, before) in reloads {
+                if count_lines(&self.dir.join(&name)) > before {
+                    self.reloads.remove(&name);
+                    seen.reloads.push(at);
+                }
+            }
+        }
+        seen
+    }
+}
+
+/// Waits until every `<name>.conf` in `dir` and its reload marker exist: the first
+/// convergence is over.
+pub fn wait_converged(dir: &Path, names: &[String], log: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    for name in names {
+        for file in [format!("{name}.conf"), format!("{name}.conf.reloads")] {
+            let path = dir.join(file);
+            while !path.exists() {
+                assert!(
+                    Instant::now() < deadline,
+                    "{} never appeared; daemon log:\n{}",
+                    path.display(),
+                    log()
+                );
+                std::thread::sleep(Duration::from_millis(5));
             }
         }
     }
-    seen
 }
 
-fn wait_for_targets(setup: &Setup, names: &[String], daemon: &Daemon) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    for name in names {
-        let target = setup::target(setup, name);
-        while !target.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "{} never appeared; daemon log:\n{}",
-                target.display(),
-                daemon.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-/// RSS and CPU over `IDLE_WINDOW`, after a second to settle.
-fn idle(daemon: &Daemon) -> Idle {
-    std::thread::sleep(Duration::from_secs(1));
-    let before = ProcSample::read(daemon.pid());
+/// Footprint and CPU over `IDLE_WINDOW`, after a second to settle.
+fn idle(pid: i32, etcd: &Etcd) -> Idle {
+    std::thread::sleep(SETTLE);
+    let before = ProcSample::read(pid);
     std::thread::sleep(IDLE_WINDOW);
-    let after = ProcSample::read(daemon.pid());
+    let after = ProcSample::read(pid);
     Idle {
-        rss_kb: after.rss_kb,
+        at_end: Footprint::of(pid, etcd),
         hwm_kb: after.hwm_kb,
         cpu_ms: after.cpu_ms - before.cpu_ms,
-        threads: after.threads,
     }
 }
 
@@ -384,7 +509,7 @@ pub fn bursts(etcd: &Etcd, sizes: &[usize]) -> Vec<Burst> {
         let setup = setup::config(&[spec]);
         let reload_file = setup.out("burst.conf.reloads");
         let daemon = setup.daemon(etcd, &["-d"]);
-        wait_for_targets(&setup, &["burst".into()], &daemon);
+        wait_converged(&setup.out(""), &["burst".into()], || daemon.log_text());
         std::thread::sleep(Duration::from_millis(300));
         for &updates in sizes {
             let mut runs = Vec::new();
@@ -525,14 +650,18 @@ fn has_interpreter(elf: &[u8]) -> bool {
 pub fn change_json(c: &Change) -> Value {
     json!({
         "layout": c.layout.label(),
+        "api": c.api.flag(),
+        "resources": c.layout.resources(),
+        "updates": c.updates,
         "first_ms_from_reply": c.first.json(),
         "last_ms_from_reply": c.last.json(),
+        "last_reload_ms_from_reply": c.last_reload.json(),
         "first_ms_from_send": c.first_from_send.json(),
         "last_ms_from_send": c.last_from_send.json(),
         "missed": c.missed,
         "startup_ms": c.startup_ms,
-        "rss_after_start_kb": c.rss_after_start_kb,
-        "idle": {"rss_kb": c.idle.rss_kb, "hwm_kb": c.idle.hwm_kb, "cpu_ms": c.idle.cpu_ms,
-                 "threads": c.idle.threads, "window_s": IDLE_WINDOW.as_secs()},
+        "at_rest_after_start": c.at_rest.json(),
+        "idle": {"footprint": c.idle.at_end.json(), "hwm_kb": c.idle.hwm_kb,
+                 "cpu_ms": c.idle.cpu_ms, "window_s": IDLE_WINDOW.as_secs()},
     })
 }

@@ -2,14 +2,18 @@
 
 use crate::support::daemon::Setup;
 use crate::support::Etcd;
-use reconfig::etcd::v2::Client;
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Leaves per tree in the change, idle and burst scenarios.
 pub const TREE_LEAVES: usize = 1000;
 /// Resources in the "many" variants.
 pub const MANY: usize = 100;
+/// Resources in the largest layout, spread over [`BIG_KEYS`] keys.
+pub const BIG: usize = 1000;
+pub const BIG_KEYS: usize = 10;
+/// Daemons in the fleet, and leaves in the tree they all watch.
+pub const FLEET: usize = 100;
 
 /// The tree the single resource, the burst and the "same tree" variant watch.
 pub fn shared_tree() -> String {
@@ -19,6 +23,11 @@ pub fn shared_tree() -> String {
 /// The tree of resource `t` in the "own trees" variant.
 pub fn own_tree(t: usize) -> String {
     format!("/bench/tree{t:03}/svc")
+}
+
+/// The tree every daemon of the fleet watches.
+pub fn fleet_tree() -> String {
+    "/bench/fleet/svc".to_string()
 }
 
 /// The tree the onetime scenario reads for `n` keys.
@@ -53,30 +62,41 @@ pub fn rendered_line(key: &str, value: &str) -> String {
     format!("server {name} {value} check\n")
 }
 
-/// Writes every tree the scenarios need, with parallel PUTs (etcd batches concurrent
-/// writes into one fsync). Returns the number of keys written.
-pub fn seed(etcd: &Etcd, onetime_sizes: &[usize]) -> usize {
-    let mut trees: Vec<(String, usize)> = vec![(shared_tree(), TREE_LEAVES)];
+/// The trees the scenarios run on both APIs read: the shared tree and the fleet's.
+pub fn compared_trees() -> Vec<(String, usize)> {
+    vec![(shared_tree(), TREE_LEAVES), (fleet_tree(), FLEET)]
+}
+
+/// Every tree of the v2 run: the compared ones, the own trees (whose first [`BIG_KEYS`]
+/// also carry the 1 000 resources) and the onetime ones.
+pub fn all_trees(onetime_sizes: &[usize]) -> Vec<(String, usize)> {
+    let mut trees = compared_trees();
     trees.extend((0..MANY).map(|t| (own_tree(t), TREE_LEAVES)));
     for &n in onetime_sizes {
         if n != TREE_LEAVES {
             trees.push((onetime_tree(n), n));
         }
     }
+    trees
+}
+
+/// Writes `trees` through the API under test, with parallel PUTs (etcd batches concurrent
+/// writes into one fsync). Returns the number of keys written.
+pub fn seed(etcd: &Etcd, trees: &[(String, usize)]) -> usize {
     let keys: Vec<(String, String)> = trees
         .iter()
         .flat_map(|(tree, n)| (0..*n).map(move |i| (leaf(tree, i), address(i))))
         .collect();
     let workers = 16;
-    let client = etcd.client();
+    let client = etcd.kv();
     std::thread::scope(|scope| {
         for w in 0..workers {
-            let client: Client = client.clone();
+            let client = client.clone();
             let keys = &keys;
             scope.spawn(move || {
                 for (key, value) in keys.iter().skip(w).step_by(workers) {
                     client
-                        .set(key, Some(value), &Default::default())
+                        .put(key, value, None)
                         .unwrap_or_else(|e| panic!("seeding {key}: {e}"));
                 }
             });
@@ -115,6 +135,19 @@ impl Spec {
 /// the same text: each render is real work, as with different services' configs.
 pub fn config(specs: &[Spec]) -> Setup {
     let setup = Setup::new();
+    write_resources(&setup, specs, &setup.out(""));
+    setup
+}
+
+/// [`config`] rendering into `out_dir/<name>.conf` instead: the fleet's hosts, each with its
+/// own config dir, write into one directory the bench watches.
+pub fn config_into(specs: &[Spec], out_dir: &Path) -> Setup {
+    let setup = Setup::new();
+    write_resources(&setup, specs, out_dir);
+    setup
+}
+
+fn write_resources(setup: &Setup, specs: &[Spec], out_dir: &Path) {
     for spec in specs {
         let template = format!("{}.tmpl", spec.name);
         setup.template(
@@ -129,7 +162,7 @@ pub fn config(specs: &[Spec]) -> Setup {
             "key": spec.key,
             "recursive": true,
             "source": template,
-            "target": target(&setup, &spec.name),
+            "target": out_dir.join(format!("{}.conf", spec.name)),
         });
         if let Some(wait) = spec.wait {
             resource["wait"] = json!(wait);
@@ -139,7 +172,6 @@ pub fn config(specs: &[Spec]) -> Setup {
         }
         setup.resource(&spec.name, resource);
     }
-    setup
 }
 
 pub fn target(setup: &Setup, name: &str) -> PathBuf {
