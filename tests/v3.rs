@@ -432,3 +432,38 @@ fn a_watch_stream_resuming_into_compacted_history_reads_again() {
     let again = client.snapshot("/gone", true).expect("snapshot");
     assert_eq!(again.data.expect("data")["/gone/a"], "3");
 }
+
+/// The daemon follows a burst of 200 writes to its key over the watch stream it already
+/// holds: the file ends with the last value and etcd saw no further watch stream opened
+/// (one per change before).
+#[test]
+fn the_daemon_follows_a_burst_of_200_writes_without_opening_another_watch_stream() {
+    let etcd = Etcd::start_v3();
+    put(&etcd, "/many/n", "start");
+    let setup = Setup::new();
+    setup.resource("many", setup.list_resource("many", "/many"));
+    let target = setup.out("many.conf");
+    let daemon = setup.daemon(&etcd, &[]);
+    assert!(
+        wait_content(&target, "/many/n=start\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    // The daemon's stream is open once it reported the read and the pass wrote the file;
+    // a first write through it proves it.
+    put(&etcd, "/many/n", "first");
+    assert!(wait_content(&target, "/many/n=first\n", SECS));
+    let streams_before = watch_streams_started(&etcd);
+    let writer = etcd.v3_client();
+    for n in 0..200 {
+        writer
+            .put("/many/n", &n.to_string(), None)
+            .expect("burst put");
+    }
+    assert!(
+        wait_content(&target, "/many/n=199\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    assert_eq!(watch_streams_started(&etcd), streams_before);
+}
