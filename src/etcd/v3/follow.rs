@@ -12,7 +12,8 @@
 //! timeout: a half-open connection ends there), or that is silent beyond that bound plus
 //! the request timeout is opened again from the last revision handed out + 1, on the first
 //! endpoint that answers: no change is lost, and one that comes again (a failover inside
-//! the reader) is dropped by its revision. History compacted away, etcd below the revision
+//! the reader) is dropped by its revision; a reopened stream that ends before bringing
+//! anything, or a refusal, is a failure the caller backs off from. History compacted away, etcd below the revision
 //! (wiped, restored) or several changes in one revision (a transaction) say "read again".
 
 use super::client::Client;
@@ -33,10 +34,16 @@ enum Item {
     Ended(Error),
 }
 
-/// One open stream: its messages, and whether etcd created the watch on it yet.
+/// One open stream: its messages, and what it brought.
 struct Stream {
     items: Receiver<Item>,
+    /// Whether etcd created the watch on it.
     created: bool,
+    /// Whether it brought anything after that (a change or a progress notification).
+    delivered: bool,
+    /// Whether it replaces a stream that ended: one that ends too before delivering
+    /// anything is a failure (backed off by the caller), not reopened in a loop.
+    resumed: bool,
 }
 
 /// Every change under a key after a revision, read from one watch stream.
@@ -49,6 +56,8 @@ pub struct Follow {
     /// Changes read from the stream, not handed out yet.
     queued: VecDeque<Change>,
     stream: Option<Stream>,
+    /// Whether the next stream replaces one that ended.
+    resume: bool,
 }
 
 impl Follow {
@@ -60,6 +69,7 @@ impl Follow {
             after,
             queued: VecDeque::new(),
             stream: None,
+            resume: false,
         }
     }
 
@@ -81,6 +91,8 @@ impl Follow {
             let stream = self.stream.get_or_insert_with(|| Stream {
                 items: open(&self.client, &self.scope, &self.key, self.after),
                 created: false,
+                delivered: false,
+                resumed: std::mem::take(&mut self.resume),
             });
             match stream.items.recv_timeout(wait) {
                 Ok(Item::Notice(notice)) => {
@@ -91,11 +103,13 @@ impl Follow {
                 }
                 Ok(Item::Ended(Error::Shutdown)) => return Err(Error::Shutdown),
                 Ok(Item::Ended(error)) => {
-                    let was_created = stream.created;
+                    let worked = stream.created && (stream.delivered || !stream.resumed);
                     self.stream = None;
-                    if !was_created && !is_bound(&error) {
+                    let reopen = is_bound(&error) || (worked && is_cut(&error));
+                    if !reopen {
                         return Err(error);
                     }
+                    self.resume = true;
                     log::debug!(
                         "{}: the watch stream ended ({error}); watching again after revision {}",
                         self.key,
@@ -113,8 +127,17 @@ impl Follow {
                         self.after
                     );
                     self.stream = None;
+                    self.resume = true;
                 }
-                Err(RecvTimeoutError::Disconnected) => self.stream = None,
+                Err(RecvTimeoutError::Disconnected) => {
+                    // The reader thread is gone without a word: only a panic does that.
+                    self.stream = None;
+                    return Err(transport(
+                        TransportKind::Disconnected,
+                        "",
+                        format!("{}: the watch stream's reader stopped", self.key),
+                    ));
+                }
             }
         }
     }
@@ -137,7 +160,10 @@ impl Follow {
                 }
                 None
             }
-            Notice::Progress { .. } => None,
+            Notice::Progress { .. } => {
+                self.delivered();
+                None
+            }
             Notice::Canceled {
                 compact_revision, ..
             } => {
@@ -168,10 +194,17 @@ impl Follow {
                     );
                     return Some(WaitOutcome::Resync);
                 }
+                self.delivered();
                 self.queued
                     .extend(changes.into_iter().map(|c| neutral(c, revision)));
                 None
             }
+        }
+    }
+
+    fn delivered(&mut self) {
+        if let Some(stream) = &mut self.stream {
+            stream.delivered = true;
         }
     }
 }
@@ -204,6 +237,12 @@ fn open(client: &Client, scope: &Scope, key: &str, after: u64) -> Receiver<Item>
 /// Whether the stream ended because its bound passed (not a failure: open it again).
 fn is_bound(error: &Error) -> bool {
     matches!(error, Error::Transport(e) if e.kind == TransportKind::WatchExpired)
+}
+
+/// Whether the stream was cut (etcd stopped, a member died, a connection broke): open it
+/// again. Anything else (a refusal, an answer that is not a watch stream) is a failure.
+fn is_cut(error: &Error) -> bool {
+    matches!(error, Error::Transport(e) if e.kind == TransportKind::Disconnected)
 }
 
 /// A change from a watch in neutral terms; `revision` is the store's when it was sent.
