@@ -498,6 +498,11 @@ impl Client {
         }
     }
 
+    /// See [`Http::endpoints_generation`].
+    pub(super) fn endpoints_generation(&self) -> u64 {
+        self.http.endpoints_generation()
+    }
+
     /// How long a watch stream may stay silent before it is taken for dead: its progress
     /// notifications and its bound (the watch timeout) end any silence before that.
     pub(super) fn silence_bound(&self) -> Duration {

@@ -14,7 +14,8 @@
 //! endpoint that answers: no change is lost, and one that comes again (a failover inside
 //! the reader) is dropped by its revision; a reopened stream that ends before bringing
 //! anything, or a refusal, is a failure the caller backs off from. History compacted away, etcd below the revision
-//! (wiped, restored) or several changes in one revision (a transaction) say "read again".
+//! (wiped, restored), several changes in one revision (a transaction) or the endpoints
+//! rediscovered (SRV) say "read again".
 
 use super::client::Client;
 use super::refused::transport;
@@ -58,6 +59,9 @@ pub struct Follow {
     stream: Option<Stream>,
     /// Whether the next stream replaces one that ended.
     resume: bool,
+    /// The client's endpoint list when following began: a stream is not reopened on
+    /// endpoints rediscovered since (another cluster, maybe): read again.
+    endpoints: u64,
 }
 
 impl Follow {
@@ -70,6 +74,7 @@ impl Follow {
             queued: VecDeque::new(),
             stream: None,
             resume: false,
+            endpoints: client.endpoints_generation(),
         }
     }
 
@@ -102,6 +107,11 @@ impl Follow {
                     }
                 }
                 Ok(Item::Ended(Error::Shutdown)) => return Err(Error::Shutdown),
+                Ok(Item::Ended(_)) if self.client.endpoints_generation() != self.endpoints => {
+                    log::debug!("{}: endpoints rediscovered; reading again", self.key);
+                    self.stream = None;
+                    return Ok(WaitOutcome::Resync);
+                }
                 Ok(Item::Ended(error)) => {
                     let worked = stream.created && (stream.delivered || !stream.resumed);
                     self.stream = None;
