@@ -203,8 +203,8 @@ fn a_watch_from_a_compacted_revision_reads_again() {
 }
 
 /// With auth on, the daemon authenticates, and when its token expires (etcd's
-/// `--auth-token-ttl`; a watch is refused an expired token with HTTP 200 and a canceled
-/// watch) it fetches a new one and goes on following changes.
+/// `--auth-token-ttl`) its open watch stream goes on, and the next request it makes (a
+/// read, refused the expired token) fetches a new token first.
 #[test]
 fn the_daemon_follows_changes_with_v3_auth_across_token_expiry() {
     let etcd = Etcd::start_with(
@@ -268,16 +268,33 @@ fn the_daemon_follows_changes_with_v3_auth_across_token_expiry() {
         Some(&token),
     );
     assert!(stale.contains("invalid auth token"), "{stale}");
-    // The open stream reports this one; the watch after it is refused the old token.
+    // The open stream reports this one: it needs no new token.
     put_as_root("/auth/b", "2");
     assert!(
         wait_content(&target, "/auth/a=1\n/auth/b=2\n", SECS),
         "{}",
         daemon.log_text()
     );
-    put_as_root("/auth/c", "3");
+    // Two keys in one transaction share a revision: the daemon reads them in one read,
+    // which is refused the old token.
+    let token_answer = gateway(
+        &etcd,
+        "/v3/auth/authenticate",
+        r#"{"name":"root","password":"pw"}"#,
+        None,
+    );
+    let fresh: serde_json::Value = serde_json::from_str(&token_answer).expect("token json");
+    let put =
+        |key: &str, value: &str| json!({"request_put": {"key": b64(key), "value": b64(value)}});
+    let txn = json!({"success": [put("/auth/c", "3"), put("/auth/d", "4")]}).to_string();
+    let answer = gateway(&etcd, "/v3/kv/txn", &txn, fresh["token"].as_str());
+    assert!(answer.contains("succeeded"), "{answer}");
     assert!(
-        wait_content(&target, "/auth/a=1\n/auth/b=2\n/auth/c=3\n", SECS),
+        wait_content(
+            &target,
+            "/auth/a=1\n/auth/b=2\n/auth/c=3\n/auth/d=4\n",
+            SECS
+        ),
         "{}",
         daemon.log_text()
     );
@@ -289,4 +306,164 @@ fn the_daemon_follows_changes_with_v3_auth_across_token_expiry() {
 fn b64(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// How many v3 watch streams etcd has opened so far (its gRPC server's counter of started
+/// `Watch` calls; the gateway opens one per `POST /v3/watch`).
+fn watch_streams_started(etcd: &Etcd) -> u64 {
+    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    let metrics = agent
+        .get(&format!("{}/metrics", etcd.url()))
+        .call()
+        .expect("GET /metrics")
+        .body_mut()
+        .read_to_string()
+        .expect("metrics body");
+    metrics
+        .lines()
+        .find(|line| {
+            line.starts_with("grpc_server_started_total{")
+                && line.contains(r#"grpc_method="Watch""#)
+                && line.contains(r#"grpc_service="etcdserverpb.Watch""#)
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no Watch counter in etcd's /metrics"))
+}
+
+/// Receives `count` changes, each within a few seconds; (key, value) of each.
+fn receive(changes: &mut reconfig::etcd::Subscription, count: usize) -> Vec<(String, String)> {
+    (0..count)
+        .map(|n| match changes.recv_timeout(SECS) {
+            reconfig::etcd::Received::Change(change) => match change.op {
+                reconfig::etcd::Op::Put(value) => (change.key, value),
+                other => panic!("change {n}: expected a put, got {other:?}"),
+            },
+            other => panic!("change {n}: expected a change, got {other:?}"),
+        })
+        .collect()
+}
+
+fn puts(key: &str, values: std::ops::Range<usize>) -> Vec<(String, String)> {
+    values.map(|n| (key.to_string(), n.to_string())).collect()
+}
+
+/// A v3 subscription keeps ONE watch stream open and reads every later change from it: a
+/// burst of 200 writes (several per stream message) arrives complete and in order, and
+/// etcd saw one watch stream opened, not one per change.
+#[test]
+fn a_burst_of_200_changes_arrives_in_order_over_one_watch_stream() {
+    let etcd = Etcd::start_v3();
+    let client = etcd.v3_client();
+    client.put("/burst/n", "start", None).expect("put");
+    let read = client.snapshot("/burst", true).expect("snapshot");
+    let streams_before = watch_streams_started(&etcd);
+    let mut changes = client.subscribe("/burst", true, read.index);
+    let writer = etcd.v3_client();
+    for n in 0..200 {
+        writer
+            .put("/burst/n", &n.to_string(), None)
+            .expect("burst put");
+    }
+    assert_eq!(receive(&mut changes, 200), puts("/burst/n", 0..200));
+    assert!(matches!(
+        changes.recv_timeout(Duration::from_millis(300)),
+        reconfig::etcd::Received::Quiet
+    ));
+    assert_eq!(watch_streams_started(&etcd) - streams_before, 1);
+}
+
+/// etcd killed and restarted under an open watch stream: the subscription opens it again
+/// from the revision after the last change it handed out, so the changes written before
+/// the kill and after the restart all arrive, none twice, without a read again.
+#[test]
+fn a_watch_stream_cut_by_an_etcd_restart_resumes_without_loss_or_duplicates() {
+    let mut etcd = Etcd::start_v3();
+    let client = etcd.v3_client();
+    client.put("/cut/n", "start", None).expect("put");
+    let read = client.snapshot("/cut", true).expect("snapshot");
+    let mut changes = client.subscribe("/cut", true, read.index);
+    for n in 0..100 {
+        client.put("/cut/n", &n.to_string(), None).expect("put");
+    }
+    // Half of them taken before the kill; the rest were on the stream or in etcd only.
+    assert_eq!(receive(&mut changes, 50), puts("/cut/n", 0..50));
+    etcd.restart();
+    let client = etcd.v3_client();
+    for n in 100..150 {
+        client.put("/cut/n", &n.to_string(), None).expect("put");
+    }
+    assert_eq!(receive(&mut changes, 100), puts("/cut/n", 50..150));
+    assert!(matches!(
+        changes.recv_timeout(Duration::from_millis(300)),
+        reconfig::etcd::Received::Quiet
+    ));
+}
+
+/// A live stream broken while etcd compacts the history it would resume from: the
+/// subscription says "read again" (it does not wait on a canceled watch), and the read has
+/// the latest value.
+#[test]
+fn a_watch_stream_resuming_into_compacted_history_reads_again() {
+    let mut etcd = Etcd::start_v3();
+    let client = etcd.v3_client();
+    client.put("/gone/a", "0", None).expect("put");
+    let read = client.snapshot("/gone", true).expect("snapshot");
+    let mut changes = client.subscribe("/gone", true, read.index);
+    client.put("/gone/a", "1", None).expect("put");
+    assert_eq!(receive(&mut changes, 1), puts("/gone/a", 1..2));
+    etcd.restart();
+    let writer = etcd.v3_client();
+    writer.put("/gone/a", "2", None).expect("put");
+    writer.put("/gone/a", "3", None).expect("put");
+    let latest = writer.snapshot("/gone", true).expect("snapshot").index;
+    let compact = format!(r#"{{"revision":"{latest}","physical":true}}"#);
+    gateway(&etcd, "/v3/kv/compaction", &compact, None);
+    let began = std::time::Instant::now();
+    match changes.recv_timeout(SECS) {
+        reconfig::etcd::Received::ReadAgain => {}
+        other => panic!("expected read again, got {other:?}"),
+    }
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        began.elapsed()
+    );
+    let again = client.snapshot("/gone", true).expect("snapshot");
+    assert_eq!(again.data.expect("data")["/gone/a"], "3");
+}
+
+/// The daemon follows a burst of 200 writes to its key over the watch stream it already
+/// holds: the file ends with the last value and etcd saw no further watch stream opened
+/// (one per change before).
+#[test]
+fn the_daemon_follows_a_burst_of_200_writes_without_opening_another_watch_stream() {
+    let etcd = Etcd::start_v3();
+    put(&etcd, "/many/n", "start");
+    let setup = Setup::new();
+    setup.resource("many", setup.list_resource("many", "/many"));
+    let target = setup.out("many.conf");
+    let daemon = setup.daemon(&etcd, &[]);
+    assert!(
+        wait_content(&target, "/many/n=start\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    // The daemon's stream is open once it reported the read and the pass wrote the file;
+    // a first write through it proves it.
+    put(&etcd, "/many/n", "first");
+    assert!(wait_content(&target, "/many/n=first\n", SECS));
+    let streams_before = watch_streams_started(&etcd);
+    let writer = etcd.v3_client();
+    for n in 0..200 {
+        writer
+            .put("/many/n", &n.to_string(), None)
+            .expect("burst put");
+    }
+    assert!(
+        wait_content(&target, "/many/n=199\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    assert_eq!(watch_streams_started(&etcd), streams_before);
 }

@@ -5,10 +5,15 @@
 //! keeps the index it has reached and resumes from there (v2: the long-poll for the next
 //! index; v3: a watch stream from the next revision), so no change is skipped between two
 //! receives. Outcomes are neutral: a change, "read again", an error, or "stopped".
+//!
+//! On v3 the stream stays open from one receive to the next (see [`v3::Follow`]): a change
+//! costs no request, and a quiet stream kept alive by etcd's progress notifications needs
+//! no read again when the watch timeout passes.
 
-use super::client::Client;
+use super::client::{Client, Speaking};
 use super::error::Error;
 use super::types::{Change, WaitOutcome};
+use super::v3;
 use std::time::{Duration, Instant};
 
 /// Changes to one key (and, recursive, below it) after an index.
@@ -18,6 +23,8 @@ pub struct Subscription {
     recursive: bool,
     /// The index of the last change received (or the one subscribed after).
     after: u64,
+    /// On v3: the one watch stream every change is read from, opened on the first receive.
+    stream: Option<v3::Follow>,
 }
 
 /// What one receive gave.
@@ -45,6 +52,7 @@ impl Subscription {
             key: key.to_string(),
             recursive,
             after,
+            stream: None,
         }
     }
 
@@ -61,8 +69,9 @@ impl Subscription {
         self.after
     }
 
-    /// The next change, waiting at most the client's watch timeout, after which the caller
-    /// reads again (as after a quiet of that length etcd's history may have moved on).
+    /// The next change, waiting at most the client's watch timeout (v2), after which the
+    /// caller reads again (as after a quiet of that length etcd's history may have moved
+    /// on); on v3, as long as the watch stream proves alive.
     pub fn recv(&mut self) -> Received {
         match self.wait(None) {
             Received::Quiet => Received::ReadAgain,
@@ -89,10 +98,20 @@ impl Subscription {
     }
 
     fn wait(&mut self, within: Option<Duration>) -> Received {
-        match self
-            .client
-            .wait_within(&self.key, self.recursive, self.after, within)
-        {
+        let outcome = match self.client.speaking() {
+            Ok(Speaking::V3(client)) => self
+                .stream
+                .get_or_insert_with(|| {
+                    v3::Follow::new(client, &self.key, self.recursive, self.after)
+                })
+                .next(within),
+            Ok(Speaking::V2(_)) => {
+                self.client
+                    .wait_within(&self.key, self.recursive, self.after, within)
+            }
+            Err(e) => Err(e),
+        };
+        match outcome {
             Ok(WaitOutcome::Changed(change)) => {
                 self.after = self.after.max(change.index);
                 Received::Change(change)

@@ -181,6 +181,22 @@ impl Http {
         self.endpoints.in_order()
     }
 
+    /// Counts the rediscoveries that replaced the endpoint list: an index read before one
+    /// may be another cluster's.
+    pub fn endpoints_generation(&self) -> u64 {
+        self.endpoints.generation()
+    }
+
+    /// The bound on an ordinary request.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    /// The bound on a watch with no bound of its own.
+    pub fn watch_timeout(&self) -> Duration {
+        self.watch_timeout
+    }
+
     /// Closes every connection, pending watches included; later requests fail with
     /// [`Error::Shutdown`].
     pub fn shutdown(&self) {

@@ -5,6 +5,7 @@
 
 use super::auth::{Token, TokenAuth};
 use super::error::{GatewayError, Refusal};
+use super::follow::neutral;
 use super::proto::{
     AuthenticateRequest, AuthenticateResponse, DeleteRangeRequest, LeaseGrantRequest,
     LeaseGrantResponse, LeaseIdRequest, LeaseKeepAliveMessage, MemberListResponse, PutRequest,
@@ -18,7 +19,7 @@ use super::watch::{open_body, watch_after, KeyChange, Notice};
 use crate::etcd::error::{Error, ErrorKind, EtcdError, TransportKind};
 use crate::etcd::http::{self, Authorizer, Body, Bound, Http, Idempotent, Method, Request};
 use crate::etcd::options::ClientOptions;
-use crate::etcd::types::{Change, Child, Event, Found, Member, Op, Snapshot, Version, WaitOutcome};
+use crate::etcd::types::{Child, Event, Found, Member, Op, Snapshot, Version, WaitOutcome};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::cell::Cell;
@@ -439,16 +440,96 @@ impl Client {
     ) -> Result<WatchEnd, Error> {
         let mut watch = watch_after(scope, after_index);
         watch.prev_kv = prev_kv;
-        let body = open_body(&[watch]);
+        let ended = self.read_stream(&open_body(&[watch]), key, within, |notice| match notice {
+            Notice::Created { revision, .. } if revision < after_index => {
+                log::debug!(
+                    "{key}: etcd is at revision {revision}, below {after_index}: \
+                     wiped or restored; reading again"
+                );
+                Some(WatchEnd::HistoryGone)
+            }
+            Notice::Created { .. } | Notice::Progress { .. } => None,
+            Notice::Changes {
+                revision, changes, ..
+            } => {
+                let changes: Vec<KeyChange> = changes
+                    .into_iter()
+                    .filter(|c| scope.contains(c.key.as_bytes()))
+                    .collect();
+                (!changes.is_empty()).then_some(WatchEnd::Changes { changes, revision })
+            }
+            Notice::Canceled {
+                compact_revision, ..
+            } => {
+                log::debug!(
+                    "{key}: revision {} is compacted (up to {compact_revision}); \
+                     reading again",
+                    after_index + 1
+                );
+                Some(WatchEnd::HistoryGone)
+            }
+        });
+        match ended {
+            Err(Error::Transport(e)) if e.kind == TransportKind::WatchExpired => {
+                Ok(WatchEnd::Expired)
+            }
+            other => other,
+        }
+    }
+
+    /// Reads a watch of `scope` after `after` for as long as `take` accepts its messages
+    /// (see [`super::follow`]); what ended it. The stream's bound is the client's watch
+    /// timeout, which ends a half-open connection.
+    pub(super) fn stream_watch(
+        &self,
+        scope: &Scope,
+        key: &str,
+        after: u64,
+        take: &dyn Fn(Notice) -> bool,
+    ) -> Error {
+        let body = open_body(&[watch_after(scope, after)]);
+        let ended = self.read_stream(&body, key, None, |notice| {
+            let last = matches!(notice, Notice::Canceled { .. });
+            (!take(notice) || last).then_some(())
+        });
+        match ended {
+            Ok(()) => transport(TransportKind::Disconnected, "", "the watch was canceled"),
+            Err(error) => error,
+        }
+    }
+
+    /// See [`Http::endpoints_generation`].
+    pub(super) fn endpoints_generation(&self) -> u64 {
+        self.http.endpoints_generation()
+    }
+
+    /// How long a watch stream may stay silent before it is taken for dead: its progress
+    /// notifications and its bound (the watch timeout) end any silence before that.
+    pub(super) fn silence_bound(&self) -> Duration {
+        self.http.watch_timeout() + self.http.request_timeout()
+    }
+
+    /// Sends `body` to `/v3/watch` and hands each message of the stream to `on` until it
+    /// returns `Some`. A watch etcd canceled without compaction is its refusal (an invalid
+    /// token is fetched again and the watch sent once more); a stream that ends or breaks
+    /// is an error, its bound passing [`TransportKind::WatchExpired`].
+    fn read_stream<T>(
+        &self,
+        body: &[u8],
+        key: &str,
+        within: Option<Duration>,
+        mut on: impl FnMut(Notice) -> Option<T>,
+    ) -> Result<T, Error> {
         let request = Request {
             method: Method::Post,
             path: "/v3/watch",
             query: &[],
-            body: Body::Json(&body),
+            body: Body::Json(body),
             idempotent: Idempotent::Yes,
             bound: Bound::Watch(within),
             tied_to_index: true,
         };
+        let on = std::cell::RefCell::new(&mut on);
         let read = |rejected: &Cell<bool>| {
             self.http.send(&request, |response| {
                 let endpoint = response.endpoint().to_string();
@@ -483,49 +564,24 @@ impl Client {
                         }
                     };
                     match Notice::of(&result) {
-                        Notice::Created { revision, .. } if revision < after_index => {
-                            log::debug!(
-                                "{key}: etcd is at revision {revision}, below {after_index}: \
-                                 wiped or restored; reading again"
-                            );
-                            return Ok(WatchEnd::HistoryGone);
-                        }
-                        Notice::Created { .. } | Notice::Progress { .. } => {}
-                        Notice::Changes {
-                            revision, changes, ..
-                        } => {
-                            let changes: Vec<KeyChange> = changes
-                                .into_iter()
-                                .filter(|c| scope.contains(c.key.as_bytes()))
-                                .collect();
-                            if !changes.is_empty() {
-                                return Ok(WatchEnd::Changes { changes, revision });
-                            }
-                        }
                         Notice::Canceled {
-                            compact_revision, ..
-                        } if compact_revision > 0 => {
-                            log::debug!(
-                                "{key}: revision {} is compacted (up to {compact_revision}); \
-                                 reading again",
-                                after_index + 1
-                            );
-                            return Ok(WatchEnd::HistoryGone);
-                        }
-                        Notice::Canceled { reason, .. } => {
+                            compact_revision: 0,
+                            reason,
+                            ..
+                        } => {
                             let error = GatewayError::from_cancel_reason(&reason);
                             return Err(self.refused_as(&endpoint, &error, key, rejected));
+                        }
+                        notice => {
+                            if let Some(end) = (on.borrow_mut())(notice) {
+                                return Ok(end);
+                            }
                         }
                     }
                 }
             })
         };
-        match self.with_token(read) {
-            Err(Error::Transport(e)) if e.kind == TransportKind::WatchExpired => {
-                Ok(WatchEnd::Expired)
-            }
-            other => other,
-        }
+        self.with_token(read)
     }
 
     /// One JSON call; the endpoint that answered and its answer.
@@ -676,7 +732,6 @@ impl Client {
     }
 }
 
-/// A change from a watch in neutral terms; `revision` is the store's when it was sent.
 /// The first of the changes one watch message brought, when it is the only change of its
 /// revision: the changes after it come again from a watch from its revision + 1, one at a
 /// time as on v2, so a burst of writes is followed (and coalesced by `wait`) instead of
@@ -688,15 +743,6 @@ fn first_alone(changes: Vec<KeyChange>) -> Option<KeyChange> {
     match changes.next() {
         Some(next) if next.mod_revision == first.mod_revision => None,
         _ => Some(first),
-    }
-}
-
-fn neutral(change: KeyChange, revision: u64) -> Change {
-    Change {
-        index: change.mod_revision,
-        key: change.key,
-        op: change.value.map_or(Op::Delete, Op::Put),
-        store_index: revision.max(change.mod_revision),
     }
 }
 

@@ -8,12 +8,14 @@
 //! - [`scope`]: a resource key (recursive or not) as a key range.
 //! - [`text`]: keys and values as text, the way v2 hands them out.
 //! - [`snapshot`]: a paged read at one revision.
-//! - [`stream`]: splitting a watch stream into messages; [`watch`]: what they mean.
+//! - [`stream`]: splitting a watch stream into messages; [`watch`]: what they mean;
+//!   `follow`: one stream kept open for every later change of a subscription.
 //! - [`error`]: the gateway's refusals; [`txn`]: batches of guarded puts.
 
 mod auth;
 mod client;
 pub mod error;
+mod follow;
 pub mod proto;
 mod refused;
 pub mod scope;
@@ -25,6 +27,7 @@ pub mod watch;
 mod wire;
 
 pub use client::Client;
+pub use follow::Follow;
 
 #[cfg(test)]
 mod fixtures;
