@@ -181,6 +181,13 @@ pub const RECONFIG_D: Page = Page {
                     "Seconds to wait between install and reload (default 0).",
                 ),
                 Block::Item(
+                    "min_reload_interval",
+                    "E.g. \"10s\": a reload is started no sooner than this after the previous \
+                     one started; one owed sooner is deferred to the end of that window, never \
+                     dropped, and covers every file installed meanwhile. Daemon only: \
+                     --onetime reloads once per run anyway.",
+                ),
+                Block::Item(
                     "timeout",
                     "Bound of checkcmd and reloadcmd, e.g. \"30s\" (default: reconfig's \
                      --command-timeout, 30 s); on timeout the command's whole process group \

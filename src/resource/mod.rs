@@ -53,6 +53,10 @@ pub struct Resource {
     pub install: InstallSpec,
     /// `min_keys`, `max_shrink`, `values`, `on_bad_value`: renders that are refused.
     pub guards: Guards,
+    /// The daemon starts a reload no sooner than this after the previous one started; a
+    /// reload owed sooner is deferred to then, never dropped. `--onetime` reloads at most
+    /// once per run, so it does not apply there.
+    pub min_reload_interval: Option<Duration>,
 }
 
 impl Resource {
@@ -176,6 +180,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "max_shrink",
     "values",
     "on_bad_value",
+    "min_reload_interval",
 ];
 
 /// The most `backup` may keep: more is a typo or a job for version control, and each one
@@ -330,6 +335,9 @@ fn resource_from(file: &Path, fields: &Fields, opts: &LoadOptions) -> Result<Res
         strict,
         install,
         guards: guards::parse(fields)?,
+        min_reload_interval: fields
+            .duration("min_reload_interval")?
+            .filter(|interval| !interval.is_zero()),
     })
 }
 
