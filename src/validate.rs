@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::etcd::{self, Client};
+use crate::keys;
 use crate::resource::Resource;
 use crate::template::{Context, TemplateError};
 
@@ -45,12 +46,14 @@ pub struct Rendered {
 /// Renders `resource` from a fresh read of its key and altkeys; writes nothing, runs
 /// nothing. A missing altkey renders as empty, as in the daemon.
 pub fn render(resource: &Resource, client: &Client) -> Result<Rendered, RenderProblem> {
-    let snapshot = client
-        .snapshot(&resource.key, resource.recursive)
-        .map_err(RenderProblem::Etcd)?;
+    let snapshot = keys::read_all(resource.keys.iter().map(String::as_str), |key| {
+        let read = client.snapshot(key, resource.recursive)?;
+        Ok((read.data.map(Arc::new), read.index))
+    })
+    .map_err(RenderProblem::Etcd)?;
     let Some(data) = snapshot.data else {
         return Err(RenderProblem::Missing {
-            key: resource.key.clone(),
+            key: resource.keys.join(", "),
         });
     };
     let mut altdata = BTreeMap::new();
@@ -59,7 +62,7 @@ pub fn render(resource: &Resource, client: &Client) -> Result<Rendered, RenderPr
         altdata.insert(alias.clone(), Arc::new(alt.data.unwrap_or_default()));
     }
     let context = Context {
-        data: &Arc::new(data),
+        data: &data,
         altdata: &altdata,
         watched: &resource.key,
     };

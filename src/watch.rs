@@ -8,6 +8,7 @@
 use crate::apply::{self, ApplyError, ApplyErrorKind, Outcome, ReloadResult};
 use crate::etcd::{self, Freshness, SnapshotCache};
 use crate::guard::{Gate, Refusal};
+use crate::keys;
 use crate::resource::Resource;
 use crate::state::{Memory, StateDir};
 use crate::status::StatusBoard;
@@ -253,10 +254,11 @@ impl Watcher {
         let resource = Arc::clone(&self.resource);
         self.memory.refresh();
         let started = Instant::now();
-        let snapshot = self
-            .snapshots
-            .snapshot(&resource.key, resource.recursive, fresh)
-            .map_err(PassError::Etcd)?;
+        let snapshot = keys::read_all(resource.keys.iter().map(String::as_str), |key| {
+            let read = self.snapshots.snapshot(key, resource.recursive, fresh)?;
+            Ok((read.data, read.index))
+        })
+        .map_err(PassError::Etcd)?;
         let index = snapshot.index;
         if index < self.last_index {
             log::warn!(target: resource.id(),
@@ -433,7 +435,7 @@ impl Watcher {
         }
         match error {
             PassError::Missing => {
-                log::warn!(target: self.resource.id(), "{}: {error}", self.resource.key)
+                log::warn!(target: self.resource.id(), "{}: {error}", self.resource.keys.join(", "))
             }
             PassError::Etcd(e) if problem == Problem::Unreachable && self.retries => {
                 let e = (self.options.describe_etcd)(e);

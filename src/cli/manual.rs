@@ -142,7 +142,16 @@ pub const RECONFIG_D: Page = Page {
                 Block::Item("id", "Name in every log line; default: the file's path."),
                 Block::Item(
                     "key",
-                    "The etcd key to watch (required); reconfig's --prefix is prepended.",
+                    "The etcd key to watch (required, unless keys is given); reconfig's \
+                     --prefix is prepended.",
+                ),
+                Block::Item(
+                    "keys",
+                    "[\"/a\", \"/b\"]: several keys instead of key (both is an error). Each is \
+                     watched (a change under any renders), prefixed and read for every render; \
+                     data holds the leaves of all of them, watched is the first. Each read \
+                     holds every change that made the render due, but the keys are not read \
+                     at one single index. min_keys and max_shrink count the leaves of all.",
                 ),
                 Block::Item(
                     "recursive",
@@ -167,6 +176,11 @@ pub const RECONFIG_D: Page = Page {
                     "altkeys",
                     "{\"alias\": \"/other/key\"}: read (recursively, not watched) on every \
                      render, into reconfig.altdata.alias.",
+                ),
+                Block::Item(
+                    "watch_altkeys",
+                    "true: watch the altkeys too, so that a change there renders at once \
+                     (default false: a change there shows at the next change of key).",
                 ),
                 Block::Item(
                     "checkcmd",
@@ -287,7 +301,7 @@ pub const RECONFIG_D: Page = Page {
                 Block::Item(
                     "reconfig.data (or data)",
                     "Full key to value of every leaf under the watched key (one entry for a \
-                     leaf).",
+                     leaf); with keys, under every one of them.",
                 ),
                 Block::Item(
                     "reconfig.altdata (or altdata)",
@@ -296,7 +310,7 @@ pub const RECONFIG_D: Page = Page {
                 ),
                 Block::Item(
                     "reconfig.watched (or watched)",
-                    "The watched key, prefix applied.",
+                    "The watched key, prefix applied; with keys, the first.",
                 ),
                 Block::Para(
                     "With \"pattern\": \"<% %>\", statements are <% ... %>, expressions \

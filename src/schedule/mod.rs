@@ -197,11 +197,11 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// `resources[i]` follows watch `watch_of[i]` of `watches` in all.
+    /// `resources[i]` follows the watches `watch_of[i]` of `watches` in all.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         resources: &[Arc<Resource>],
-        watch_of: &[usize],
+        watch_of: &[Vec<usize>],
         watches: usize,
         snapshots: &SnapshotCache,
         options: &RunOptions,
@@ -214,8 +214,10 @@ impl Scheduler {
             .iter()
             .zip(watch_of)
             .enumerate()
-            .map(|(n, (resource, &watch))| {
-                followers[watch].push(n);
+            .map(|(n, (resource, followed))| {
+                for &watch in followed {
+                    followers[watch].push(n);
+                }
                 Slot {
                     watcher: Some(Box::new(Watcher::new(
                         Arc::clone(resource),
