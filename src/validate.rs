@@ -3,9 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 
-use crate::etcd::{self, Client};
+use crate::etcd::{self, Client, Freshness};
 use crate::keys;
 use crate::resource::Resource;
 use crate::template::{Context, TemplateError};
@@ -46,9 +45,9 @@ pub struct Rendered {
 /// Renders `resource` from a fresh read of its key and altkeys; writes nothing, runs
 /// nothing. A missing altkey renders as empty, as in the daemon.
 pub fn render(resource: &Resource, client: &Client) -> Result<Rendered, RenderProblem> {
+    let mut reader = keys::PassReader::direct(client, resource.reads());
     let snapshot = keys::read_all(resource.keys.iter().map(String::as_str), |key| {
-        let read = client.snapshot(key, resource.recursive)?;
-        Ok((read.data.map(Arc::new), read.index))
+        reader.read(key, resource.recursive, Freshness::now())
     })
     .map_err(RenderProblem::Etcd)?;
     let Some(data) = snapshot.data else {
@@ -58,8 +57,10 @@ pub fn render(resource: &Resource, client: &Client) -> Result<Rendered, RenderPr
     };
     let mut altdata = BTreeMap::new();
     for (alias, key) in &resource.altkeys {
-        let alt = client.snapshot(key, true).map_err(RenderProblem::Etcd)?;
-        altdata.insert(alias.clone(), Arc::new(alt.data.unwrap_or_default()));
+        let (alt, _) = reader
+            .read(key, true, Freshness::now())
+            .map_err(RenderProblem::Etcd)?;
+        altdata.insert(alias.clone(), alt.unwrap_or_default());
     }
     let context = Context {
         data: &data,

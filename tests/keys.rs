@@ -2,6 +2,8 @@
 
 mod support;
 
+use reconfig::etcd::Freshness;
+use reconfig::keys::PassReader;
 use serde_json::json;
 use std::time::Duration;
 use support::daemon::{wait_content, Setup};
@@ -115,4 +117,37 @@ fn min_keys_counts_the_leaves_of_every_key(api: Api) {
         String::from_utf8_lossy(&run.stderr).contains("fewer than min_keys 3"),
         "{run:?}"
     );
+}
+
+both_apis!(a_pass_reads_its_keys_at_one_revision_on_v3_and_each_fresh_on_v2);
+fn a_pass_reads_its_keys_at_one_revision_on_v3_and_each_fresh_on_v2(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/first/x", "1");
+    etcd.put("/second/y", "1");
+    let client = etcd.kv();
+    let mut reader = PassReader::direct(&client, 2);
+    let (first, at) = reader
+        .read("/first", true, Freshness::now())
+        .expect("read /first");
+    assert_eq!(
+        first.map(|leaves| leaves["/first/x"].clone()).as_deref(),
+        Some("1")
+    );
+    // A write landing between two reads of the pass.
+    etcd.put("/second/y", "2");
+    let (second, index) = reader
+        .read("/second", true, Freshness::now())
+        .expect("read /second");
+    let value = second.map(|leaves| leaves["/second/y"].clone());
+    match api {
+        Api::V3 => {
+            assert_eq!(
+                value.as_deref(),
+                Some("1"),
+                "read at the first read's revision"
+            );
+            assert_eq!(index, at);
+        }
+        Api::V2 => assert_eq!(value.as_deref(), Some("2"), "v2 cannot read the past"),
+    }
 }

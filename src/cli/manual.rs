@@ -149,9 +149,10 @@ pub const RECONFIG_D: Page = Page {
                     "keys",
                     "[\"/a\", \"/b\"]: several keys instead of key (both is an error). Each is \
                      watched (a change under any renders), prefixed and read for every render; \
-                     data holds the leaves of all of them, watched is the first. Each read \
-                     holds every change that made the render due, but the keys are not read \
-                     at one single index. min_keys and max_shrink count the leaves of all.",
+                     data holds the leaves of all of them, watched is the first. On v3 a \
+                     render reads all its keys and altkeys at one revision; v2 cannot, and \
+                     reads each after the change that made the render due. min_keys and \
+                     max_shrink count the leaves of all.",
                 ),
                 Block::Item(
                     "recursive",

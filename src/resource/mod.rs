@@ -109,6 +109,11 @@ impl Resource {
         keys.chain(altkeys).collect()
     }
 
+    /// How many keys a render reads: the keys and the altkeys.
+    pub fn reads(&self) -> usize {
+        self.keys.len() + self.altkeys.len()
+    }
+
     /// Each target and the template that renders it, for the log: `/a (template t.tmpl)`.
     pub fn files_text(&self) -> String {
         let mut files = vec![(self.target(), self.template_path.as_path())];
