@@ -92,7 +92,7 @@ pub fn load_resources(options: &LoadOptions) -> Result<LoadedResources, LoadErro
     for r in &loaded.resources {
         log::info!(target: r.id(),
             "bound: key {}{} → {}",
-            r.key,
+            r.keys.join(", "),
             if r.recursive { " (recursive)" } else { "" },
             r.files_text());
     }
@@ -294,21 +294,29 @@ fn spawn(name: &str, run: impl FnOnce() + Send + 'static) -> std::io::Result<Joi
         .spawn(run)
 }
 
-/// One [`Watch`] per distinct (key, recursive) of `resources`, and the watch each follows.
-fn distinct_watches(resources: &[Arc<Resource>]) -> (Vec<Watch>, Vec<usize>) {
+/// One [`Watch`] per distinct (key, recursive) of `resources`, and the watches each
+/// follows (several with `keys` or `watch_altkeys`).
+fn distinct_watches(resources: &[Arc<Resource>]) -> (Vec<Watch>, Vec<Vec<usize>>) {
     let mut watches: Vec<Watch> = Vec::new();
     let mut ids: HashMap<(&str, bool), usize> = HashMap::new();
     let watch_of = resources
         .iter()
         .map(|r| {
-            *ids.entry((r.key.as_str(), r.recursive)).or_insert_with(|| {
-                watches.push(Watch {
-                    id: watches.len(),
-                    key: r.key.clone(),
-                    recursive: r.recursive,
+            let mut followed: Vec<usize> = Vec::new();
+            for (key, recursive) in r.watched_keys() {
+                let id = *ids.entry((key, recursive)).or_insert_with(|| {
+                    watches.push(Watch {
+                        id: watches.len(),
+                        key: key.to_string(),
+                        recursive,
+                    });
+                    watches.len() - 1
                 });
-                watches.len() - 1
-            })
+                if !followed.contains(&id) {
+                    followed.push(id);
+                }
+            }
+            followed
         })
         .collect();
     (watches, watch_of)

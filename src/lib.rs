@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod etcd;
 pub mod follow;
 pub mod guard;
+pub mod keys;
 pub mod logging;
 pub mod pool;
 pub mod register;

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 
-use crate::etcd::{self, Client};
+use crate::etcd::{self, Client, Freshness};
+use crate::keys;
 use crate::resource::Resource;
 use crate::template::{Context, TemplateError};
 
@@ -45,21 +45,25 @@ pub struct Rendered {
 /// Renders `resource` from a fresh read of its key and altkeys; writes nothing, runs
 /// nothing. A missing altkey renders as empty, as in the daemon.
 pub fn render(resource: &Resource, client: &Client) -> Result<Rendered, RenderProblem> {
-    let snapshot = client
-        .snapshot(&resource.key, resource.recursive)
-        .map_err(RenderProblem::Etcd)?;
+    let mut reader = keys::PassReader::direct(client, resource.reads());
+    let snapshot = keys::read_all(resource.keys.iter().map(String::as_str), |key| {
+        reader.read(key, resource.recursive, Freshness::now())
+    })
+    .map_err(RenderProblem::Etcd)?;
     let Some(data) = snapshot.data else {
         return Err(RenderProblem::Missing {
-            key: resource.key.clone(),
+            key: resource.keys.join(", "),
         });
     };
     let mut altdata = BTreeMap::new();
     for (alias, key) in &resource.altkeys {
-        let alt = client.snapshot(key, true).map_err(RenderProblem::Etcd)?;
-        altdata.insert(alias.clone(), Arc::new(alt.data.unwrap_or_default()));
+        let (alt, _) = reader
+            .read(key, true, Freshness::now())
+            .map_err(RenderProblem::Etcd)?;
+        altdata.insert(alias.clone(), alt.unwrap_or_default());
     }
     let context = Context {
-        data: &Arc::new(data),
+        data: &data,
         altdata: &altdata,
         watched: &resource.key,
     };

@@ -8,6 +8,7 @@
 use crate::apply::{self, ApplyError, ApplyErrorKind, Outcome, ReloadResult};
 use crate::etcd::{self, Freshness, SnapshotCache};
 use crate::guard::{Gate, Refusal};
+use crate::keys;
 use crate::resource::Resource;
 use crate::state::{Memory, StateDir};
 use crate::status::StatusBoard;
@@ -253,10 +254,12 @@ impl Watcher {
         let resource = Arc::clone(&self.resource);
         self.memory.refresh();
         let started = Instant::now();
-        let snapshot = self
-            .snapshots
-            .snapshot(&resource.key, resource.recursive, fresh)
-            .map_err(PassError::Etcd)?;
+        let snapshots = self.snapshots.clone();
+        let mut reader = keys::PassReader::shared(&snapshots, resource.reads());
+        let snapshot = keys::read_all(resource.keys.iter().map(String::as_str), |key| {
+            reader.read(key, resource.recursive, fresh)
+        })
+        .map_err(PassError::Etcd)?;
         let index = snapshot.index;
         if index < self.last_index {
             log::warn!(target: resource.id(),
@@ -271,7 +274,9 @@ impl Watcher {
             .admit(&resource.guards, &data, installed_from, resource.id())
             .map_err(PassError::Refused)?
             .leaves;
-        let altdata = self.altdata(started).map_err(PassError::Etcd)?;
+        let altdata = self
+            .altdata(started, &mut reader)
+            .map_err(PassError::Etcd)?;
         let texts = self.render(&data, &altdata).map_err(PassError::Render)?;
         self.rendered_leaves = data.len() as u64;
         self.rendered_len = texts.iter().map(String::len).sum();
@@ -294,19 +299,20 @@ impl Watcher {
         self.resource.render_all(&context, capacity)
     }
 
-    /// Alias → every leaf under the altkey, read after the pass began. Altkeys are read,
-    /// not watched; a missing one renders as an empty map, with a warning when it goes
+    /// Alias → every leaf under the altkey, read after the pass began (on v3 at the keys'
+    /// revision). Altkeys are read, and watched only with `watch_altkeys`; a missing one renders as an empty map, with a warning when it goes
     /// missing (not on every render while it stays so).
     fn altdata(
         &mut self,
         pass_started: Instant,
+        reader: &mut keys::PassReader,
     ) -> Result<BTreeMap<String, Arc<BTreeMap<String, String>>>, etcd::Error> {
         let resource = Arc::clone(&self.resource);
         let mut altdata = BTreeMap::new();
         for (alias, key) in &resource.altkeys {
             let fresh = Freshness::read_after(pass_started);
-            let snapshot = self.snapshots.snapshot(key, true, fresh)?;
-            let data = match snapshot.data {
+            let (data, _) = reader.read(key, true, fresh)?;
+            let data = match data {
                 Some(data) => {
                     if self.missing_altkeys.remove(alias) {
                         log::info!(target: resource.id(), "altkey {alias} = {key} exists again");
@@ -433,7 +439,7 @@ impl Watcher {
         }
         match error {
             PassError::Missing => {
-                log::warn!(target: self.resource.id(), "{}: {error}", self.resource.key)
+                log::warn!(target: self.resource.id(), "{}: {error}", self.resource.keys.join(", "))
             }
             PassError::Etcd(e) if problem == Problem::Unreachable && self.retries => {
                 let e = (self.options.describe_etcd)(e);

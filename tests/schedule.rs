@@ -296,3 +296,76 @@ fn a_reload_failing_again_and_again_does_not_hold_up_the_next_change(api: Api) {
         "the change waited {took:?} for the failed reload's retry"
     );
 }
+
+/// Seconds since the epoch on each line of a marker file that `date +%s.%N` appended to.
+fn timestamps(path: &Path) -> Vec<f64> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.trim().parse().ok())
+        .collect()
+}
+
+both_apis!(reloads_closer_than_min_reload_interval_are_deferred_to_one_at_the_windows_end);
+fn reloads_closer_than_min_reload_interval_are_deferred_to_one_at_the_windows_end(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/paced/v", "0");
+    let setup = Setup::new();
+    let mut resource = setup.list_resource("paced", "/paced");
+    let reloads = setup.out("paced.reloads");
+    let installs = setup.out("paced.installs");
+    // A checkcmd without {{src}} runs right after each install.
+    resource["checkcmd"] = json!(format!("date +%s.%N >> {}", installs.display()));
+    resource["reloadcmd"] = json!(format!("date +%s.%N >> {}", reloads.display()));
+    resource["min_reload_interval"] = json!("2s");
+    setup.resource("paced", resource);
+    let daemon = setup.daemon(&etcd, &[]);
+    assert!(
+        support::eventually(SECS, || count_lines(&reloads) == 1),
+        "{}",
+        daemon.log_text()
+    );
+    for value in ["1", "2", "3"] {
+        etcd.put("/paced/v", value);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        wait_content(&setup.out("paced.conf"), "/paced/v=3\n", SECS),
+        "{}",
+        daemon.log_text()
+    );
+    // The last reload comes at the latest 2 s after the first; wait past that, and past
+    // the window a further reload would have to respect.
+    assert!(
+        support::eventually(SECS, || timestamps(&reloads).last()
+            >= timestamps(&installs).last()),
+        "no reload after the last install\n{}",
+        daemon.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let reloaded = timestamps(&reloads);
+    let installed = timestamps(&installs);
+    assert!(
+        (2..=3).contains(&reloaded.len()),
+        "the first reload and at most 2 for the 3 changes, got {reloaded:?}\n{}",
+        daemon.log_text()
+    );
+    assert!(
+        reloaded.last() >= installed.last(),
+        "{reloaded:?} {installed:?}"
+    );
+    for pair in reloaded.windows(2) {
+        // Each timestamp is taken by the reload command a few milliseconds after reconfig
+        // started it; the starts themselves are at least 2 s apart.
+        assert!(
+            pair[1] - pair[0] >= 1.9,
+            "reloads {reloaded:?} closer than min_reload_interval\n{}",
+            daemon.log_text()
+        );
+    }
+    assert!(
+        daemon.log_text().contains("deferred"),
+        "{}",
+        daemon.log_text()
+    );
+}

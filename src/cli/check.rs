@@ -42,7 +42,7 @@ pub fn run(
                 resource.id(),
                 rendered.bytes,
                 resource.target().display(),
-                resource.key,
+                resource.keys.join(", "),
                 rendered.index
             ),
             Err(validate::RenderProblem::Etcd(e)) => {

@@ -142,7 +142,17 @@ pub const RECONFIG_D: Page = Page {
                 Block::Item("id", "Name in every log line; default: the file's path."),
                 Block::Item(
                     "key",
-                    "The etcd key to watch (required); reconfig's --prefix is prepended.",
+                    "The etcd key to watch (required, unless keys is given); reconfig's \
+                     --prefix is prepended.",
+                ),
+                Block::Item(
+                    "keys",
+                    "[\"/a\", \"/b\"]: several keys instead of key (both is an error). Each is \
+                     watched (a change under any renders), prefixed and read for every render; \
+                     data holds the leaves of all of them, watched is the first. On v3 a \
+                     render reads all its keys and altkeys at one revision; v2 cannot, and \
+                     reads each after the change that made the render due. min_keys and \
+                     max_shrink count the leaves of all.",
                 ),
                 Block::Item(
                     "recursive",
@@ -169,6 +179,11 @@ pub const RECONFIG_D: Page = Page {
                      render, into reconfig.altdata.alias.",
                 ),
                 Block::Item(
+                    "watch_altkeys",
+                    "true: watch the altkeys too, so that a change there renders at once \
+                     (default false: a change there shows at the next change of key).",
+                ),
+                Block::Item(
                     "checkcmd",
                     "Validates the new file. With {{src}} it runs on the staged file before \
                      install; without, it runs after install and a failure restores the \
@@ -179,6 +194,13 @@ pub const RECONFIG_D: Page = Page {
                 Block::Item(
                     "splay",
                     "Seconds to wait between install and reload (default 0).",
+                ),
+                Block::Item(
+                    "min_reload_interval",
+                    "E.g. \"10s\": a reload is started no sooner than this after the previous \
+                     one started; one owed sooner is deferred to the end of that window, never \
+                     dropped, and covers every file installed meanwhile. Daemon only: \
+                     --onetime reloads once per run anyway.",
                 ),
                 Block::Item(
                     "timeout",
@@ -280,7 +302,7 @@ pub const RECONFIG_D: Page = Page {
                 Block::Item(
                     "reconfig.data (or data)",
                     "Full key to value of every leaf under the watched key (one entry for a \
-                     leaf).",
+                     leaf); with keys, under every one of them.",
                 ),
                 Block::Item(
                     "reconfig.altdata (or altdata)",
@@ -289,7 +311,7 @@ pub const RECONFIG_D: Page = Page {
                 ),
                 Block::Item(
                     "reconfig.watched (or watched)",
-                    "The watched key, prefix applied.",
+                    "The watched key, prefix applied; with keys, the first.",
                 ),
                 Block::Para(
                     "With \"pattern\": \"<% %>\", statements are <% ... %>, expressions \

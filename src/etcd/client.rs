@@ -119,6 +119,24 @@ impl Client {
         }
     }
 
+    /// [`Client::snapshot`] at revision `at` (`None`: the current one), so that several keys
+    /// read at the first read's revision are one consistent view. `None` on v2, which
+    /// cannot read the past.
+    pub fn snapshot_at(
+        &self,
+        key: &str,
+        recursive: bool,
+        at: Option<u64>,
+    ) -> Result<Option<Snapshot>, Error> {
+        match self.speaking()? {
+            Speaking::V2(_) => Ok(None),
+            Speaking::V3(c) => match at {
+                Some(revision) => c.snapshot_at(key, recursive, revision).map(Some),
+                None => c.snapshot(key, recursive).map(Some),
+            },
+        }
+    }
+
     /// Waits for a change under `key` after `after_index`, bounded by `within` (`None`:
     /// the client's watch timeout). The daemon receives changes through [`Client::subscribe`].
     pub fn wait_within(

@@ -9,6 +9,7 @@ mod duration;
 mod fields;
 mod files;
 mod guards;
+mod keys;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -31,11 +32,18 @@ use files::template_files;
 pub struct Resource {
     /// The conf.d file it came from.
     pub file: PathBuf,
-    /// The watched etcd key: prefix applied, `//` squeezed, starts with `/`.
+    /// The (first) watched etcd key: prefix applied, `//` squeezed, starts with `/`; the
+    /// template's `watched`.
     pub key: String,
+    /// Every watched key, `key` first (`"keys"`, or just `key`); all are read for a render
+    /// and their leaves together are the template's `data`.
+    pub keys: Vec<String>,
+    /// Applies to every key of `keys`.
     pub recursive: bool,
-    /// Alias → etcd key, fetched (not watched) on each render. Not prefixed.
+    /// Alias → etcd key, fetched on each render; watched too with `watch_altkeys`. Not
+    /// prefixed.
     pub altkeys: BTreeMap<String, String>,
+    pub watch_altkeys: bool,
     /// Quiescence: wait for the key to be quiet this long before rendering.
     pub wait: Option<Wait>,
     /// templatedir/source (of the first entry of `"templates"`).
@@ -53,6 +61,10 @@ pub struct Resource {
     pub install: InstallSpec,
     /// `min_keys`, `max_shrink`, `values`, `on_bad_value`: renders that are refused.
     pub guards: Guards,
+    /// The daemon starts a reload no sooner than this after the previous one started; a
+    /// reload owed sooner is deferred to then, never dropped. `--onetime` reloads at most
+    /// once per run, so it does not apply there.
+    pub min_reload_interval: Option<Duration>,
 }
 
 impl Resource {
@@ -83,6 +95,23 @@ impl Resource {
                     .map_err(|e| e.to_string())
             })
             .collect()
+    }
+
+    /// Every (key, recursive) to watch: the keys, then the altkeys with `watch_altkeys`
+    /// (read recursively, so watched so).
+    pub fn watched_keys(&self) -> Vec<(&str, bool)> {
+        let keys = self.keys.iter().map(|key| (key.as_str(), self.recursive));
+        let altkeys = self
+            .altkeys
+            .values()
+            .filter(|_| self.watch_altkeys)
+            .map(|key| (key.as_str(), true));
+        keys.chain(altkeys).collect()
+    }
+
+    /// How many keys a render reads: the keys and the altkeys.
+    pub fn reads(&self) -> usize {
+        self.keys.len() + self.altkeys.len()
     }
 
     /// Each target and the template that renders it, for the log: `/a (template t.tmpl)`.
@@ -154,6 +183,8 @@ impl std::error::Error for ConfigError {}
 const KNOWN_FIELDS: &[&str] = &[
     "id",
     "key",
+    "keys",
+    "watch_altkeys",
     "source",
     "target",
     "recursive",
@@ -176,6 +207,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "max_shrink",
     "values",
     "on_bad_value",
+    "min_reload_interval",
 ];
 
 /// The most `backup` may keep: more is a typo or a job for version control, and each one
@@ -254,7 +286,8 @@ fn warn_unknown_fields(file: &Path, fields: &Fields) {
 }
 
 fn resource_from(file: &Path, fields: &Fields, opts: &LoadOptions) -> Result<Resource, String> {
-    let key = watched_key(&opts.prefix, fields.required_string("key")?)?;
+    let keys = keys::parse(&opts.prefix, fields)?;
+    let key = keys.first().cloned().ok_or("no key")?;
     let mut files = template_files(fields)?.into_iter();
     let first = files.next().ok_or("no template")?;
     let altkeys = fields.string_map("altkeys")?;
@@ -321,8 +354,10 @@ fn resource_from(file: &Path, fields: &Fields, opts: &LoadOptions) -> Result<Res
     Ok(Resource {
         file: file.to_path_buf(),
         key,
+        keys,
         recursive: fields.bool("recursive")?,
         altkeys,
+        watch_altkeys: fields.bool("watch_altkeys")?,
         wait,
         template_path,
         template,
@@ -330,6 +365,9 @@ fn resource_from(file: &Path, fields: &Fields, opts: &LoadOptions) -> Result<Res
         strict,
         install,
         guards: guards::parse(fields)?,
+        min_reload_interval: fields
+            .duration("min_reload_interval")?
+            .filter(|interval| !interval.is_zero()),
     })
 }
 

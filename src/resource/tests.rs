@@ -220,10 +220,62 @@ fn missing_required_fields_are_named() {
         (r#"{"key": "/a", "source": "t.tmpl"}"#.to_string(), "target"),
     ];
     for (json, field) in cases {
-        assert_eq!(
-            tree.problem_of(&json),
-            format!("missing required field \"{field}\"")
+        assert_contains(
+            &tree.problem_of(&json),
+            &format!("missing required field \"{field}\""),
         );
+    }
+}
+
+#[test]
+fn keys_lists_several_watched_keys_prefixed_and_key_is_the_first() {
+    let tree = ConfTree::new();
+    let target = tree.target("k.conf");
+    tree.conf(
+        "k.json",
+        &format!(
+            r#"{{"keys": ["/a", "/b//c/"], "source": "t.tmpl", "target": "{target}",
+            "altkeys": {{"x": "/other"}}, "watch_altkeys": true}}"#
+        ),
+    );
+    let loaded = load(&tree.options("/p")).unwrap();
+    let r = &loaded.resources[0];
+    assert_eq!(r.keys, ["/p/a", "/p/b/c"]);
+    assert_eq!(r.key, "/p/a");
+    assert_eq!(
+        r.watched_keys(),
+        [("/p/a", false), ("/p/b/c", false), ("/other", true)]
+    );
+}
+
+#[test]
+fn key_and_keys_together_or_a_bad_keys_list_are_errors_naming_the_field() {
+    let tree = ConfTree::new();
+    let cases = [
+        (
+            r#", "keys": ["/b"]"#,
+            r#"fields "key" and "keys" are both given"#,
+        ),
+        (r#", "key": null, "keys": []"#, r#"field "keys": is empty"#),
+        (
+            r#", "key": null, "keys": "/b""#,
+            r#"field "keys": expected a list"#,
+        ),
+        (
+            r#", "key": null, "keys": ["/b", 1]"#,
+            r#"field "keys": entry 2 must be an etcd key string"#,
+        ),
+        (
+            r#", "key": null, "keys": ["b"]"#,
+            r#"field "keys": "b" must start with '/'"#,
+        ),
+        (
+            r#", "key": null, "keys": ["/b", "/b/"]"#,
+            r#"field "keys": /b is listed twice"#,
+        ),
+    ];
+    for (extra, expected) in cases {
+        assert_contains(&tree.problem_of(&minimal(&tree, extra)), expected);
     }
 }
 

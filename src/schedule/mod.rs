@@ -12,6 +12,10 @@
 //! watcher: once the splay is over, a resource's next install does not wait for its reload,
 //! nor for other resources' reloads queued before it. A file installed while its reload
 //! runs gets one more reload after it; a failed reload is retried after the backoff.
+//!
+//! `min_reload_interval` spaces a resource's reloads: one that would start sooner after
+//! the previous one started is deferred to the window's end, never dropped. Passes go on
+//! meanwhile, and every file installed in the window is covered by that one reload.
 
 mod jobs;
 mod pools;
@@ -64,6 +68,9 @@ enum Reload {
     Idle,
     /// Runs then, the splay after the install; the next pass waits for it.
     Due(Instant),
+    /// Runs then, when `min_reload_interval` after the previous reload started ends; passes
+    /// go on meanwhile, and their installs are covered by it.
+    Throttled(Instant),
     /// Runs again then, the backoff after a failure, unless a pass owes one sooner.
     Retry(Instant),
     /// Running; `again`: a newer file was installed meanwhile, reload once more after.
@@ -72,23 +79,41 @@ enum Reload {
     },
 }
 
+/// When a reload owed now may run.
+#[derive(Debug, Clone, Copy)]
+struct ReloadAt {
+    /// The splay after the install.
+    splay_over: Instant,
+    /// `min_reload_interval` after the previous reload started, if it has not passed.
+    throttle_over: Option<Instant>,
+}
+
+impl ReloadAt {
+    /// The owed reload: after the splay, or deferred by the throttle when that ends later.
+    fn owed(self) -> Reload {
+        match self.throttle_over {
+            Some(over) if over > self.splay_over => Reload::Throttled(over),
+            _ => Reload::Due(self.splay_over),
+        }
+    }
+}
+
 impl Reload {
     /// After a pass owed a reload: `changed` a newer file, or still owes a failed one.
-    /// `splay_over` is when a reload owed now may run.
-    fn owed(self, changed: bool, splay_over: Instant) -> Reload {
+    fn owed(self, changed: bool, at: ReloadAt) -> Reload {
         match self {
-            Reload::Idle | Reload::Retry(_) => Reload::Due(splay_over),
+            Reload::Idle | Reload::Retry(_) => at.owed(),
             Reload::Running { again } => Reload::Running {
                 again: again || changed,
             },
-            due @ Reload::Due(_) => due,
+            owed @ (Reload::Due(_) | Reload::Throttled(_)) => owed,
         }
     }
 
     /// After the running reload ended.
-    fn ended(self, splay_over: Instant) -> Reload {
+    fn ended(self, at: ReloadAt) -> Reload {
         match self {
-            Reload::Running { again: true } => Reload::Due(splay_over),
+            Reload::Running { again: true } => at.owed(),
             _ => Reload::Idle,
         }
     }
@@ -114,6 +139,8 @@ struct Slot {
     /// A failed pass is retried then.
     retry_due: Option<Instant>,
     reload: Reload,
+    /// When its last reload started, for `min_reload_interval`.
+    reload_started: Option<Instant>,
     /// How its reload ended, while its watcher was away on a pass.
     reload_outcome: Option<Option<ReloadResult>>,
     /// Its watch failed while its pass was away: reported when the watcher is back,
@@ -123,6 +150,30 @@ struct Slot {
 }
 
 impl Slot {
+    /// When a reload owed `now` may run.
+    fn reload_at(&self, now: Instant) -> ReloadAt {
+        ReloadAt {
+            splay_over: now + self.resource.install.splay,
+            throttle_over: self.throttle_over(now),
+        }
+    }
+
+    /// When `min_reload_interval` after the last reload's start ends, if it is still ahead.
+    fn throttle_over(&self, now: Instant) -> Option<Instant> {
+        let over = self.reload_started? + self.resource.min_reload_interval?;
+        (over > now).then_some(over)
+    }
+
+    /// Sets the reload state, logging when the throttle defers a reload.
+    fn set_reload(&mut self, reload: Reload, now: Instant) {
+        if let (Reload::Throttled(at), false) =
+            (reload, matches!(self.reload, Reload::Throttled(_)))
+        {
+            log::info!(target: self.resource.id(), "reload deferred {:.1} s by min_reload_interval", at.saturating_duration_since(now).as_secs_f64());
+        }
+        self.reload = reload;
+    }
+
     fn pass_due(&self) -> Option<Instant> {
         self.includes?;
         match (self.change_due, self.retry_due) {
@@ -146,11 +197,11 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// `resources[i]` follows watch `watch_of[i]` of `watches` in all.
+    /// `resources[i]` follows the watches `watch_of[i]` of `watches` in all.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         resources: &[Arc<Resource>],
-        watch_of: &[usize],
+        watch_of: &[Vec<usize>],
         watches: usize,
         snapshots: &SnapshotCache,
         options: &RunOptions,
@@ -163,8 +214,10 @@ impl Scheduler {
             .iter()
             .zip(watch_of)
             .enumerate()
-            .map(|(n, (resource, &watch))| {
-                followers[watch].push(n);
+            .map(|(n, (resource, followed))| {
+                for &watch in followed {
+                    followers[watch].push(n);
+                }
                 Slot {
                     watcher: Some(Box::new(Watcher::new(
                         Arc::clone(resource),
@@ -178,6 +231,7 @@ impl Scheduler {
                     burst_started: None,
                     retry_due: None,
                     reload: Reload::Idle,
+                    reload_started: None,
                     reload_outcome: None,
                     watch_failure: None,
                     backoff: Backoff::new(options.max_backoff),
@@ -225,7 +279,7 @@ impl Scheduler {
             slot.watcher.is_some()
                 && match slot.reload {
                     Reload::Idle => true,
-                    Reload::Due(_) | Reload::Retry(_) => stopped,
+                    Reload::Due(_) | Reload::Throttled(_) | Reload::Retry(_) => stopped,
                     Reload::Running { .. } => false,
                 }
         })
@@ -277,8 +331,8 @@ impl Scheduler {
                 let slot = &mut self.slots[n];
                 match step {
                     Step::ReloadOwed { changed } => {
-                        let splay_over = now + slot.resource.install.splay;
-                        slot.reload = slot.reload.owed(changed, splay_over);
+                        let owed = slot.reload.owed(changed, slot.reload_at(now));
+                        slot.set_reload(owed, now);
                     }
                     Step::Done(result) => {
                         // While a reload is owed, it tells whether the pass converged.
@@ -307,7 +361,8 @@ impl Scheduler {
             }
             Notice::Reloaded { slot: n, result } => {
                 let slot = &mut self.slots[n];
-                slot.reload = slot.reload.ended(now + slot.resource.install.splay);
+                let next = slot.reload.ended(slot.reload_at(now));
+                slot.set_reload(next, now);
                 match slot.watcher.take() {
                     Some(mut watcher) => {
                         reloaded(slot, &mut watcher, result, now);
@@ -329,9 +384,10 @@ impl Scheduler {
         let mut wake_at = |at: Instant| next = Some(next.map_or(at, |next: Instant| next.min(at)));
         for n in 0..self.slots.len() {
             let slot = &mut self.slots[n];
-            if let Reload::Due(at) | Reload::Retry(at) = slot.reload {
+            if let Reload::Due(at) | Reload::Throttled(at) | Reload::Retry(at) = slot.reload {
                 if at <= now {
                     slot.reload = Reload::Running { again: false };
+                    slot.reload_started = Some(now);
                     let reload = ReloadJob {
                         slot: n,
                         resource: Arc::clone(&slot.resource),
@@ -387,7 +443,11 @@ fn reloaded(slot: &mut Slot, watcher: &mut Watcher, result: Option<ReloadResult>
         Ok(_) => slot.backoff.reset(),
         Err(PassError::Stopped) => {}
         Err(_) if slot.reload == Reload::Idle => {
-            slot.reload = Reload::Retry(now + slot.backoff.next_pause());
+            let backoff_over = now + slot.backoff.next_pause();
+            let at = slot
+                .throttle_over(now)
+                .map_or(backoff_over, |over| over.max(backoff_over));
+            slot.reload = Reload::Retry(at);
         }
         Err(_) => {}
     }
@@ -398,14 +458,25 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// A reload owed with `splay_over` and no throttle.
+    fn after_splay(splay_over: Instant) -> ReloadAt {
+        ReloadAt {
+            splay_over,
+            throttle_over: None,
+        }
+    }
+
     #[test]
     fn an_install_owes_a_reload_after_the_splay_and_holds_passes_until_then() {
         let splay_over = Instant::now() + Duration::from_secs(1);
-        let due = Reload::Idle.owed(true, splay_over);
+        let due = Reload::Idle.owed(true, after_splay(splay_over));
         assert_eq!(due, Reload::Due(splay_over));
         assert!(due.holds_passes());
         // A second install in the splay is covered by the same reload.
-        assert_eq!(due.owed(true, splay_over + Duration::from_secs(1)), due);
+        assert_eq!(
+            due.owed(true, after_splay(splay_over + Duration::from_secs(1))),
+            due
+        );
     }
 
     #[test]
@@ -413,12 +484,12 @@ mod tests {
         let now = Instant::now();
         let running = Reload::Running { again: false };
         assert!(!running.holds_passes());
-        let again = running.owed(true, now);
+        let again = running.owed(true, after_splay(now));
         assert_eq!(again, Reload::Running { again: true });
-        assert_eq!(again.ended(now), Reload::Due(now));
+        assert_eq!(again.ended(after_splay(now)), Reload::Due(now));
         // Still owing a failed reload adds none while one runs.
-        assert_eq!(running.owed(false, now), running);
-        assert_eq!(running.ended(now), Reload::Idle);
+        assert_eq!(running.owed(false, after_splay(now)), running);
+        assert_eq!(running.ended(after_splay(now)), Reload::Idle);
     }
 
     #[test]
@@ -426,6 +497,33 @@ mod tests {
         let now = Instant::now();
         let retry = Reload::Retry(now + Duration::from_secs(30));
         assert!(!retry.holds_passes());
-        assert_eq!(retry.owed(false, now), Reload::Due(now));
+        assert_eq!(retry.owed(false, after_splay(now)), Reload::Due(now));
+    }
+
+    #[test]
+    fn a_reload_sooner_than_min_reload_interval_is_deferred_without_holding_passes() {
+        let now = Instant::now();
+        let window_end = now + Duration::from_secs(10);
+        let throttled = ReloadAt {
+            splay_over: now,
+            throttle_over: Some(window_end),
+        };
+        let deferred = Reload::Idle.owed(true, throttled);
+        assert_eq!(deferred, Reload::Throttled(window_end));
+        // Installs in the window go on, and the one deferred reload covers them.
+        assert!(!deferred.holds_passes());
+        assert_eq!(deferred.owed(true, throttled), deferred);
+        // A file installed while a reload runs is reloaded at the window's end.
+        let again = Reload::Running { again: true };
+        assert_eq!(again.ended(throttled), Reload::Throttled(window_end));
+        // A splay ending after the window is the later bound, and holds passes as ever.
+        let late_splay = ReloadAt {
+            splay_over: window_end + Duration::from_secs(1),
+            throttle_over: Some(window_end),
+        };
+        assert_eq!(
+            Reload::Idle.owed(true, late_splay),
+            Reload::Due(window_end + Duration::from_secs(1))
+        );
     }
 }

@@ -85,8 +85,23 @@ impl Client {
         }
     }
 
+    /// [`Client::snapshot`] at `revision`, to read several keys at one revision. Fails
+    /// when etcd compacted that revision away.
+    pub fn snapshot_at(
+        &self,
+        key: &str,
+        recursive: bool,
+        revision: u64,
+    ) -> Result<Snapshot, Error> {
+        let scope = Scope::new(key, recursive);
+        self.read(SnapshotRead::at(scope, PAGE_SIZE, revision), key)
+    }
+
     fn read_scope(&self, scope: &Scope, key: &str) -> Result<Snapshot, Error> {
-        let mut read = SnapshotRead::new(scope.clone(), PAGE_SIZE);
+        self.read(SnapshotRead::new(scope.clone(), PAGE_SIZE), key)
+    }
+
+    fn read(&self, mut read: SnapshotRead, key: &str) -> Result<Snapshot, Error> {
         let mut endpoint = String::new();
         while let Some(request) = read.next_request() {
             let (answered, page) =

@@ -74,6 +74,15 @@ impl SnapshotRead {
         }
     }
 
+    /// A read at `revision` instead of the first page's: several scopes read at one
+    /// revision are one consistent view together.
+    pub fn at(scope: Scope, page_size: i64, revision: u64) -> SnapshotRead {
+        SnapshotRead {
+            revision,
+            ..SnapshotRead::new(scope, page_size)
+        }
+    }
+
     /// The range to ask for next, or `None` when the read is complete.
     pub fn next_request(&self) -> Option<RangeRequest> {
         let key = self.next_key.clone()?;
