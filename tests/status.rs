@@ -207,7 +207,8 @@ fn reconfig_status_prints_a_table_and_fails_while_a_resource_has_an_error() {
     );
     assert!(
         lines[2].starts_with("broken    error, reload pending")
-            && lines[2].contains("reload since 0s ago: installed, but reload failed"),
+            && (lines[2].contains("reload since 0s ago: installed, but reload failed")
+                || lines[2].contains("reload since 1s ago: installed, but reload failed")),
         "{table}"
     );
     assert!(lines[3].starts_with("svc       ok"), "{table}");
