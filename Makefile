@@ -35,12 +35,19 @@ deps:
 # fails the target when one of them is still running (a test left it behind), even when the
 # tests passed. TEST_ARGS selects tests, e.g. TEST_ARGS="--test faults_etcd".
 TEST_ARGS ?=
+# A test must not write the machine's own state dir either: a run that creates
+# /var/lib/reconfig (reconfig's default --state-dir) fails, naming it.
 test: deps
 	@marker=$$(cat /proc/sys/kernel/random/uuid); \
+	had_state=$$(test -e /var/lib/reconfig && echo yes); \
 	echo "RECONFIG_TEST_RUN=$$marker $(CARGO) test --locked $(TEST_ARGS) -- --test-threads=4"; \
 	PATH="$$PATH:/usr/sbin" RECONFIG_TEST_RUN=$$marker \
 	  $(CARGO) test --locked $(TEST_ARGS) -- --test-threads=4; status=$$?; \
 	./scripts/leak-check.sh $$marker || status=1; \
+	if [ -z "$$had_state" ] && [ -e /var/lib/reconfig ]; then \
+	  echo "leak check FAILED: a test created /var/lib/reconfig (pass --state-dir in its temp dir)"; \
+	  status=1; \
+	fi; \
 	exit $$status
 
 # The v3 side of every test on both APIs (`both_apis!`: the tests named `...::v3`) and

@@ -727,6 +727,8 @@ fn every_invalid_flag_value_of_reconfig_is_refused_with_the_flag_named() {
         ]);
         bad(&args, 1, message)
     };
+    // Runs that get as far as loading conf.d keep their state in the test's temp dir.
+    let state_dir = setup.state_dir().display().to_string();
     cases.extend([
         with_cfg(
             &["--prefix", "prod"],
@@ -761,6 +763,8 @@ fn every_invalid_flag_value_of_reconfig_is_refused_with_the_flag_named() {
         bad(
             &[
                 "--onetime",
+                "--state-dir",
+                &state_dir,
                 "--endpoints",
                 "http://127.0.0.1:1",
                 "-c",
@@ -773,6 +777,8 @@ fn every_invalid_flag_value_of_reconfig_is_refused_with_the_flag_named() {
         bad(
             &[
                 "--onetime",
+                "--state-dir",
+                &state_dir,
                 "--endpoints",
                 "http://127.0.0.1:1",
                 "-c",
@@ -786,6 +792,8 @@ fn every_invalid_flag_value_of_reconfig_is_refused_with_the_flag_named() {
         bad(
             &[
                 "--onetime",
+                "--state-dir",
+                &state_dir,
                 "--endpoints",
                 "http://127.0.0.1:1",
                 "-c",

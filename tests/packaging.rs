@@ -246,6 +246,8 @@ fn reconfig_d_describes_every_conf_d_field() {
     .expect("resource");
     let nobody = format!("http://127.0.0.1:{}", free_port());
     let confdir = confdir.to_str().expect("utf-8 path");
+    // Its own state dir: the default, /var/lib/reconfig, is the machine's.
+    let state_dir = dir.path().join("state");
     let out = run(
         RECONFIG,
         &[
@@ -254,6 +256,8 @@ fn reconfig_d_describes_every_conf_d_field() {
             confdir,
             "--templatedir",
             confdir,
+            "--state-dir",
+            state_dir.to_str().expect("utf-8 path"),
             "--endpoints",
             &nobody,
         ],
