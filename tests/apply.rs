@@ -1126,8 +1126,7 @@ fn a_failed_rename_in_a_group_puts_back_the_files_renamed_before_it() {
         eprintln!("skipped: chattr +i is not possible here");
         return;
     };
-    let error =
-        apply_group(&spec, &["new a\n", "new b\n"], false, &Stop::new(), || {}).unwrap_err();
+    let error = apply_group(&spec, &["new a\n", "new b\n"], false, &Stop::new()).unwrap_err();
     assert!(
         matches!(
             error.kind.as_ref(),

@@ -143,30 +143,25 @@ pub fn apply(
     dry_run: bool,
     stop: &Stop,
 ) -> Result<Outcome, ApplyError> {
-    apply_group(spec, &[content], dry_run, stop, || {})
+    apply_group(spec, &[content], dry_run, stop)
 }
 
 /// Brings every file of `spec` (see [`InstallSpec::files`]) to its text in `contents`, in the
-/// same order, as one: see the module doc for the order and guarantees.
-///
-/// `before_reload` is called once the new files are installed and before the splay and the
-/// reload: the moment from which a reload is owed, even if reconfig is killed (see `state`).
+/// same order, as one: see the module doc for the order and guarantees. Callers that must
+/// record something between install and reload (the daemon, `--onetime`: the owed reload in
+/// `state`) use [`install_group`] and [`reload`] themselves.
 pub fn apply_group(
     spec: &InstallSpec,
     contents: &[&str],
     dry_run: bool,
     stop: &Stop,
-    before_reload: impl FnOnce(),
 ) -> Result<Outcome, ApplyError> {
     Ok(match install_group(spec, contents, dry_run, stop)? {
         Outcome::Unchanged => Outcome::Unchanged,
-        Outcome::Installed { files, .. } => {
-            before_reload();
-            Outcome::Installed {
-                files,
-                reload: reload(spec, stop),
-            }
-        }
+        Outcome::Installed { files, .. } => Outcome::Installed {
+            files,
+            reload: reload(spec, stop),
+        },
         Outcome::WouldChange { diff } => Outcome::WouldChange { diff },
     })
 }
