@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md for the map of modules and the data flow.
 
 pub mod apply;
+pub mod atomic_file;
 pub mod backoff;
 pub mod cli;
 pub mod daemon;

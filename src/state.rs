@@ -7,10 +7,10 @@
 //! directory, fsync'd, renamed over the old one, and the directory fsync'd, so a crash leaves
 //! either the old state or the new one.
 
+use crate::atomic_file;
 use std::fmt;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -60,7 +60,7 @@ impl StateDir {
                 .create(dir)
                 .map_err(failed)?;
         }
-        let probe = temp_path(dir, "write-probe");
+        let probe = atomic_file::temp_path(&dir.join("write-probe")).map_err(failed)?;
         std::fs::File::create(&probe).map_err(failed)?;
         std::fs::remove_file(&probe).map_err(failed)?;
         Ok(StateDir {
@@ -207,31 +207,11 @@ impl Memory {
     }
 }
 
-/// temp + fsync + rename + fsync of the directory.
+/// The state as pretty JSON, replacing the file atomically.
 fn write_atomically(file: &Path, stored: &Stored) -> io::Result<()> {
-    let dir = file.parent().unwrap_or(Path::new("."));
     let mut text = serde_json::to_vec_pretty(stored).map_err(io::Error::other)?;
     text.push(b'\n');
-    let temp = temp_path(dir, "state");
-    let written = (|| {
-        let mut out = std::fs::File::create(&temp)?;
-        out.write_all(&text)?;
-        out.sync_all()?;
-        std::fs::rename(&temp, file)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written?;
-    std::fs::File::open(dir)?.sync_all()
-}
-
-/// A temp file name unique to this process and call: a daemon and a `--onetime` run may
-/// share the directory, and resources write from several threads.
-fn temp_path(dir: &Path, what: &str) -> PathBuf {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    dir.join(format!(".{what}.{}.{n}.tmp", std::process::id()))
+    atomic_file::write_atomically(file, &text)
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@
 mod document;
 mod metrics;
 mod table;
-mod writer;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -406,7 +405,7 @@ impl Shared {
 }
 
 fn write_output(path: &Path, flag: &str, bytes: &[u8]) -> Result<(), String> {
-    writer::write_atomically(path, bytes).map_err(|e| {
+    crate::atomic_file::write_atomically(path, bytes).map_err(|e| {
         format!(
             "{flag} {}: cannot write it: {e}; create its directory or choose another path",
             path.display()

@@ -1,13 +1,14 @@
-//! Atomic writes of the status outputs: a complete, fsync'd temp file in the same directory
-//! renamed over the old one, so a reader (`reconfig status`, node_exporter) never sees a
-//! partial file.
+//! Replacing a small file (the status document, the metrics, a resource's state) so that a
+//! reader never sees it partial and a crash leaves the old or the new one: a complete,
+//! fsync'd temp file in the same directory, renamed over the old one, then the directory
+//! fsync'd. Target files use `apply`, which also keeps their mode, owner and checks.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Writes `bytes` to `path` atomically. The temp file is `.<name>.tmp-<pid>` beside it: a
-/// name node_exporter's textfile collector (which reads `*.prom`) ignores.
+/// Writes `bytes` to `path` atomically (see the module doc).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let temp = temp_path(path)?;
     let written = (|| {
@@ -21,19 +22,22 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     }
     written?;
     // The rename itself survives a crash once the directory is synced.
-    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty());
+    File::open(dir.unwrap_or(Path::new(".")))?.sync_all()
 }
 
-fn temp_path(path: &Path) -> io::Result<PathBuf> {
+/// `.<name>.<pid>.<n>.tmp` beside `path`: unique to this process and call (a daemon and a
+/// `--onetime` run may share a directory, and resources write from several threads), and a
+/// name node_exporter's textfile collector (which reads `*.prom`) ignores.
+pub fn temp_path(path: &Path) -> io::Result<PathBuf> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"))?;
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let mut temp = std::ffi::OsString::from(".");
     temp.push(name);
-    temp.push(format!(".tmp-{}", std::process::id()));
+    temp.push(format!(".{}.{n}.tmp", std::process::id()));
     Ok(path.with_file_name(temp))
 }
 
