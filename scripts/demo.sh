@@ -9,27 +9,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=target/release
 out=/tmp/reconfig-example
-client_port=$(scripts/free-port.sh); peer_port=$(scripts/free-port.sh "$client_port")
 work=$(mktemp -d /tmp/reconfig-demo.XXXXXX)
-etcd --name demo --data-dir "$work/data" \
-  --listen-client-urls "http://127.0.0.1:$client_port" --advertise-client-urls "http://127.0.0.1:$client_port" \
-  --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
-  --initial-cluster "demo=http://127.0.0.1:$peer_port" --enable-v2=true --log-level warn >"$work/etcd.log" 2>&1 &
-etcd_pid=$!
-daemon_pid=""
-registrars=""
-cleanup() {
-  [ -n "$registrars" ] && kill $registrars 2>/dev/null || true
-  [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null || true
-  kill "$etcd_pid" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
+# shellcheck source=scripts/etcd-lib.sh
+. scripts/etcd-lib.sh
+start_etcd demo http
 trap cleanup EXIT
-endpoint="http://127.0.0.1:$client_port"
+endpoint="http://127.0.0.1:$port"
 util() { "$bin/etcd-util" --endpoints "$endpoint" "$@"; }
 for _ in $(seq 100); do util -k / >/dev/null 2>&1 && break; sleep 0.1; done
-echo "== throwaway etcd at $endpoint (pid $etcd_pid)"
+echo "== throwaway etcd at $endpoint (pid ${pids[0]})"
 
 echo "== seeding example data from conf-example/seed.txt"
 while read -r key value; do
@@ -51,6 +39,7 @@ status="$work/status.json"
 "$bin/reconfig" --endpoints "$endpoint" --confdir conf-example/conf.d --templatedir templates-example \
   --state-dir "$work/state" --status-file "$status" 2>"$work/daemon.log" &
 daemon_pid=$!
+pids+=("$daemon_pid")
 servers() { grep '^ *server ' "$out/haproxy/haproxy.cfg"; }
 until_cfg() { # until_cfg has|lacks WORD: wait up to 10 s for haproxy.cfg to (not) name WORD
   for _ in $(seq 100); do
@@ -70,11 +59,11 @@ reg5=$!
 "$bin/etcd-util" --endpoints "$endpoint" -o register -k /example/haproxy/backends/web6 \
   -v 127.0.0.1:8086 -t 3 2>"$work/web6.log" &
 reg6=$!
-registrars="$reg5 $reg6"
+pids+=("$reg5" "$reg6")
 until_cfg has web5; until_cfg has web6
 echo "-- web5 and web6 registered:"; servers
 echo "-- web6's host dies (kill -9: no chance to deregister); its key expires with its TTL"
-kill -KILL "$reg6"; wait "$reg6" 2>/dev/null || true
+stop "$reg6" KILL
 until_cfg lacks web6
 servers
 echo "-- a bad registration (a value that would inject a haproxy directive) is refused:"
@@ -86,10 +75,10 @@ sleep 1
 echo "-- the bad key deleted, reconfig recovers by itself:"
 "$bin/reconfig" status --status-file "$status" || true
 echo "-- web5 stops cleanly (TERM): its key is deleted at once"
-kill -TERM "$reg5"; wait "$reg5" || true; registrars=""
+stop "$reg5"
 until_cfg lacks web5
 servers
-kill -TERM "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=""
+stop "$daemon_pid"
 echo "---- daemon log"
 cat "$work/daemon.log"
 echo "== done: the rendered files stay in $out; etcd is stopped"

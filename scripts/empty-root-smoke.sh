@@ -15,11 +15,8 @@ step() { echo "== $*"; }
 [ -x "$bin/reconfig" ] || fail "$bin/reconfig is missing (run make static first)"
 
 work=$(mktemp -d /tmp/reconfig-emptyroot.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
+# shellcheck source=scripts/etcd-lib.sh
+. scripts/etcd-lib.sh
 trap cleanup EXIT
 
 if [ "$(id -u)" = 0 ]; then
@@ -28,16 +25,11 @@ else
   enter=(unshare -r chroot)
 fi
 
-client=$(./scripts/free-port.sh); peer=$(./scripts/free-port.sh "$client")
-etcd --name root-smoke --data-dir "$work/etcd" \
-  --listen-client-urls "http://127.0.0.1:$client" --advertise-client-urls "http://127.0.0.1:$client" \
-  --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
-  --initial-cluster "root-smoke=http://127.0.0.1:$peer" --enable-v2=true --log-level warn \
-  >"$work/etcd.log" 2>&1 &
-pids+=($!)
+start_etcd root-smoke http
+client=$port
 util=("$bin/etcd-util" --endpoints "http://127.0.0.1:$client")
 for _ in $(seq 100); do "${util[@]}" -k / >/dev/null 2>&1 && break; sleep 0.1; done
-"${util[@]}" -o set -k /root-smoke/v -v from-etcd 2>/dev/null || fail "etcd did not start: $(cat "$work/etcd.log")"
+"${util[@]}" -o set -k /root-smoke/v -v from-etcd 2>/dev/null || fail "etcd did not start: $(cat "$work/root-smoke.log")"
 
 root=$work/root
 mkdir -p "$root/cfg/conf.d" "$root/cfg/templates" "$root/etc"
@@ -56,7 +48,7 @@ step "reconfig --onetime in the empty root (${enter[*]})"
 dnsmasq=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
 if [ -x "$dnsmasq" ]; then
   step "the same with the endpoint found by DNS SRV (dnsmasq on 127.0.0.1)"
-  dns_port=$(./scripts/free-port.sh "$client" "$peer")
+  dns_port=$(free_port "$client" "$peer_port")
   "$dnsmasq" --no-daemon --no-resolv --no-hosts --bind-interfaces --listen-address=127.0.0.1 \
     --port="$dns_port" --local=/smoke.test/ --pid-file= \
     --srv-host="_etcd-client._tcp.smoke.test,127.0.0.1,$client,0,100" >/dev/null 2>&1 &

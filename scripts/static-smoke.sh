@@ -36,32 +36,9 @@ if [ "$require_static" = 1 ]; then
 fi
 
 work=$(mktemp -d /tmp/reconfig-smoke.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
+# shellcheck source=scripts/etcd-lib.sh
+. scripts/etcd-lib.sh
 trap cleanup EXIT
-
-# free_port [PORT...]: a TCP port nothing uses, other than the PORTs given.
-free_port_script=$PWD/scripts/free-port.sh
-free_port() { "$free_port_script" "$@"; }
-
-
-# start_etcd NAME SCHEME [extra etcd flags...]: sets $port to its client port. (Not run in
-# $(...): the PID must reach the cleanup list of this shell.)
-start_etcd() {
-  local name=$1 scheme=$2; shift 2
-  local client peer
-  client=$(free_port); peer=$(free_port "$client")
-  port=$client
-  etcd --name "$name" --data-dir "$work/$name" \
-    --listen-client-urls "$scheme://127.0.0.1:$client" --advertise-client-urls "$scheme://127.0.0.1:$client" \
-    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
-    --initial-cluster "$name=http://127.0.0.1:$peer" --enable-v2=true --log-level warn "$@" \
-    >"$work/$name.log" 2>&1 &
-  pids+=($!)
-}
 
 # wait_up ARGS...: retries an etcd-util read until etcd answers (10 s).
 wait_up() {
