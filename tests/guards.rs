@@ -201,8 +201,9 @@ fn a_value_that_does_not_match_refuses_the_render_naming_its_key(api: Api) {
     );
 }
 
-both_apis!(on_bad_value_skip_renders_without_the_offending_keys);
-fn on_bad_value_skip_renders_without_the_offending_keys(api: Api) {
+/// `/svc/a` good and `/svc/evil` = [`INJECTED`], watched by a resource that skips values
+/// not like `host:port`.
+fn a_good_and_an_injected_value_with_skip(api: Api) -> (Etcd, Setup) {
     let etcd = Etcd::start_on(api);
     etcd.put("/svc/a", "10.0.0.1:80");
     etcd.put("/svc/evil", INJECTED);
@@ -214,6 +215,12 @@ fn on_bad_value_skip_renders_without_the_offending_keys(api: Api) {
             json!({"values": "[0-9.]+:[0-9]+", "on_bad_value": "skip"}),
         ),
     );
+    (etcd, setup)
+}
+
+both_apis!(on_bad_value_skip_renders_without_the_offending_keys);
+fn on_bad_value_skip_renders_without_the_offending_keys(api: Api) {
+    let (etcd, setup) = a_good_and_an_injected_value_with_skip(api);
     let out = setup.onetime(&etcd, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
@@ -229,17 +236,7 @@ fn on_bad_value_skip_renders_without_the_offending_keys(api: Api) {
 
 both_apis!(the_daemon_logs_skipped_keys_once_per_set_of_keys);
 fn the_daemon_logs_skipped_keys_once_per_set_of_keys(api: Api) {
-    let etcd = Etcd::start_on(api);
-    etcd.put("/svc/a", "10.0.0.1:80");
-    etcd.put("/svc/evil", INJECTED);
-    let setup = Setup::new();
-    setup.resource(
-        "svc",
-        guarded(
-            &setup,
-            json!({"values": "[0-9.]+:[0-9]+", "on_bad_value": "skip"}),
-        ),
-    );
+    let (etcd, setup) = a_good_and_an_injected_value_with_skip(api);
     let target = setup.out("svc.conf");
     let daemon = setup.daemon(&etcd, &[]);
     assert!(wait_content(&target, "/svc/a=10.0.0.1:80\n", SECS));

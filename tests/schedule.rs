@@ -105,6 +105,28 @@ fn slow_reload(setup: &Setup, name: &str, seconds: u32) -> String {
     )
 }
 
+/// How long `/NAME/v = VALUE` takes to reach `NAME.conf` (a list resource of that name).
+fn time_to_file(
+    etcd: &Etcd,
+    setup: &Setup,
+    daemon: &support::daemon::Daemon,
+    name: &str,
+    value: &str,
+) -> Duration {
+    let changed = Instant::now();
+    etcd.put(&format!("/{name}/v"), value);
+    assert!(
+        wait_content(
+            &setup.out(&format!("{name}.conf")),
+            &format!("/{name}/v={value}\n"),
+            SECS
+        ),
+        "{}",
+        daemon.log_text()
+    );
+    changed.elapsed()
+}
+
 fn wait_exists(path: &Path) -> bool {
     support::eventually(SECS, || path.exists())
 }
@@ -133,14 +155,7 @@ fn a_long_reload_does_not_delay_another_resources_file(api: Api) {
             daemon.log_text()
         );
     }
-    let changed = Instant::now();
-    etcd.put("/fast/v", "2");
-    assert!(
-        wait_content(&setup.out("fast.conf"), "/fast/v=2\n", SECS),
-        "{}",
-        daemon.log_text()
-    );
-    let took = changed.elapsed();
+    let took = time_to_file(&etcd, &setup, &daemon, "fast", "2");
     assert!(
         took < Duration::from_secs(3),
         "the file took {took:?}, as long as the other resources' reloads"
@@ -244,14 +259,7 @@ fn an_install_does_not_wait_for_its_reload_queued_behind_slow_ones(api: Api) {
         "{}",
         daemon.log_text()
     );
-    let changed = Instant::now();
-    etcd.put("/fast/v", "2");
-    assert!(
-        wait_content(&setup.out("fast.conf"), "/fast/v=2\n", SECS),
-        "{}",
-        daemon.log_text()
-    );
-    let took = changed.elapsed();
+    let took = time_to_file(&etcd, &setup, &daemon, "fast", "2");
     assert!(
         took < Duration::from_secs(2),
         "the file took {took:?}, waiting for the reloads queued before its own"
@@ -283,14 +291,7 @@ fn a_reload_failing_again_and_again_does_not_hold_up_the_next_change(api: Api) {
         "{}",
         daemon.log_text()
     );
-    let changed = Instant::now();
-    etcd.put("/fails/v", "2");
-    assert!(
-        wait_content(&setup.out("fails.conf"), "/fails/v=2\n", SECS),
-        "{}",
-        daemon.log_text()
-    );
-    let took = changed.elapsed();
+    let took = time_to_file(&etcd, &setup, &daemon, "fails", "2");
     assert!(
         took < Duration::from_secs(2),
         "the change waited {took:?} for the failed reload's retry"
