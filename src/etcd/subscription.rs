@@ -6,9 +6,10 @@
 //! index; v3: a watch stream from the next revision), so no change is skipped between two
 //! receives. Outcomes are neutral: a change, "read again", an error, or "stopped".
 //!
-//! On v3 the stream stays open from one receive to the next (see [`v3::Follow`]): a change
-//! costs no request, and a quiet stream kept alive by etcd's progress notifications needs
-//! no read again when the watch timeout passes.
+//! On v3 the watch stays open from one receive to the next, on the one stream the client's
+//! subscriptions share (see [`v3::Follow`]): a change costs no request, and a quiet stream
+//! kept alive by etcd's progress notifications needs no read again when the watch timeout
+//! passes.
 
 use super::client::{Client, Speaking};
 use super::error::Error;
@@ -23,7 +24,7 @@ pub struct Subscription {
     recursive: bool,
     /// The index of the last change received (or the one subscribed after).
     after: u64,
-    /// On v3: the one watch stream every change is read from, opened on the first receive.
+    /// On v3: its watch on the client's shared stream, joined on the first receive.
     stream: Option<v3::Follow>,
 }
 

@@ -10,6 +10,7 @@ pub mod certs;
 pub mod daemon;
 pub mod dns;
 pub mod fake_http;
+pub mod observe;
 pub mod procs;
 
 use reconfig::etcd::v2::Client;

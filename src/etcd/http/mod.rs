@@ -104,6 +104,8 @@ pub trait Authorizer: Send + Sync {
 /// request. Cheap to share behind an `Arc`.
 pub struct Http {
     agent: ureq::Agent,
+    /// The agent's configuration, for a stream that needs an agent of its own.
+    config: ureq::config::Config,
     authorizer: Option<Arc<dyn Authorizer>>,
     /// Whether a client certificate is configured, to explain a TLS refusal.
     sends_client_cert: bool,
@@ -164,8 +166,10 @@ impl Http {
         if let Some(tls) = options.tls {
             config = config.tls_config(tls);
         }
+        let config = config.build();
         Ok(Http {
-            agent: config.build().into(),
+            agent: config.clone().into(),
+            config,
             authorizer,
             sends_client_cert,
             request_timeout: options.request_timeout,
@@ -205,6 +209,14 @@ impl Http {
         self.health.shut_down();
     }
 
+    /// An agent of its own (the same TLS, timeouts and buffers, no shared connections):
+    /// shutting it down closes only what it opened, which is the one way to cut a stream
+    /// that another thread is reading. [`Http::shutdown`] does not reach it: its owner
+    /// shuts it down.
+    pub fn own_agent(&self) -> ureq::Agent {
+        ureq::Agent::new_with_config(self.config.clone())
+    }
+
     /// After a request that started at `failed_at` found no endpoint answering
     /// ([`Error::is_outage`]): waits until etcd answers again, so that every caller learns
     /// it at once instead of after its own backoff. One caller at a time probes (`GET
@@ -231,8 +243,19 @@ impl Http {
     pub fn send<T>(
         &self,
         request: &Request,
+        read: impl FnMut(Response<'_>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        self.send_on(None, request, read)
+    }
+
+    /// [`Http::send`] over `agent` (see [`Http::own_agent`]); `None`: the shared one.
+    pub fn send_on<T>(
+        &self,
+        agent: Option<&ureq::Agent>,
+        request: &Request,
         mut read: impl FnMut(Response<'_>) -> Result<T, Error>,
     ) -> Result<T, Error> {
+        let agent = agent.unwrap_or(&self.agent);
         let generation = self.endpoints.generation();
         let mut failures = Vec::new();
         let mut rediscovered = false;
@@ -245,7 +268,7 @@ impl Http {
                         "endpoints rediscovered; reading again before watching",
                     )));
                 }
-                match self.exchange(&endpoint, request).and_then(&mut read) {
+                match self.exchange(agent, &endpoint, request).and_then(&mut read) {
                     Ok(value) => {
                         self.endpoints.mark_working(&endpoint);
                         self.health.succeeded();
@@ -277,7 +300,12 @@ impl Http {
     }
 
     /// Sends one request to one endpoint and waits for the answer's head.
-    fn exchange<'h>(&'h self, endpoint: &'h str, request: &Request) -> Result<Response<'h>, Error> {
+    fn exchange<'h>(
+        &'h self,
+        agent: &ureq::Agent,
+        endpoint: &'h str,
+        request: &Request,
+    ) -> Result<Response<'h>, Error> {
         if self.shut_down.load(Ordering::SeqCst) {
             return Err(Error::Shutdown);
         }
@@ -296,20 +324,15 @@ impl Http {
         let auth = self.authorizer.as_ref().and_then(|a| a.header());
         let sent = match (request.method, &request.body) {
             (Method::Get, _) => self
-                .prepare(self.agent.get(&url).query_pairs(query), &url, auth, bounds)
+                .prepare(agent.get(&url).query_pairs(query), &url, auth, bounds)
                 .call(),
             (Method::Delete, _) => self
-                .prepare(
-                    self.agent.delete(&url).query_pairs(query),
-                    &url,
-                    auth,
-                    bounds,
-                )
+                .prepare(agent.delete(&url).query_pairs(query), &url, auth, bounds)
                 .call(),
             (method, body) => {
                 let builder = match method {
-                    Method::Put => self.agent.put(&url),
-                    _ => self.agent.post(&url),
+                    Method::Put => agent.put(&url),
+                    _ => agent.post(&url),
                 };
                 let builder = self.prepare(builder.query_pairs(query), &url, auth, bounds);
                 match body {

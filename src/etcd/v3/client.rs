@@ -6,6 +6,8 @@
 use super::auth::{Token, TokenAuth};
 use super::error::{GatewayError, Refusal};
 use super::follow::neutral;
+use super::hub::{Hub, Membership};
+use super::proto::WatchCreateRequest;
 use super::proto::{
     AuthenticateRequest, AuthenticateResponse, DeleteRangeRequest, LeaseGrantRequest,
     LeaseGrantResponse, LeaseIdRequest, LeaseKeepAliveMessage, MemberListResponse, PutRequest,
@@ -40,6 +42,8 @@ pub struct Client {
     /// Set by [`Client::shutdown`], which cuts open watch streams: their end is then the
     /// shutdown, not a failure of etcd.
     shut_down: Arc<AtomicBool>,
+    /// The one watch stream every followed key shares.
+    hub: Arc<Hub>,
 }
 
 /// How one watch request ended.
@@ -66,6 +70,7 @@ impl Client {
             http: Arc::new(Http::new(options, authorizer)?),
             auth,
             shut_down: Arc::new(AtomicBool::new(false)),
+            hub: Arc::default(),
         })
     }
 
@@ -436,6 +441,17 @@ impl Client {
     pub fn shutdown(&self) {
         self.shut_down.store(true, Ordering::SeqCst);
         self.http.shutdown();
+        self.hub.shut_down();
+    }
+
+    /// Joins the shared watch stream with a watch of `scope` (named `key`) after `after`.
+    pub(super) fn join_watch(&self, scope: &Scope, key: &str, after: u64) -> Membership {
+        self.hub.join(self, scope, key, after)
+    }
+
+    /// See [`Http::own_agent`].
+    pub(super) fn own_agent(&self) -> ureq::Agent {
+        self.http.own_agent()
     }
 
     /// See [`Http::await_recovery`].
@@ -455,35 +471,41 @@ impl Client {
     ) -> Result<WatchEnd, Error> {
         let mut watch = watch_after(scope, after_index);
         watch.prev_kv = prev_kv;
-        let ended = self.read_stream(&open_body(&[watch]), key, within, |notice| match notice {
-            Notice::Created { revision, .. } if revision < after_index => {
-                log::debug!(
-                    "{key}: etcd is at revision {revision}, below {after_index}: \
+        let ended = self.read_stream(
+            None,
+            &open_body(&[watch]),
+            key,
+            within,
+            |notice| match notice {
+                Notice::Created { revision, .. } if revision < after_index => {
+                    log::debug!(
+                        "{key}: etcd is at revision {revision}, below {after_index}: \
                      wiped or restored; reading again"
-                );
-                Some(WatchEnd::HistoryGone)
-            }
-            Notice::Created { .. } | Notice::Progress { .. } => None,
-            Notice::Changes {
-                revision, changes, ..
-            } => {
-                let changes: Vec<KeyChange> = changes
-                    .into_iter()
-                    .filter(|c| scope.contains(c.key.as_bytes()))
-                    .collect();
-                (!changes.is_empty()).then_some(WatchEnd::Changes { changes, revision })
-            }
-            Notice::Canceled {
-                compact_revision, ..
-            } => {
-                log::debug!(
-                    "{key}: revision {} is compacted (up to {compact_revision}); \
+                    );
+                    Some(WatchEnd::HistoryGone)
+                }
+                Notice::Created { .. } | Notice::Progress { .. } => None,
+                Notice::Changes {
+                    revision, changes, ..
+                } => {
+                    let changes: Vec<KeyChange> = changes
+                        .into_iter()
+                        .filter(|c| scope.contains(c.key.as_bytes()))
+                        .collect();
+                    (!changes.is_empty()).then_some(WatchEnd::Changes { changes, revision })
+                }
+                Notice::Canceled {
+                    compact_revision, ..
+                } => {
+                    log::debug!(
+                        "{key}: revision {} is compacted (up to {compact_revision}); \
                      reading again",
-                    after_index + 1
-                );
-                Some(WatchEnd::HistoryGone)
-            }
-        });
+                        after_index + 1
+                    );
+                    Some(WatchEnd::HistoryGone)
+                }
+            },
+        );
         match ended {
             Err(Error::Transport(e)) if e.kind == TransportKind::WatchExpired => {
                 Ok(WatchEnd::Expired)
@@ -492,23 +514,27 @@ impl Client {
         }
     }
 
-    /// Reads a watch of `scope` after `after` for as long as `take` accepts its messages
-    /// (see [`super::follow`]); what ended it. The stream's bound is the client's watch
-    /// timeout, which ends a half-open connection.
-    pub(super) fn stream_watch(
+    /// Reads one stream opening `watches` (numbered 0, 1, ... by etcd, see [`super::hub`])
+    /// over `agent` for as long as `take` accepts its messages; what ended it. `keys` names
+    /// the watched keys in errors. The stream's bound is the client's watch timeout, which
+    /// ends a half-open connection.
+    pub(super) fn stream_watches(
         &self,
-        scope: &Scope,
-        key: &str,
-        after: u64,
+        agent: &ureq::Agent,
+        watches: &[WatchCreateRequest],
+        keys: &str,
         take: &dyn Fn(Notice) -> bool,
     ) -> Error {
-        let body = open_body(&[watch_after(scope, after)]);
-        let ended = self.read_stream(&body, key, None, |notice| {
-            let last = matches!(notice, Notice::Canceled { .. });
-            (!take(notice) || last).then_some(())
+        let body = open_body(watches);
+        let ended = self.read_stream(Some(agent), &body, keys, None, |notice| {
+            (!take(notice)).then_some(())
         });
         match ended {
-            Ok(()) => transport(TransportKind::Disconnected, "", "the watch was canceled"),
+            Ok(()) => transport(
+                TransportKind::Disconnected,
+                "",
+                "nobody reads the watch stream any more",
+            ),
             Err(error) => error,
         }
     }
@@ -530,6 +556,7 @@ impl Client {
     /// is an error, its bound passing [`TransportKind::WatchExpired`].
     fn read_stream<T>(
         &self,
+        agent: Option<&ureq::Agent>,
         body: &[u8],
         key: &str,
         within: Option<Duration>,
@@ -546,7 +573,7 @@ impl Client {
         };
         let on = std::cell::RefCell::new(&mut on);
         let read = |rejected: &Cell<bool>| {
-            self.http.send(&request, |response| {
+            self.http.send_on(agent, &request, |response| {
                 let endpoint = response.endpoint().to_string();
                 let status = response.status();
                 if status >= 300 {

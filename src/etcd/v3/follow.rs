@@ -1,53 +1,30 @@
-//! Following a key over ONE long-lived v3 watch stream.
+//! Following a key over the client's shared watch stream.
 //!
 //! A watch stream carries every later change of its range, several per message included,
-//! so the subscription keeps it open and reads each change from it instead of opening a
-//! stream (a request, a watch on etcd) per change. The stream is read by a thread of its
-//! own, which hands each message over a channel: a receive can then end at any deadline
-//! (ureq bounds a body as a whole, not each read), and the stream stays open between
-//! receives.
+//! so a subscription keeps its watch open and reads each change from it instead of opening
+//! a watch (a request, a watch on etcd) per change. The watch is one of the client's shared
+//! stream ([`super::hub`]), which keeps the stream alive, opens it again from the last
+//! revision routed + 1 when it must, and hands each message over a channel: a receive can
+//! then end at any deadline, and the watch stays open between receives. A change that comes
+//! twice (the stream opened again) is dropped by its revision.
 //!
-//! The stream asks for progress notifications, which prove a quiet stream alive. A stream
-//! that breaks (etcd restarted, a member died), whose bound passes (the client's watch
-//! timeout: a half-open connection ends there), or that is silent beyond that bound plus
-//! the request timeout is opened again from the last revision handed out + 1, on the first
-//! endpoint that answers: no change is lost, and one that comes again (a failover inside
-//! the reader) is dropped by its revision; a reopened stream that ends before bringing
-//! anything, or a refusal, is a failure the caller backs off from. History compacted away, etcd below the revision
-//! (wiped, restored), several changes in one revision (a transaction) or the endpoints
+//! What the hub cannot mend ends the watch and is the caller's: a failure (the caller backs
+//! off and reads again). History compacted away, etcd below the revision (wiped,
+//! restored), several changes in one revision (a transaction) or the endpoints
 //! rediscovered (SRV) say "read again".
 
 use super::client::Client;
+use super::hub::{Item, Membership};
 use super::refused::transport;
 use super::scope::Scope;
 use super::watch::{KeyChange, Notice};
 use crate::etcd::error::{Error, TransportKind};
 use crate::etcd::types::{Change, Op, WaitOutcome};
 use std::collections::VecDeque;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::thread;
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-/// What the reader thread hands over.
-enum Item {
-    Notice(Notice),
-    /// The stream is over (the reader thread ends): why.
-    Ended(Error),
-}
-
-/// One open stream: its messages, and what it brought.
-struct Stream {
-    items: Receiver<Item>,
-    /// Whether etcd created the watch on it.
-    created: bool,
-    /// Whether it brought anything after that (a change or a progress notification).
-    delivered: bool,
-    /// Whether it replaces a stream that ended: one that ends too before delivering
-    /// anything is a failure (backed off by the caller), not reopened in a loop.
-    resumed: bool,
-}
-
-/// Every change under a key after a revision, read from one watch stream.
+/// Every change under a key after a revision, read from the shared watch stream.
 pub struct Follow {
     client: Client,
     key: String,
@@ -56,12 +33,9 @@ pub struct Follow {
     after: u64,
     /// Changes read from the stream, not handed out yet.
     queued: VecDeque<Change>,
-    stream: Option<Stream>,
-    /// Whether the next stream replaces one that ended.
-    resume: bool,
-    /// The client's endpoint list when following began: a stream is not reopened on
-    /// endpoints rediscovered since (another cluster, maybe): read again.
-    endpoints: u64,
+    /// Its watch on the shared stream, joined on the first receive; dropped (left) when
+    /// the watch is over.
+    watch: Option<Membership>,
 }
 
 impl Follow {
@@ -72,14 +46,12 @@ impl Follow {
             scope: Scope::new(key, recursive),
             after,
             queued: VecDeque::new(),
-            stream: None,
-            resume: false,
-            endpoints: client.endpoints_generation(),
+            watch: None,
         }
     }
 
-    /// The next change, waiting at most `within` (`None`: as long as the stream proves
-    /// alive, reopening it as needed). [`WaitOutcome::Resync`]: read again.
+    /// The next change, waiting at most `within` (`None`: as long as it takes; the shared
+    /// stream is kept alive). [`WaitOutcome::Resync`]: read again.
     pub fn next(&mut self, within: Option<Duration>) -> Result<WaitOutcome, Error> {
         let deadline = within.map(|within| Instant::now() + within);
         loop {
@@ -87,65 +59,42 @@ impl Follow {
                 self.after = change.index;
                 return Ok(WaitOutcome::Changed(change));
             }
-            let silence = self.client.silence_bound();
-            let wait = deadline.map_or(silence, |deadline| {
-                deadline
-                    .saturating_duration_since(Instant::now())
-                    .min(silence)
-            });
-            let stream = self.stream.get_or_insert_with(|| Stream {
-                items: open(&self.client, &self.scope, &self.key, self.after),
-                created: false,
-                delivered: false,
-                resumed: std::mem::take(&mut self.resume),
-            });
-            match stream.items.recv_timeout(wait) {
+            let watch = self
+                .watch
+                .get_or_insert_with(|| self.client.join_watch(&self.scope, &self.key, self.after));
+            let received = match deadline {
+                Some(deadline) => watch
+                    .items
+                    .recv_timeout(deadline.saturating_duration_since(Instant::now())),
+                None => watch
+                    .items
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match received {
                 Ok(Item::Notice(notice)) => {
                     if let Some(outcome) = self.take(notice) {
-                        self.stream = None;
+                        self.watch = None;
                         return Ok(outcome);
                     }
                 }
-                Ok(Item::Ended(Error::Shutdown)) => return Err(Error::Shutdown),
-                Ok(Item::Ended(_)) if self.client.endpoints_generation() != self.endpoints => {
+                Ok(Item::Ended(error)) => {
+                    self.watch = None;
+                    return Err(error);
+                }
+                Ok(Item::Rediscovered) => {
                     log::debug!("{}: endpoints rediscovered; reading again", self.key);
-                    self.stream = None;
+                    self.watch = None;
                     return Ok(WaitOutcome::Resync);
                 }
-                Ok(Item::Ended(error)) => {
-                    let worked = stream.created && (stream.delivered || !stream.resumed);
-                    self.stream = None;
-                    let reopen = is_bound(&error) || (worked && is_cut(&error));
-                    if !reopen {
-                        return Err(error);
-                    }
-                    self.resume = true;
-                    log::debug!(
-                        "{}: the watch stream ended ({error}); watching again after revision {}",
-                        self.key,
-                        self.after
-                    );
-                }
-                Err(RecvTimeoutError::Timeout) if deadline.is_some_and(|d| Instant::now() >= d) => {
-                    return Ok(WaitOutcome::Expired)
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    log::debug!(
-                        "{}: the watch stream was silent for {silence:?}; watching again after \
-                         revision {}",
-                        self.key,
-                        self.after
-                    );
-                    self.stream = None;
-                    self.resume = true;
-                }
+                Err(RecvTimeoutError::Timeout) => return Ok(WaitOutcome::Expired),
                 Err(RecvTimeoutError::Disconnected) => {
-                    // The reader thread is gone without a word: only a panic does that.
-                    self.stream = None;
+                    // The hub forgot the watch without a word: only a panic does that.
+                    self.watch = None;
                     return Err(transport(
                         TransportKind::Disconnected,
                         "",
-                        format!("{}: the watch stream's reader stopped", self.key),
+                        format!("{}: the shared watch stream stopped", self.key),
                     ));
                 }
             }
@@ -164,16 +113,7 @@ impl Follow {
                 );
                 Some(WaitOutcome::Resync)
             }
-            Notice::Created { .. } => {
-                if let Some(stream) = &mut self.stream {
-                    stream.created = true;
-                }
-                None
-            }
-            Notice::Progress { .. } => {
-                self.delivered();
-                None
-            }
+            Notice::Created { .. } | Notice::Progress { .. } => None,
             Notice::Canceled {
                 compact_revision, ..
             } => {
@@ -204,55 +144,12 @@ impl Follow {
                     );
                     return Some(WaitOutcome::Resync);
                 }
-                self.delivered();
                 self.queued
                     .extend(changes.into_iter().map(|c| neutral(c, revision)));
                 None
             }
         }
     }
-
-    fn delivered(&mut self) {
-        if let Some(stream) = &mut self.stream {
-            stream.delivered = true;
-        }
-    }
-}
-
-/// Opens a watch stream of `scope` after `after` on a thread reading it.
-fn open(client: &Client, scope: &Scope, key: &str, after: u64) -> Receiver<Item> {
-    let (sender, items) = mpsc::channel();
-    let client = client.clone();
-    let scope = scope.clone();
-    let key = key.to_string();
-    let spawned = thread::Builder::new().name("v3-watch".to_string()).spawn({
-        let sender = sender.clone();
-        move || {
-            let ended = client.stream_watch(&scope, &key, after, &|notice| {
-                sender.send(Item::Notice(notice)).is_ok()
-            });
-            let _ = sender.send(Item::Ended(ended));
-        }
-    });
-    if let Err(e) = spawned {
-        let _ = sender.send(Item::Ended(transport(
-            TransportKind::Disconnected,
-            "",
-            format!("cannot start a thread to read the watch stream: {e}"),
-        )));
-    }
-    items
-}
-
-/// Whether the stream ended because its bound passed (not a failure: open it again).
-fn is_bound(error: &Error) -> bool {
-    matches!(error, Error::Transport(e) if e.kind == TransportKind::WatchExpired)
-}
-
-/// Whether the stream was cut (etcd stopped, a member died, a connection broke): open it
-/// again. Anything else (a refusal, an answer that is not a watch stream) is a failure.
-fn is_cut(error: &Error) -> bool {
-    matches!(error, Error::Transport(e) if e.kind == TransportKind::Disconnected)
 }
 
 /// A change from a watch in neutral terms; `revision` is the store's when it was sent.

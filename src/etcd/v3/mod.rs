@@ -9,13 +9,15 @@
 //! - [`text`]: keys and values as text, the way v2 hands them out.
 //! - [`snapshot`]: a paged read at one revision.
 //! - [`stream`]: splitting a watch stream into messages; [`watch`]: what they mean;
-//!   `follow`: one stream kept open for every later change of a subscription.
+//!   `follow`: every later change of a subscription; `hub`: the one stream a client's
+//!   subscriptions share.
 //! - [`error`]: the gateway's refusals; [`txn`]: batches of guarded puts.
 
 mod auth;
 mod client;
 pub mod error;
 mod follow;
+mod hub;
 pub mod proto;
 mod refused;
 pub mod scope;

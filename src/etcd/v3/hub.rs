@@ -1,0 +1,465 @@
+//! ONE watch stream per client, shared by every key it follows.
+//!
+//! etcd opens several watches on one stream when the request body holds several
+//! `create_request`s; it numbers them 0, 1, ... and tags every later message with that
+//! number (`watch_id`). So each key followed ([`super::Follow`]) joins the hub, and the hub
+//! keeps one `/v3/watch` stream holding every member's watch, reads it on a thread of its
+//! own and routes each message to its member. A host following 10 keys holds one stream
+//! (one connection, one gRPC stream on etcd), not 10.
+//!
+//! A request body cannot grow once sent, so a member joining or leaving means a new
+//! stream: the hub opens one holding every member's watch, each from the revision after
+//! the last change it routed to that member, then closes the old one at once (each stream
+//! has an HTTP agent of its own, whose shutdown is the one way to cut a stream another
+//! thread is reading). Messages of a replaced stream are dropped: the new one brings them
+//! again, from each member's own revision, so no change is lost, and a member drops a
+//! change that comes twice by its revision. Joins arriving together (a daemon starting,
+//! every key read again after an outage) are gathered for a moment into one new stream.
+//!
+//! The hub also keeps the stream alive for its members: a stream whose bound (the client's
+//! watch timeout) passes, that breaks after it worked (etcd restarted, a member died) or
+//! that stays silent beyond the bound plus the request timeout is opened again, on the
+//! first endpoint that answers. What it cannot mend it tells every member, which then
+//! leaves: a stream refused or broken before it brought anything (an outage: the member's
+//! caller backs off, reads again and joins again), the endpoints rediscovered (another
+//! cluster, maybe: read again), the client shut down. A watch etcd cancels (its history
+//! compacted away) is its member's alone.
+//!
+//! The hub's thread runs while the hub has members; the last one leaving closes the
+//! stream and ends it.
+
+use super::client::Client;
+use super::refused::transport;
+use super::scope::Scope;
+use super::watch::{watch_after, Notice};
+use crate::etcd::error::{Error, TransportKind};
+use std::collections::BTreeMap;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long the hub waits for more joins (or leaves) after one before opening a new
+/// stream, measured from the last one...
+const GATHER: Duration = Duration::from_millis(5);
+/// ...and from the first one at most.
+const GATHER_AT_MOST: Duration = Duration::from_millis(50);
+/// How long the hub's thread waits with nothing to do before looking again.
+const IDLE: Duration = Duration::from_secs(3600);
+
+/// What a member receives.
+#[derive(Debug)]
+pub enum Item {
+    /// A message for its watch.
+    Notice(Notice),
+    /// Its watch is over (the stream failed, the client was shut down): leave.
+    Ended(Error),
+    /// The client rediscovered its endpoints: read again, then join again.
+    Rediscovered,
+}
+
+/// One key's place on the shared stream, received from until dropped (which leaves).
+pub struct Membership {
+    hub: Arc<Hub>,
+    id: u64,
+    pub items: Receiver<Item>,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.hub.leave(self.id);
+    }
+}
+
+/// The members and the stream holding their watches; one per client, shared by clones.
+#[derive(Default)]
+pub struct Hub {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    members: BTreeMap<u64, Member>,
+    next_id: u64,
+    /// The hub thread's input while it runs.
+    input: Option<Sender<Input>>,
+    /// The agent of the open stream: shutting it down cuts the stream.
+    open: Option<ureq::Agent>,
+    shut_down: bool,
+}
+
+struct Member {
+    scope: Scope,
+    key: String,
+    /// The revision of the last change routed to it (or the one it joined after).
+    after: u64,
+    items: Sender<Item>,
+    /// Whether its watch is over (told so, or canceled by etcd): not opened again.
+    over: bool,
+}
+
+/// What the hub's thread waits for.
+enum Input {
+    /// A member joined or left.
+    Members,
+    /// A message of stream `number`.
+    Notice(u64, Notice),
+    /// Stream `number` ended: why.
+    Ended(u64, Error),
+}
+
+/// The open stream, as the hub's thread sees it.
+struct Open {
+    number: u64,
+    /// Member ids by `watch_id`.
+    watches: Vec<u64>,
+    /// Whether etcd created a watch on it.
+    created: bool,
+    /// Whether it brought anything after that (a change or a progress notification).
+    delivered: bool,
+    /// Whether it replaces a stream that ended: one that ends too before delivering
+    /// anything is a failure, not reopened in a loop.
+    resumed: bool,
+    /// Its last message (or its opening).
+    heard: Instant,
+    /// The client's endpoint list when it was opened.
+    endpoints: u64,
+}
+
+impl Hub {
+    /// Joins with a watch of `scope` (named `key` in logs) after revision `after`.
+    pub fn join(
+        self: &Arc<Hub>,
+        client: &Client,
+        scope: &Scope,
+        key: &str,
+        after: u64,
+    ) -> Membership {
+        let (sender, items) = mpsc::channel();
+        let mut state = self.lock();
+        let id = state.next_id;
+        state.next_id += 1;
+        let membership = Membership {
+            hub: Arc::clone(self),
+            id,
+            items,
+        };
+        if state.shut_down {
+            let _ = sender.send(Item::Ended(Error::Shutdown));
+            return membership;
+        }
+        state.members.insert(
+            id,
+            Member {
+                scope: scope.clone(),
+                key: key.to_string(),
+                after,
+                items: sender,
+                over: false,
+            },
+        );
+        if state.input.is_none() {
+            let (input, inputs) = mpsc::channel();
+            let hub = Arc::clone(self);
+            let client = client.clone();
+            let spawned = thread::Builder::new()
+                .name("v3-watch-hub".to_string())
+                .spawn(move || hub.run(&client, &inputs));
+            match spawned {
+                Ok(_) => state.input = Some(input),
+                Err(e) => {
+                    let cannot = transport(
+                        TransportKind::Disconnected,
+                        "",
+                        format!("cannot start a thread to read the watch stream: {e}"),
+                    );
+                    if let Some(member) = state.members.remove(&id) {
+                        let _ = member.items.send(Item::Ended(cannot));
+                    }
+                    return membership;
+                }
+            }
+        }
+        state.tell(Input::Members);
+        membership
+    }
+
+    /// Cuts the stream and tells every member, now and later, that the client is shut
+    /// down.
+    pub fn shut_down(&self) {
+        let mut state = self.lock();
+        state.shut_down = true;
+        if let Some(agent) = state.open.take() {
+            agent.shutdown();
+        }
+        state.tell(Input::Members);
+    }
+
+    fn leave(&self, id: u64) {
+        let mut state = self.lock();
+        if let Some(member) = state.members.remove(&id) {
+            if !member.over {
+                // Its watch is still on the stream: a new one without it.
+                state.tell(Input::Members);
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind; go on with it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The hub's thread: until no member is left or the client is shut down.
+    fn run(&self, client: &Client, inputs: &Receiver<Input>) {
+        let mut streams = 0;
+        let mut open: Option<Open> = None;
+        // When the members changed: (first change, last change) not yet in a stream.
+        let mut gathering: Option<(Instant, Instant)> = None;
+        let silence = client.silence_bound();
+        loop {
+            let now = Instant::now();
+            let due = gathering.map(|(first, last)| (last + GATHER).min(first + GATHER_AT_MOST));
+            let silent = open.as_ref().map(|o| o.heard + silence);
+            let wake = [due, silent].into_iter().flatten().min();
+            let wait = wake.map_or(IDLE, |at| at.saturating_duration_since(now));
+            let reopen_as_resumed = match inputs.recv_timeout(wait) {
+                Ok(Input::Members) => {
+                    let now = Instant::now();
+                    gathering = Some(gathering.map_or((now, now), |(first, _)| (first, now)));
+                    None
+                }
+                Ok(Input::Notice(number, notice)) => {
+                    if let Some(current) = open.as_mut().filter(|o| o.number == number) {
+                        self.route(current, notice);
+                    }
+                    None
+                }
+                Ok(Input::Ended(number, error)) => match open.take() {
+                    Some(ended) if ended.number == number => {
+                        self.ended(client, &ended, error).then_some(true)
+                    }
+                    other => {
+                        open = other;
+                        None
+                    }
+                },
+                Err(RecvTimeoutError::Timeout) => {
+                    let now = Instant::now();
+                    if due.is_some_and(|due| now >= due) {
+                        Some(false)
+                    } else if silent.is_some_and(|silent| now >= silent) {
+                        log::debug!("the watch stream was silent for {silence:?}; watching again");
+                        Some(true)
+                    } else {
+                        None
+                    }
+                }
+                // The hub holds a sender while its thread runs.
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            let Some(resumed) = reopen_as_resumed else {
+                if self.lock().shut_down {
+                    self.stop(Item::Ended(Error::Shutdown));
+                    return;
+                }
+                continue;
+            };
+            gathering = None;
+            streams += 1;
+            match self.open(client, streams, resumed) {
+                Opened::Stream(stream) => open = Some(stream),
+                Opened::Nothing => open = None,
+                Opened::Stopped => return,
+            }
+        }
+    }
+
+    /// Opens a stream numbered `number` with every member's watch, in place of the open
+    /// one.
+    fn open(&self, client: &Client, number: u64, resumed: bool) -> Opened {
+        let mut state = self.lock();
+        if let Some(agent) = state.open.take() {
+            agent.shutdown();
+        }
+        if state.shut_down {
+            drop(state);
+            self.stop(Item::Ended(Error::Shutdown));
+            return Opened::Stopped;
+        }
+        let live: Vec<(u64, &Member)> = state
+            .members
+            .iter()
+            .filter(|(_, member)| !member.over)
+            .map(|(id, member)| (*id, member))
+            .collect();
+        if live.is_empty() {
+            if state.members.is_empty() {
+                // Nobody left: the thread ends; a join starts another.
+                state.input = None;
+                return Opened::Stopped;
+            }
+            return Opened::Nothing;
+        }
+        let watches: Vec<_> = live
+            .iter()
+            .map(|(_, member)| watch_after(&member.scope, member.after))
+            .collect();
+        let keys = describe(live.iter().map(|(_, member)| member.key.as_str()));
+        let ids = live.iter().map(|(id, _)| *id).collect();
+        let Some(input) = state.input.clone() else {
+            return Opened::Stopped;
+        };
+        let agent = client.own_agent();
+        state.open = Some(agent.clone());
+        drop(state);
+        log::debug!("watching {keys} on one stream");
+        let reader = client.clone();
+        let spawned = thread::Builder::new().name("v3-watch".to_string()).spawn({
+            let input = input.clone();
+            move || {
+                let ended = reader.stream_watches(&agent, &watches, &keys, &|notice| {
+                    input.send(Input::Notice(number, notice)).is_ok()
+                });
+                let _ = input.send(Input::Ended(number, ended));
+            }
+        });
+        if let Err(e) = spawned {
+            let _ = input.send(Input::Ended(
+                number,
+                transport(
+                    TransportKind::Disconnected,
+                    "",
+                    format!("cannot start a thread to read the watch stream: {e}"),
+                ),
+            ));
+        }
+        Opened::Stream(Open {
+            number,
+            watches: ids,
+            created: false,
+            delivered: false,
+            resumed,
+            heard: Instant::now(),
+            endpoints: client.endpoints_generation(),
+        })
+    }
+
+    /// Hands a message of the open stream to its member.
+    fn route(&self, open: &mut Open, notice: Notice) {
+        open.heard = Instant::now();
+        let watch_id = match &notice {
+            Notice::Created { watch_id, .. } => {
+                open.created = true;
+                *watch_id
+            }
+            Notice::Changes { watch_id, .. } | Notice::Progress { watch_id, .. } => {
+                open.delivered = true;
+                *watch_id
+            }
+            Notice::Canceled { watch_id, .. } => *watch_id,
+        };
+        let Some(id) = usize::try_from(watch_id)
+            .ok()
+            .and_then(|at| open.watches.get(at))
+        else {
+            log::debug!("a watch message for watch {watch_id}, which this stream did not open");
+            return;
+        };
+        let mut state = self.lock();
+        let Some(member) = state.members.get_mut(id) else {
+            // It left; the next stream will not hold its watch.
+            return;
+        };
+        match &notice {
+            Notice::Changes { changes, .. } => {
+                let last = changes.iter().map(|c| c.mod_revision).max();
+                member.after = member.after.max(last.unwrap_or(0));
+            }
+            Notice::Canceled { .. } => member.over = true,
+            _ => {}
+        }
+        let _ = member.items.send(Item::Notice(notice));
+    }
+
+    /// The open stream ended; true when it is to be opened again at once, otherwise every
+    /// member was told.
+    fn ended(&self, client: &Client, ended: &Open, error: Error) -> bool {
+        if matches!(error, Error::Shutdown) {
+            return false;
+        }
+        if client.endpoints_generation() != ended.endpoints {
+            log::debug!("endpoints rediscovered; every watched key is read again");
+            self.tell_all(|| Item::Rediscovered);
+            return false;
+        }
+        let worked = ended.created && (ended.delivered || !ended.resumed);
+        if is_bound(&error) || (worked && is_cut(&error)) {
+            log::debug!("the watch stream ended ({error}); watching again");
+            return true;
+        }
+        self.tell_all(|| Item::Ended(error.clone()));
+        false
+    }
+
+    /// Tells every member whose watch is on the stream that it is over.
+    fn tell_all(&self, item: impl Fn() -> Item) {
+        let mut state = self.lock();
+        for member in state.members.values_mut().filter(|m| !m.over) {
+            member.over = true;
+            let _ = member.items.send(item());
+        }
+    }
+
+    /// Ends the hub's thread: tells every member and forgets the thread.
+    fn stop(&self, item: Item) {
+        let mut state = self.lock();
+        for member in state.members.values_mut() {
+            member.over = true;
+            let _ = member.items.send(match &item {
+                Item::Ended(error) => Item::Ended(error.clone()),
+                Item::Rediscovered => Item::Rediscovered,
+                Item::Notice(notice) => Item::Notice(notice.clone()),
+            });
+        }
+        state.input = None;
+    }
+}
+
+enum Opened {
+    Stream(Open),
+    /// Every member's watch is over; the members have not left yet.
+    Nothing,
+    /// The thread ends.
+    Stopped,
+}
+
+impl State {
+    fn tell(&self, input: Input) {
+        if let Some(sender) = &self.input {
+            let _ = sender.send(input);
+        }
+    }
+}
+
+/// The watched keys for a log line or an error: the first few and how many.
+fn describe<'k>(keys: impl ExactSizeIterator<Item = &'k str>) -> String {
+    const SHOWN: usize = 3;
+    let count = keys.len();
+    let shown: Vec<&str> = keys.take(SHOWN).collect();
+    if count <= SHOWN {
+        return shown.join(", ");
+    }
+    format!("{} and {} more keys", shown.join(", "), count - SHOWN)
+}
+
+/// Whether the stream ended because its bound passed (not a failure: open it again).
+fn is_bound(error: &Error) -> bool {
+    matches!(error, Error::Transport(e) if e.kind == TransportKind::WatchExpired)
+}
+
+/// Whether the stream was cut (etcd stopped, a member died, a connection broke): open it
+/// again. Anything else (a refusal, an answer that is not a watch stream) is a failure.
+fn is_cut(error: &Error) -> bool {
+    matches!(error, Error::Transport(e) if e.kind == TransportKind::Disconnected)
+}
