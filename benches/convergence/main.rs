@@ -82,13 +82,13 @@ fn main() {
     if wanted("v3") {
         let etcd = Etcd::start_on(Api::V3);
         step(&started, "seeding etcd (v3 only)");
-        setup::seed(&etcd, &setup::compared_trees());
+        setup::seed(&etcd, &setup::compared_trees_v3(&layouts));
         step(&started, "1. floor (v3)");
         let floor_v3 = floor_v3::floor(&etcd);
         let compared: Vec<Layout> = layouts
             .iter()
             .copied()
-            .filter(|l| matches!(l, Layout::One | Layout::ManySameTree))
+            .filter(|l| matches!(l, Layout::One | Layout::ManyOwnTrees | Layout::ManySameTree))
             .collect();
         let changes_v3 = run_changes(&started, &etcd, &compared);
         let fleet_v3 = fleet.is_some().then(|| {

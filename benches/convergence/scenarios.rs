@@ -3,6 +3,7 @@
 use crate::measure::{median, ms, run_measured, sockets_to, DirWatch, ProcSample, Stats, Usage};
 use crate::setup::{self, Spec, BIG, BIG_KEYS, MANY, TREE_LEAVES};
 use crate::support::daemon::{count_lines, Daemon, Setup, RECONFIG};
+use crate::support::observe::watch_streams;
 use crate::support::{Api, Etcd};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -195,6 +196,9 @@ pub struct Change {
     pub startup_ms: f64,
     /// At rest after the first convergence (every target written, every reload done).
     pub at_rest: Footprint,
+    /// v3: the watch streams etcd serves at rest (its own count; the daemon is its only
+    /// watcher then).
+    pub watch_streams: Option<u64>,
     pub idle: Idle,
 }
 
@@ -241,6 +245,7 @@ pub fn change(etcd: &Etcd, layout: Layout) -> Change {
     let startup_ms = ms(began.elapsed());
     std::thread::sleep(SETTLE);
     let at_rest = Footprint::of(daemon.pid(), etcd);
+    let watch_streams = (etcd.api == Some(Api::V3)).then(|| watch_streams(etcd).open());
     let watch = DirWatch::new(&setup.out(""));
     let writer = etcd.kv();
     let mut samples = Samples::default();
@@ -270,6 +275,7 @@ pub fn change(etcd: &Etcd, layout: Layout) -> Change {
         missed: samples.missed,
         startup_ms,
         at_rest,
+        watch_streams,
         idle,
     }
 }
@@ -661,6 +667,7 @@ pub fn change_json(c: &Change) -> Value {
         "missed": c.missed,
         "startup_ms": c.startup_ms,
         "at_rest_after_start": c.at_rest.json(),
+        "watch_streams_open_on_etcd": c.watch_streams,
         "idle": {"footprint": c.idle.at_end.json(), "hwm_kb": c.idle.hwm_kb,
                  "cpu_ms": c.idle.cpu_ms, "window_s": IDLE_WINDOW.as_secs()},
     })

@@ -1,5 +1,6 @@
 //! The data in etcd and the reconfig config dirs the scenarios run against.
 
+use crate::scenarios::Layout;
 use crate::support::daemon::Setup;
 use crate::support::Etcd;
 use serde_json::json;
@@ -65,6 +66,16 @@ pub fn rendered_line(key: &str, value: &str) -> String {
 /// The trees the scenarios run on both APIs read: the shared tree and the fleet's.
 pub fn compared_trees() -> Vec<(String, usize)> {
     vec![(shared_tree(), TREE_LEAVES), (fleet_tree(), FLEET)]
+}
+
+/// The trees of the v3 run: the compared ones, and the own trees when the scenario of 100
+/// resources on their own trees runs (the one where one shared stream replaces 100).
+pub fn compared_trees_v3(layouts: &[Layout]) -> Vec<(String, usize)> {
+    let mut trees = compared_trees();
+    if layouts.contains(&Layout::ManyOwnTrees) {
+        trees.extend((0..MANY).map(|t| (own_tree(t), TREE_LEAVES)));
+    }
+    trees
 }
 
 /// Every tree of the v2 run: the compared ones, the own trees (whose first [`BIG_KEYS`]

@@ -463,3 +463,18 @@ fn is_bound(error: &Error) -> bool {
 fn is_cut(error: &Error) -> bool {
     matches!(error, Error::Transport(e) if e.kind == TransportKind::Disconnected)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[test]
+    fn a_few_keys_are_named_and_many_are_counted() {
+        assert_eq!(describe(["/a"].into_iter()), "/a");
+        assert_eq!(describe(["/a", "/b", "/c"].into_iter()), "/a, /b, /c");
+        assert_eq!(
+            describe(["/a", "/b", "/c", "/d", "/e"].into_iter()),
+            "/a, /b, /c and 2 more keys"
+        );
+    }
+}
