@@ -28,6 +28,9 @@ use support::{Api, Etcd};
 
 const ONETIME_RESOURCES: [usize; 3] = [1, 10, 100];
 const ONETIME_KEYS: [usize; 3] = [10, 1_000, 10_000];
+/// The onetime cases run again on v3: the ones with a target.
+const V3_ONETIME_RESOURCES: [usize; 2] = [1, 100];
+const V3_ONETIME_KEYS: [usize; 2] = [10, 10_000];
 const BURST_SIZES: [usize; 2] = [200, 1000];
 
 fn main() {
@@ -70,7 +73,7 @@ fn main() {
     if wanted("onetime") {
         step(&started, "3. onetime");
         let onetime = scenarios::onetime(&etcd, &ONETIME_RESOURCES, &ONETIME_KEYS);
-        report.onetime(&onetime);
+        report.onetime(&onetime, "v2");
     }
     if wanted("burst") {
         step(&started, "5. burst");
@@ -95,6 +98,12 @@ fn main() {
             step(&started, "7. fleet (v3)");
             fleet::fleet(&etcd)
         });
+        if wanted("onetime") {
+            step(&started, "3. onetime (v3)");
+            setup::seed(&etcd, &setup::onetime_trees(&V3_ONETIME_KEYS));
+            let onetime = scenarios::onetime(&etcd, &V3_ONETIME_RESOURCES, &V3_ONETIME_KEYS);
+            report.onetime(&onetime, "v3");
+        }
         report.compare(
             [&floor, &floor_v3],
             [&changes, &changes_v3],

@@ -255,10 +255,11 @@ impl Report {
         }
     }
 
-    pub fn onetime(&mut self, results: &[Onetime]) {
+    /// The onetime runs on one API: `api` is "v2" or "v3".
+    pub fn onetime(&mut self, results: &[Onetime], api: &str) {
         for o in results {
             let figure = format!(
-                "3. onetime {} × {} keys: wall, CPU, peak RSS",
+                "3. onetime {} × {} keys ({api}): wall, CPU, peak RSS",
                 o.resources, o.keys
             );
             let value = format!(
@@ -287,7 +288,8 @@ impl Report {
                        "cpu_ms": o.cpu_ms, "peak_rss_kb": o.peak_rss_kb, "runs": o.runs})
             })
             .collect();
-        self.note("onetime", Value::Array(list));
+        let name = if api == "v2" { "onetime" } else { "onetime_v3" };
+        self.note(name, Value::Array(list));
     }
 
     pub fn bursts(&mut self, results: &[Burst]) {

@@ -83,12 +83,17 @@ pub fn compared_trees_v3(layouts: &[Layout]) -> Vec<(String, usize)> {
 pub fn all_trees(onetime_sizes: &[usize]) -> Vec<(String, usize)> {
     let mut trees = compared_trees();
     trees.extend((0..MANY).map(|t| (own_tree(t), TREE_LEAVES)));
-    for &n in onetime_sizes {
-        if n != TREE_LEAVES {
-            trees.push((onetime_tree(n), n));
-        }
-    }
+    trees.extend(onetime_trees(onetime_sizes));
     trees
+}
+
+/// The onetime scenario's trees of these sizes, but the shared tree (seeded already).
+pub fn onetime_trees(sizes: &[usize]) -> Vec<(String, usize)> {
+    sizes
+        .iter()
+        .filter(|&&n| n != TREE_LEAVES)
+        .map(|&n| (onetime_tree(n), n))
+        .collect()
 }
 
 /// Writes `trees` through the API under test, with parallel PUTs (etcd batches concurrent
