@@ -10,52 +10,120 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 type Job = Box<dyn FnOnce() + Send>;
 
 /// Renders can recurse deeply (macros, includes); the pool's few threads can afford room.
 pub const RENDER_STACK: usize = 8 * 1024 * 1024;
 
+/// Up to `workers` threads taking jobs from one queue. Threads start as jobs need them (a
+/// job queued while none is idle), not all at once: a daemon with one resource never runs
+/// more than one pass at a time on a pool, so it holds one thread per pool, not the most
+/// the machine could use.
 #[derive(Debug)]
 pub struct Pool {
     jobs: Sender<Job>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    queue: Mutex<Receiver<Job>>,
+    counts: Mutex<Counts>,
+    name: String,
+    most: usize,
+    stack: usize,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    /// Threads started.
+    workers: usize,
+    /// Threads waiting for a job.
+    idle: usize,
+    /// Jobs queued and not taken yet.
+    queued: usize,
 }
 
 impl Pool {
-    /// `workers` threads (at least one) named `name N`, each with `stack` bytes of stack;
-    /// they end when the pool is dropped and their queue is empty.
+    /// A pool of up to `workers` threads (at least one) named `name N`, each with `stack`
+    /// bytes of stack; the first starts now (an error here is the caller's), the others
+    /// when jobs wait. They end when the pool is dropped and their queue is empty.
     pub fn new(name: &str, workers: usize, stack: usize) -> std::io::Result<Pool> {
         let (jobs, queue) = mpsc::channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
-        for n in 0..workers.max(1) {
-            let queue = Arc::clone(&queue);
-            std::thread::Builder::new()
-                .name(format!("{name} {n}"))
-                .stack_size(stack)
-                .spawn(move || work(&queue))?;
-        }
-        Ok(Pool { jobs })
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(queue),
+            counts: Mutex::new(Counts::default()),
+            name: name.to_string(),
+            most: workers.max(1),
+            stack,
+        });
+        start_worker(&shared, &mut lock(&shared.counts))?;
+        Ok(Pool { jobs, shared })
     }
 
-    /// Queues `job` without waiting for it; a job that panics is dropped (see [`work`]),
-    /// and so is a job queued after every worker died, so a job should hand its results
-    /// back through something whose `Drop` speaks for it.
+    /// Queues `job` without waiting for it, starting a thread for it when none is idle and
+    /// the pool has room; a job that panics is dropped (see [`work`]), and so is a job
+    /// queued after every worker died, so a job should hand its results back through
+    /// something whose `Drop` speaks for it.
     pub fn spawn(&self, job: impl FnOnce() + Send + 'static) {
-        let _ = self.jobs.send(Box::new(job));
+        let mut counts = lock(&self.shared.counts);
+        if self.jobs.send(Box::new(job)).is_err() {
+            return;
+        }
+        counts.queued += 1;
+        if counts.queued > counts.idle && counts.workers < self.shared.most {
+            if let Err(e) = start_worker(&self.shared, &mut counts) {
+                // The job waits for a thread already started.
+                log::warn!(
+                    "cannot start another {} thread ({e}); the job waits for a running one",
+                    self.shared.name
+                );
+            }
+        }
+    }
+
+    /// Threads started so far.
+    #[cfg(test)]
+    fn workers(&self) -> usize {
+        lock(&self.shared.counts).workers
     }
 }
 
-fn work(queue: &Mutex<Receiver<Job>>) {
+fn start_worker(shared: &Arc<Shared>, counts: &mut Counts) -> std::io::Result<()> {
+    let worker = Arc::clone(shared);
+    std::thread::Builder::new()
+        .name(format!("{} {}", shared.name, counts.workers))
+        .stack_size(shared.stack)
+        .spawn(move || work(&worker))?;
+    counts.workers += 1;
+    Ok(())
+}
+
+fn work(shared: &Shared) {
     loop {
+        lock(&shared.counts).idle += 1;
         // Hold the lock only to take a job, not while running it.
-        let next = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        let next = lock(&shared.queue).recv();
+        {
+            let mut counts = lock(&shared.counts);
+            counts.idle -= 1;
+            if next.is_ok() {
+                counts.queued = counts.queued.saturating_sub(1);
+            }
+        }
         let Ok(job) = next else {
             return;
         };
         // A panicking job loses its result (its caller gets `None`), not the worker.
         let _ = catch_unwind(AssertUnwindSafe(job));
     }
+}
+
+/// A panic while holding a pool's lock leaves plain counts behind; go on with them.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -94,6 +162,38 @@ mod tests {
             }
         });
         assert_eq!(most.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn threads_start_only_as_jobs_wait_for_one() {
+        let pool = Pool::new("test", 4, RENDER_STACK).expect("pool");
+        // Each job queued once the worker is back waiting (a job hands its result over
+        // just before its worker is idle again).
+        let idle_again = |pool: &Pool| {
+            while lock(&pool.shared.counts).idle == 0 {
+                std::thread::yield_now();
+            }
+        };
+        for i in 0..20 {
+            idle_again(&pool);
+            assert_eq!(run(&pool, move || i + 1), Some(i + 1));
+        }
+        assert_eq!(pool.workers(), 1, "one job at a time needs one thread");
+        let release = Arc::new(std::sync::Barrier::new(4));
+        let (done, finished) = mpsc::channel();
+        for _ in 0..3 {
+            let (release, done) = (Arc::clone(&release), done.clone());
+            pool.spawn(move || {
+                release.wait();
+                let _ = done.send(());
+            });
+        }
+        // Three jobs that wait for each other run at once: three threads.
+        release.wait();
+        for _ in 0..3 {
+            finished.recv().expect("job done");
+        }
+        assert_eq!(pool.workers(), 3);
     }
 
     #[test]
