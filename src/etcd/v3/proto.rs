@@ -21,25 +21,9 @@ pub struct RangeRequest {
     /// Read the data as of this revision (0 = the newest).
     #[serde(with = "wire::int64", skip_serializing_if = "is_zero")]
     pub revision: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sort_order: Option<SortOrder>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sort_target: Option<SortTarget>,
     /// Only count the keys (`count`), without sending them.
     #[serde(skip_serializing_if = "is_zero")]
     pub count_only: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum SortOrder {
-    Ascend,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum SortTarget {
-    Key,
 }
 
 /// `POST /v3/kv/put`.

@@ -1,8 +1,13 @@
 //! Reading everything in a scope at one revision, page by page.
 //!
 //! A 100 000-key tree in one range answer would be one huge body; pages of `limit` keys,
-//! sorted by key, each starting just after the last key of the one before (last key +
-//! `\0`, same range end), keep every answer small. All pages after the first read at the
+//! each starting just after the greatest key of the one before (that key + `\0`, same
+//! range end), keep every answer small. etcd answers a range in key order (its index is a
+//! B-tree) and cuts it at `limit`, so a page holds the smallest keys left. Asking it to
+//! sort by key as well costs without changing the answer: etcd 3.4 then reads the whole
+//! rest of the range for every page, sorts it and cuts it (a 1 000-key page of a
+//! 10 000-key tree: 45 ms instead of 28), and the greatest key of a page is taken without
+//! trusting the order anyway. All pages after the first read at the
 //! first page's revision, so together they are one consistent view even when writes land
 //! between two pages. (A range pinned to a revision still answers with the *current*
 //! revision in its header, so the snapshot's revision is the first page's.)
@@ -10,7 +15,7 @@
 //! [`SnapshotRead`] only decides what to ask next and collects the answers: the I/O is the
 //! caller's.
 
-use super::proto::{RangeRequest, RangeResponse, SortOrder, SortTarget};
+use super::proto::{RangeRequest, RangeResponse};
 use super::scope::Scope;
 use super::text::lossy;
 use std::collections::BTreeMap;
@@ -91,8 +96,6 @@ impl SnapshotRead {
             range_end: self.scope.end(),
             limit: self.page_size,
             revision: self.revision,
-            sort_order: Some(SortOrder::Ascend),
-            sort_target: Some(SortTarget::Key),
             count_only: false,
         })
     }
@@ -106,7 +109,7 @@ impl SnapshotRead {
             self.revision = page.header.revision;
         }
         let start = self.next_key.take().unwrap_or_default();
-        let last = page.kvs.last().map(|kv| kv.key.clone());
+        let last = page.kvs.iter().map(|kv| &kv.key).max().cloned();
         for kv in page.kvs {
             if self.scope.contains(&kv.key) {
                 self.leaves
@@ -151,6 +154,17 @@ mod tests {
             .collect()
     }
 
+    /// A page whose keys came out of order still continues after its greatest key.
+    #[test]
+    fn the_next_page_starts_after_the_greatest_key_whatever_the_order() {
+        let mut read = SnapshotRead::new(Scope::new("/app", true), 2);
+        let mut page = answer(fixtures::RANGE_PAGE_1);
+        page.kvs.reverse();
+        read.take(page).expect("page 1");
+        let second = read.next_request().expect("a second page");
+        assert_eq!(second.key, b"/app/db/port\0");
+    }
+
     /// The two pages etcd gave for `/app/` with limit 2, a put of `/app/zz` (revision 9)
     /// landing between them: the second page, pinned at 8, does not show it.
     #[test]
@@ -159,7 +173,7 @@ mod tests {
         let first = read.next_request().expect("a first page");
         assert_eq!(
             serde_json::to_string(&first).expect("json"),
-            r#"{"key":"L2FwcA==","range_end":"L2FwcDA=","limit":"2","sort_order":"ASCEND","sort_target":"KEY"}"#
+            r#"{"key":"L2FwcA==","range_end":"L2FwcDA=","limit":"2"}"#
         );
         read.take(answer(fixtures::RANGE_PAGE_1)).expect("page 1");
         let second = read.next_request().expect("a second page");
