@@ -3,7 +3,7 @@
 //! The binaries under test find it through `RECONFIG_DNS_SERVER`.
 
 use super::free_port;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -59,7 +59,9 @@ impl Dnsmasq {
             .expect("cannot run dnsmasq: install dnsmasq-base (make test does)");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(self.addr).is_err() {
+        // Both transports: the binaries ask over UDP first, then TCP; a TCP listener alone
+        // once let a query over UDP meet "connection refused".
+        while TcpStream::connect(self.addr).is_err() || !answers_over_udp(self.addr) {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!("dnsmasq on {} exited at startup: {status}", self.addr);
             }
@@ -78,6 +80,24 @@ impl Dnsmasq {
             let _ = child.wait();
         }
     }
+}
+
+/// Whether a DNS server at `addr` answers a query over UDP (an A query for
+/// `example.test`, whatever the answer) within 200 ms.
+fn answers_over_udp(addr: SocketAddr) -> bool {
+    const QUERY: &[u8] = &[
+        0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 7, b'e', b'x',
+        b'a', b'm', b'p', b'l', b'e', 4, b't', b'e', b's', b't', 0, 0x00, 0x01, 0x00, 0x01,
+    ];
+    let asked = UdpSocket::bind("127.0.0.1:0").and_then(|socket| {
+        socket.connect(addr)?;
+        socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+        socket.send(QUERY)?;
+        let mut answer = [0u8; 512];
+        socket.recv(&mut answer)
+    });
+    // A DNS answer starts with a 12-byte header.
+    asked.is_ok_and(|len| len >= 12)
 }
 
 impl Drop for Dnsmasq {
