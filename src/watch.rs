@@ -157,9 +157,10 @@ pub struct Watcher {
     gate: Gate,
     /// The leaves the text being installed was rendered from, recorded once it is.
     rendered_leaves: u64,
-    /// The pass failed before installing and the reload running is one owed for files
-    /// installed earlier: its success does not mean the pass recovered.
-    reload_despite_failure: bool,
+    /// The last pass failed (or the watch of its key did): until a pass succeeds, a
+    /// reload's success (one owed for files installed earlier, or one that was still
+    /// running when the pass failed) does not mean the resource recovered.
+    pass_failed: bool,
     /// The problem last logged, until a pass succeeds.
     problem: Option<Problem>,
     /// Whether a failed pass is retried (the daemon) or not (`--onetime`), for the log.
@@ -198,7 +199,7 @@ impl Watcher {
             memory,
             gate,
             rendered_leaves: 0,
-            reload_despite_failure: false,
+            pass_failed: false,
             problem: None,
             retries: true,
             missing_altkeys: BTreeSet::new(),
@@ -243,7 +244,6 @@ impl Watcher {
             return false;
         }
         log::info!(target: self.resource.id(), "reloading for {}, installed earlier and not reloaded since", self.resource.target().display());
-        self.reload_despite_failure = true;
         true
     }
 
@@ -354,6 +354,7 @@ impl Watcher {
             &self.process,
         )
         .map_err(PassError::Apply)?;
+        self.pass_failed = false;
         let (id, leaves) = (self.resource.id(), self.rendered_leaves);
         let reloads = self.resource.install.reloadcmd.is_some();
         Ok(match outcome {
@@ -405,8 +406,8 @@ impl Watcher {
     /// Ends a pass: a success clears the problem logged, a failure is logged when it is a
     /// new problem.
     pub fn finish(&mut self, result: &Result<Converged, PassError>) {
-        if std::mem::take(&mut self.reload_despite_failure) {
-            // The reload owed despite a failed pass: only its own failure is news.
+        if self.pass_failed && matches!(result, Ok(_) | Err(PassError::Reload(_))) {
+            // A reload since the pass failed: only its own failure is news.
             if let Err(e @ PassError::Reload(_)) = result {
                 log::error!(target: self.resource.id(), "{e}");
             }
@@ -434,6 +435,9 @@ impl Watcher {
         let Some(problem) = error.problem() else {
             return;
         };
+        if problem != Problem::Reload {
+            self.pass_failed = true;
+        }
         if self.problem == Some(problem) {
             return;
         }

@@ -156,6 +156,63 @@ fn the_daemon_logs_a_refusal_once_per_change_and_recovers_by_itself(api: Api) {
     );
 }
 
+both_apis!(a_reload_that_succeeds_while_a_pass_is_refused_does_not_end_the_refusal);
+/// A reload owed for a file installed earlier fails while a pass is refused, and then
+/// succeeds: its success is not taken for a recovery (the refusal stands until a pass
+/// succeeds), so "recovered" is logged once, when the data recovers. Before, the failed
+/// reload took the "owed despite a failed pass" mark with it, and the next reload's success
+/// logged "recovered" while the refusal stood.
+fn a_reload_that_succeeds_while_a_pass_is_refused_does_not_end_the_refusal(api: Api) {
+    let etcd = Etcd::start_on(api);
+    etcd.put("/svc/a", "1");
+    etcd.put("/svc/b", "2");
+    let setup = Setup::new();
+    let failing = setup.out("reload-fails");
+    std::fs::write(&failing, "").expect("marker");
+    let reloads = setup.out("svc.reloads");
+    let mut resource = guarded(&setup, json!({"min_keys": 2}));
+    resource["reloadcmd"] = json!(format!(
+        "test ! -e {} || exit 3; echo reload >> {}",
+        failing.display(),
+        reloads.display()
+    ));
+    setup.resource("svc", resource);
+    let target = setup.out("svc.conf");
+    let daemon = setup.daemon(&etcd, &[]);
+    assert!(wait_content(&target, "/svc/a=1\n/svc/b=2\n", SECS));
+    assert!(daemon.wait_log("status 3", SECS), "{}", daemon.log_text());
+
+    etcd.delete("/svc/b", false);
+    let refused = "holds 1 leaf, fewer than min_keys 2";
+    assert!(daemon.wait_log(refused, SECS), "{}", daemon.log_text());
+    // A reload fails after the refusal, then one succeeds.
+    let failures_after_refusal = |log: &str| {
+        log.split_once(refused)
+            .map_or(0, |(_, after)| after.matches("status 3").count())
+    };
+    assert!(
+        support::eventually(SECS, || failures_after_refusal(&daemon.log_text()) >= 1),
+        "{}",
+        daemon.log_text()
+    );
+    std::fs::remove_file(&failing).expect("marker");
+    assert!(
+        support::eventually(SECS, || count_lines(&reloads) >= 1),
+        "{}",
+        daemon.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let log = daemon.log_text();
+    assert!(!log.contains("recovered"), "the refusal stands: {log}");
+
+    etcd.put("/svc/c", "3");
+    assert!(wait_content(&target, "/svc/a=1\n/svc/c=3\n", SECS));
+    assert!(daemon.wait_log("recovered", SECS), "{}", daemon.log_text());
+    let log = daemon.log_text();
+    assert_eq!(log.matches(refused).count(), 1, "{log}");
+    assert_eq!(log.matches("recovered").count(), 1, "{log}");
+}
+
 const INJECTED: &str = "10.0.0.5:80\n  stats enable";
 
 both_apis!(a_value_that_does_not_match_refuses_the_render_naming_its_key);
