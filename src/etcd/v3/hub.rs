@@ -198,8 +198,9 @@ impl Hub {
     fn leave(&self, id: u64) {
         let mut state = self.lock();
         if let Some(member) = state.members.remove(&id) {
-            if !member.over {
-                // Its watch is still on the stream: a new one without it.
+            // Its watch is still on the stream: a new one without it. The last one leaving
+            // ends the hub's thread.
+            if !member.over || state.members.is_empty() {
                 state.tell(Input::Members);
             }
         }
@@ -219,11 +220,10 @@ impl Hub {
         let silence = client.silence_bound();
         loop {
             let now = Instant::now();
-            let due = gathering.map(|(first, last)| (last + GATHER).min(first + GATHER_AT_MOST));
             let silent = open.as_ref().map(|o| o.heard + silence);
-            let wake = [due, silent].into_iter().flatten().min();
+            let wake = [gathered_at(gathering), silent].into_iter().flatten().min();
             let wait = wake.map_or(IDLE, |at| at.saturating_duration_since(now));
-            let reopen_as_resumed = match inputs.recv_timeout(wait) {
+            let mut reopen_as_resumed = match inputs.recv_timeout(wait) {
                 Ok(Input::Members) => {
                     let now = Instant::now();
                     gathering = Some(gathering.map_or((now, now), |(first, _)| (first, now)));
@@ -245,19 +245,21 @@ impl Hub {
                     }
                 },
                 Err(RecvTimeoutError::Timeout) => {
-                    let now = Instant::now();
-                    if due.is_some_and(|due| now >= due) {
-                        Some(false)
-                    } else if silent.is_some_and(|silent| now >= silent) {
+                    let silent_now = open.as_ref().is_some_and(|o| o.heard.elapsed() >= silence);
+                    if silent_now {
                         log::debug!("the watch stream was silent for {silence:?}; watching again");
-                        Some(true)
-                    } else {
-                        None
                     }
+                    silent_now.then_some(true)
                 }
                 // The hub holds a sender while its thread runs.
                 Err(RecvTimeoutError::Disconnected) => return,
             };
+            // Checked after every input, so that a busy stream does not hold joins back.
+            if reopen_as_resumed.is_none()
+                && gathered_at(gathering).is_some_and(|due| Instant::now() >= due)
+            {
+                reopen_as_resumed = Some(false);
+            }
             let Some(resumed) = reopen_as_resumed else {
                 if self.lock().shut_down {
                     self.stop(Item::Ended(Error::Shutdown));
@@ -440,6 +442,12 @@ impl State {
             let _ = sender.send(input);
         }
     }
+}
+
+/// When joins (and leaves) gathered since `gathering` = (first, last) go into a new
+/// stream: a moment after the last, at most a little after the first.
+fn gathered_at(gathering: Option<(Instant, Instant)>) -> Option<Instant> {
+    gathering.map(|(first, last)| (last + GATHER).min(first + GATHER_AT_MOST))
 }
 
 /// The watched keys for a log line or an error: the first few and how many.
