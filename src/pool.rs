@@ -179,6 +179,7 @@ mod tests {
             assert_eq!(run(&pool, move || i + 1), Some(i + 1));
         }
         assert_eq!(pool.workers(), 1, "one job at a time needs one thread");
+        idle_again(&pool);
         let release = Arc::new(std::sync::Barrier::new(4));
         let (done, finished) = mpsc::channel();
         for _ in 0..3 {
