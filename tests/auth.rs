@@ -10,6 +10,7 @@ use serde_json::json;
 use std::process::Output;
 use std::time::Duration;
 use support::daemon::{wait_content, Setup};
+use support::v3::b64;
 use support::{both_apis, run_bin, Api, Etcd};
 
 const ETCD_UTIL: &str = env!("CARGO_BIN_EXE_etcd-util");
@@ -49,11 +50,6 @@ fn v3_auth_api(etcd: &Etcd, path: &str, body: serde_json::Value) {
     let status = response.status().as_u16();
     let text = response.body_mut().read_to_string().unwrap_or_default();
     assert!(status < 300, "POST /v3/auth/{path}: HTTP {status}: {text}");
-}
-
-fn b64(text: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(text)
 }
 
 /// An etcd with `/app/v` = "first", user root, user alice allowed /app/* only, auth on.

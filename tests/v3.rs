@@ -10,6 +10,7 @@ use std::process::Output;
 use std::time::Duration;
 use support::daemon::{wait_content, Setup};
 use support::observe::watch_streams;
+use support::v3::{assert_quiet, b64, gateway, puts, receive, receive_across_an_outage};
 use support::{run_bin, stderr, Etcd};
 
 const UTIL: &str = env!("CARGO_BIN_EXE_etcd-util");
@@ -158,24 +159,6 @@ fn a_quiet_watch_reaching_its_bound_is_not_an_outage() {
     assert!(!log.contains("unreachable"), "{log}");
 }
 
-/// `POST` of a JSON body to etcd's v3 gateway, as etcdctl would send it; the answer's body.
-fn gateway(etcd: &Etcd, path: &str, body: &str, token: Option<&str>) -> String {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut request = agent.post(&format!("{}{path}", etcd.url()));
-    if let Some(token) = token {
-        request = request.header("Authorization", token);
-    }
-    request
-        .send(body)
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
-        .body_mut()
-        .read_to_string()
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 /// A watch whose start revision etcd compacted away (the daemon was behind) is not waited
 /// on forever: it reads again, and the new read has every change.
 #[test]
@@ -304,55 +287,6 @@ fn the_daemon_follows_changes_with_v3_auth_across_token_expiry() {
     assert!(!log.contains("ERROR"), "{log}");
 }
 
-fn b64(text: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(text)
-}
-
-/// Receives `count` changes, each within a few seconds; (key, value) of each.
-fn receive(changes: &mut reconfig::etcd::Subscription, count: usize) -> Vec<(String, String)> {
-    (0..count)
-        .map(|n| match changes.recv_timeout(SECS) {
-            reconfig::etcd::Received::Change(change) => match change.op {
-                reconfig::etcd::Op::Put(value) => (change.key, value),
-                other => panic!("change {n}: expected a put, got {other:?}"),
-            },
-            other => panic!("change {n}: expected a change, got {other:?}"),
-        })
-        .collect()
-}
-
-/// Like [`receive`], across an etcd restart: the subscription may report the outage once
-/// (its shared stream, opened again at once, found etcd down), and then goes on from the
-/// last change it handed out.
-fn receive_across_an_outage(
-    changes: &mut reconfig::etcd::Subscription,
-    count: usize,
-) -> Vec<(String, String)> {
-    let mut received = Vec::new();
-    let mut outages = 0;
-    while received.len() < count {
-        match changes.recv_timeout(SECS) {
-            reconfig::etcd::Received::Change(change) => match change.op {
-                reconfig::etcd::Op::Put(value) => received.push((change.key, value)),
-                other => panic!("expected a put, got {other:?}"),
-            },
-            reconfig::etcd::Received::Failed(error) if error.is_outage() && outages == 0 => {
-                outages += 1;
-            }
-            other => panic!(
-                "change {}: expected a change, got {other:?}",
-                received.len()
-            ),
-        }
-    }
-    received
-}
-
-fn puts(key: &str, values: std::ops::Range<usize>) -> Vec<(String, String)> {
-    values.map(|n| (key.to_string(), n.to_string())).collect()
-}
-
 /// A v3 subscription keeps ONE watch stream open and reads every later change from it: a
 /// burst of 200 writes (several per stream message) arrives complete and in order, and
 /// etcd saw one watch stream opened, not one per change.
@@ -371,10 +305,7 @@ fn a_burst_of_200_changes_arrives_in_order_over_one_watch_stream() {
             .expect("burst put");
     }
     assert_eq!(receive(&mut changes, 200), puts("/burst/n", 0..200));
-    assert!(matches!(
-        changes.recv_timeout(Duration::from_millis(300)),
-        reconfig::etcd::Received::Quiet
-    ));
+    assert_quiet(&mut changes);
     assert_eq!(watch_streams(&etcd).started - streams_before, 1);
 }
 
@@ -403,10 +334,7 @@ fn a_watch_stream_cut_by_an_etcd_restart_resumes_without_loss_or_duplicates() {
         receive_across_an_outage(&mut changes, 100),
         puts("/cut/n", 50..150)
     );
-    assert!(matches!(
-        changes.recv_timeout(Duration::from_millis(300)),
-        reconfig::etcd::Received::Quiet
-    ));
+    assert_quiet(&mut changes);
 }
 
 /// A live stream broken while etcd compacts the history it would resume from: the

@@ -11,15 +11,16 @@
 
 mod support;
 
-use reconfig::etcd::{Client, Op, Received, Subscription};
+use reconfig::etcd::{Client, Received, Subscription};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use support::daemon::{wait_content, Setup};
 use support::observe::{connections_to, watch_streams, Streams};
+use support::v3::{assert_quiet, b64, gateway, puts, receive};
 use support::{eventually, Api, Etcd};
 
 const SECS: Duration = Duration::from_secs(10);
-const QUIET: Duration = Duration::from_millis(300);
 
 /// Waits (`within` at most) until etcd has exactly `wanted` watch streams open; what it saw
 /// last.
@@ -60,60 +61,39 @@ fn put(client: &Client, key: &str, value: &str) {
         .unwrap_or_else(|e| panic!("v3 put {key}: {e}"));
 }
 
-/// Receives `count` changes, each within 10 s; (key, value) of each.
-fn receive(changes: &mut Subscription, count: usize) -> Vec<(String, String)> {
-    (0..count)
-        .map(|n| match changes.recv_timeout(SECS) {
-            Received::Change(change) => match change.op {
-                Op::Put(value) => (change.key, value),
-                other => panic!(
-                    "{}: change {n}: expected a put, got {other:?}",
-                    changes.key()
-                ),
-            },
-            other => panic!(
-                "{}: change {n}: expected a change, got {other:?}",
-                changes.key()
-            ),
-        })
-        .collect()
-}
-
-/// Nothing more arrives within 300 ms.
-fn assert_quiet(changes: &mut Subscription) {
-    match changes.recv_timeout(QUIET) {
-        Received::Quiet => {}
-        other => panic!("{}: expected quiet, got {other:?}", changes.key()),
-    }
-}
-
-fn puts(key: &str, values: std::ops::Range<usize>) -> Vec<(String, String)> {
-    values.map(|n| (key.to_string(), n.to_string())).collect()
-}
-
-/// `POST` of a JSON body to etcd's v3 gateway; the answer's body.
-fn gateway(etcd: &Etcd, path: &str, body: &str) -> String {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    agent
-        .post(&format!("{}{path}", etcd.url()))
-        .send(body)
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
-        .body_mut()
-        .read_to_string()
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn b64(text: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(text)
-}
-
 /// The current revision of etcd's store.
 fn revision(client: &Client) -> u64 {
     client.snapshot("/", true).expect("snapshot").index
+}
+
+/// The daemon's step after "read again" on /a: drop `a`, read /a, subscribe after the
+/// read (quiet at first). Then /b's puts from `b_from` up to 50 and one put to /a (`a_put`):
+/// `b` has received all 50 of /b's puts exactly once and in order, the new /a subscription
+/// just its put. The read's data, for the caller to check.
+fn read_a_again_then_both_go_on(
+    client: &Client,
+    writer: &Client,
+    a: Subscription,
+    b: &mut Subscription,
+    b_from: usize,
+    a_put: (&str, &str),
+) -> BTreeMap<String, String> {
+    drop(a);
+    let again = client.snapshot("/a", true).expect("snapshot /a");
+    let mut a = client.subscribe("/a", true, again.index);
+    assert_quiet(&mut a);
+    for n in b_from..50 {
+        put(writer, "/b/n", &n.to_string());
+    }
+    put(writer, a_put.0, a_put.1);
+    assert_eq!(receive(b, 50), puts("/b/n", 0..50));
+    assert_quiet(b);
+    assert_eq!(
+        receive(&mut a, 1),
+        vec![(a_put.0.to_string(), a_put.1.to_string())]
+    );
+    assert_quiet(&mut a);
+    again.data.expect("data")
 }
 
 /// Three subscriptions of one client, on three keys, joining at different moments (two of
@@ -226,6 +206,7 @@ fn a_compacted_watch_reads_again_while_the_other_keys_on_the_stream_go_on() {
         &etcd,
         "/v3/kv/compaction",
         &format!(r#"{{"revision":"{latest}","physical":true}}"#),
+        None,
     );
     assert!(compacted.contains("header"), "{compacted}");
     let mut a = client.subscribe("/a", true, a_read);
@@ -242,23 +223,8 @@ fn a_compacted_watch_reads_again_while_the_other_keys_on_the_stream_go_on() {
         "read again after {:?}",
         began.elapsed()
     );
-    // The daemon's next step: drop it, read again, subscribe after the read.
-    drop(a);
-    let again = client.snapshot("/a", true).expect("snapshot /a");
-    assert_eq!(again.data.expect("data")["/a/k"], "4");
-    let mut a = client.subscribe("/a", true, again.index);
-    assert_quiet(&mut a);
-    for n in 35..50 {
-        put(&writer, "/b/n", &n.to_string());
-    }
-    put(&writer, "/a/k", "5");
-    assert_eq!(receive(&mut b, 50), puts("/b/n", 0..50));
-    assert_quiet(&mut b);
-    assert_eq!(
-        receive(&mut a, 1),
-        vec![("/a/k".to_string(), "5".to_string())]
-    );
-    assert_quiet(&mut a);
+    let again = read_a_again_then_both_go_on(&client, &writer, a, &mut b, 35, ("/a/k", "5"));
+    assert_eq!(again["/a/k"], "4");
 }
 
 /// A transaction putting two keys under /a at one revision makes /a's subscription read
@@ -291,7 +257,7 @@ fn a_transaction_on_one_key_reads_that_key_again_and_the_others_go_on() {
     let request_put =
         |key: &str, value: &str| json!({"request_put": {"key": b64(key), "value": b64(value)}});
     let txn = json!({"success": [request_put("/a/x", "2"), request_put("/a/y", "2")]});
-    let answer = gateway(&etcd, "/v3/kv/txn", &txn.to_string());
+    let answer = gateway(&etcd, "/v3/kv/txn", &txn.to_string(), None);
     assert!(answer.contains("succeeded"), "{answer}");
     for n in 20..40 {
         put(&writer, "/b/n", &n.to_string());
@@ -300,23 +266,8 @@ fn a_transaction_on_one_key_reads_that_key_again_and_the_others_go_on() {
         Received::ReadAgain => {}
         other => panic!("/a after a two-key transaction: expected read again, got {other:?}"),
     }
-    drop(a);
-    let again = client.snapshot("/a", true).expect("snapshot /a");
-    let data = again.data.expect("data");
+    let data = read_a_again_then_both_go_on(&client, &writer, a, &mut b, 40, ("/a/x", "3"));
     assert_eq!((data["/a/x"].as_str(), data["/a/y"].as_str()), ("2", "2"));
-    let mut a = client.subscribe("/a", true, again.index);
-    assert_quiet(&mut a);
-    for n in 40..50 {
-        put(&writer, "/b/n", &n.to_string());
-    }
-    put(&writer, "/a/x", "3");
-    assert_eq!(receive(&mut b, 50), puts("/b/n", 0..50));
-    assert_quiet(&mut b);
-    assert_eq!(
-        receive(&mut a, 1),
-        vec![("/a/x".to_string(), "3".to_string())]
-    );
-    assert_quiet(&mut a);
 }
 
 /// SIGHUP starts a new generation with a new client: once it follows its three keys, the

@@ -12,6 +12,7 @@ pub mod dns;
 pub mod fake_http;
 pub mod observe;
 pub mod procs;
+pub mod v3;
 
 use reconfig::etcd::v2::Client;
 use reconfig::etcd::ClientOptions;
