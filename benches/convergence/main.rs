@@ -73,7 +73,7 @@ fn main() {
     if wanted("onetime") {
         step(&started, "3. onetime");
         let onetime = scenarios::onetime(&etcd, &ONETIME_RESOURCES, &ONETIME_KEYS);
-        report.onetime(&onetime, "v2");
+        report.onetime(&onetime, Api::V2);
     }
     if wanted("burst") {
         step(&started, "5. burst");
@@ -102,7 +102,7 @@ fn main() {
             step(&started, "3. onetime (v3)");
             setup::seed(&etcd, &setup::onetime_trees(&V3_ONETIME_KEYS));
             let onetime = scenarios::onetime(&etcd, &V3_ONETIME_RESOURCES, &V3_ONETIME_KEYS);
-            report.onetime(&onetime, "v3");
+            report.onetime(&onetime, Api::V3);
         }
         report.compare(
             [&floor, &floor_v3],

@@ -3,6 +3,7 @@
 use crate::fleet::Fleet;
 use crate::measure::Stats;
 use crate::scenarios::{Binary, Burst, Change, Floor, Footprint, Layout, Onetime, UPDATES};
+use crate::support::Api;
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -255,12 +256,14 @@ impl Report {
         }
     }
 
-    /// The onetime runs on one API: `api` is "v2" or "v3".
-    pub fn onetime(&mut self, results: &[Onetime], api: &str) {
+    /// The onetime runs on one API.
+    pub fn onetime(&mut self, results: &[Onetime], api: Api) {
         for o in results {
             let figure = format!(
-                "3. onetime {} × {} keys ({api}): wall, CPU, peak RSS",
-                o.resources, o.keys
+                "3. onetime {} × {} keys ({}): wall, CPU, peak RSS",
+                o.resources,
+                o.keys,
+                api.flag()
             );
             let value = format!(
                 "{:.1} ms, {:.1} ms, {}",
@@ -288,7 +291,10 @@ impl Report {
                        "cpu_ms": o.cpu_ms, "peak_rss_kb": o.peak_rss_kb, "runs": o.runs})
             })
             .collect();
-        let name = if api == "v2" { "onetime" } else { "onetime_v3" };
+        let name = match api {
+            Api::V2 => "onetime",
+            Api::V3 => "onetime_v3",
+        };
         self.note(name, Value::Array(list));
     }
 

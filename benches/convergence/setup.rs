@@ -73,7 +73,7 @@ pub fn compared_trees() -> Vec<(String, usize)> {
 pub fn compared_trees_v3(layouts: &[Layout]) -> Vec<(String, usize)> {
     let mut trees = compared_trees();
     if layouts.contains(&Layout::ManyOwnTrees) {
-        trees.extend((0..MANY).map(|t| (own_tree(t), TREE_LEAVES)));
+        trees.extend(own_trees());
     }
     trees
 }
@@ -82,9 +82,14 @@ pub fn compared_trees_v3(layouts: &[Layout]) -> Vec<(String, usize)> {
 /// also carry the 1 000 resources) and the onetime ones.
 pub fn all_trees(onetime_sizes: &[usize]) -> Vec<(String, usize)> {
     let mut trees = compared_trees();
-    trees.extend((0..MANY).map(|t| (own_tree(t), TREE_LEAVES)));
+    trees.extend(own_trees());
     trees.extend(onetime_trees(onetime_sizes));
     trees
+}
+
+/// The "own trees" variant's trees, one per resource.
+fn own_trees() -> impl Iterator<Item = (String, usize)> {
+    (0..MANY).map(|t| (own_tree(t), TREE_LEAVES))
 }
 
 /// The onetime scenario's trees of these sizes, but the shared tree (seeded already).

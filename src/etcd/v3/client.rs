@@ -7,11 +7,11 @@ use super::auth::{Token, TokenAuth};
 use super::error::{GatewayError, Refusal};
 use super::follow::neutral;
 use super::hub::{Hub, Membership};
-use super::proto::WatchCreateRequest;
 use super::proto::{
     AuthenticateRequest, AuthenticateResponse, DeleteRangeRequest, LeaseGrantRequest,
     LeaseGrantResponse, LeaseIdRequest, LeaseKeepAliveMessage, MemberListResponse, PutRequest,
     RangeRequest, RangeResponse, RequestOp, StatusResponse, TxnRequest, TxnResponse,
+    WatchCreateRequest,
 };
 use super::refused::{self, bad_answer, not_found, stream_failure, transport, Asked};
 use super::scope::{normalize, Scope};

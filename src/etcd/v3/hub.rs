@@ -35,7 +35,7 @@ use super::watch::{watch_after, Notice};
 use crate::etcd::error::{Error, TransportKind};
 use std::collections::BTreeMap;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -208,7 +208,7 @@ impl Hub {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain data behind; go on with it.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The hub's thread: until no member is left or the client is shut down.
@@ -260,11 +260,8 @@ impl Hub {
             {
                 reopen_as_resumed = Some(false);
             }
+            // A shutdown comes as a change of members: the next `open` ends the thread.
             let Some(resumed) = reopen_as_resumed else {
-                if self.lock().shut_down {
-                    self.stop(Item::Ended(Error::Shutdown));
-                    return;
-                }
                 continue;
             };
             gathering = None;
@@ -285,8 +282,8 @@ impl Hub {
             agent.shutdown();
         }
         if state.shut_down {
-            drop(state);
-            self.stop(Item::Ended(Error::Shutdown));
+            state.tell_all(|| Item::Ended(Error::Shutdown));
+            state.input = None;
             return Opened::Stopped;
         }
         let live: Vec<(u64, &Member)> = state
@@ -375,8 +372,8 @@ impl Hub {
         };
         match &notice {
             Notice::Changes { changes, .. } => {
-                let last = changes.iter().map(|c| c.mod_revision).max();
-                member.after = member.after.max(last.unwrap_or(0));
+                let last = changes.iter().map(|c| c.mod_revision).max().unwrap_or(0);
+                member.after = member.after.max(last);
             }
             Notice::Canceled { .. } => member.over = true,
             _ => {}
@@ -404,27 +401,8 @@ impl Hub {
         false
     }
 
-    /// Tells every member whose watch is on the stream that it is over.
     fn tell_all(&self, item: impl Fn() -> Item) {
-        let mut state = self.lock();
-        for member in state.members.values_mut().filter(|m| !m.over) {
-            member.over = true;
-            let _ = member.items.send(item());
-        }
-    }
-
-    /// Ends the hub's thread: tells every member and forgets the thread.
-    fn stop(&self, item: Item) {
-        let mut state = self.lock();
-        for member in state.members.values_mut() {
-            member.over = true;
-            let _ = member.items.send(match &item {
-                Item::Ended(error) => Item::Ended(error.clone()),
-                Item::Rediscovered => Item::Rediscovered,
-                Item::Notice(notice) => Item::Notice(notice.clone()),
-            });
-        }
-        state.input = None;
+        self.lock().tell_all(item);
     }
 }
 
@@ -440,6 +418,14 @@ impl State {
     fn tell(&self, input: Input) {
         if let Some(sender) = &self.input {
             let _ = sender.send(input);
+        }
+    }
+
+    /// Tells every member whose watch is on the stream that it is over.
+    fn tell_all(&mut self, item: impl Fn() -> Item) {
+        for member in self.members.values_mut().filter(|m| !m.over) {
+            member.over = true;
+            let _ = member.items.send(item());
         }
     }
 }

@@ -109,7 +109,7 @@ impl SnapshotRead {
             self.revision = page.header.revision;
         }
         let start = self.next_key.take().unwrap_or_default();
-        let last = page.kvs.iter().map(|kv| &kv.key).max().cloned();
+        let greatest = page.kvs.iter().map(|kv| &kv.key).max().cloned();
         for kv in page.kvs {
             if self.scope.contains(&kv.key) {
                 self.leaves
@@ -117,8 +117,8 @@ impl SnapshotRead {
             }
         }
         if page.more {
-            let mut next = last
-                .filter(|last| *last >= start)
+            let mut next = greatest
+                .filter(|greatest| *greatest >= start)
                 .ok_or(PagingError::Stuck)?;
             next.push(0);
             self.next_key = Some(next);
