@@ -1,6 +1,7 @@
 //! Endpoints found by DNS SRV (`--srv`, `--srv-domain`) through a real dnsmasq on loopback:
 //! RFC 2782 order with a dead first target, the TLS record, lookup errors, and a daemon
-//! following a record that changes, both periodically and when every target failed.
+//! following a record that changes, both periodically and when every target failed; and
+//! a subscription that does not carry its index over to rediscovered endpoints.
 //!
 //! SRV targets are host names resolved by the system resolver, so every target here is
 //! `localhost` with its own port.
@@ -9,10 +10,12 @@ mod support;
 
 use support::stderr;
 
+use reconfig::etcd::{Client, ClientOptions, Op, Received};
 use reconfig::srv::DNS_SERVER_ENV;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::certs::{Certs, TlsFiles};
 use support::daemon::{wait_content, Setup, RECONFIG};
@@ -295,4 +298,60 @@ fn the_daemon_resolves_again_when_every_target_failed(api: Api) {
         "{}",
         daemon.log_text()
     );
+}
+
+both_apis!(a_subscription_reads_again_rather_than_carry_its_index_to_rediscovered_endpoints);
+/// An index is only worth something on the cluster it was read from. A subscription made
+/// after a read on `a` whose endpoints are rediscovered (to `b`, further on in its own
+/// history) before it receives must say "read again", not watch `b` from `a`'s index, where
+/// `b`'s own earlier puts would come as changes. Another request rediscovers here, so the
+/// outcome does not hang on which thread gets there first (the daemon test above does).
+fn a_subscription_reads_again_rather_than_carry_its_index_to_rediscovered_endpoints(api: Api) {
+    let (a, b) = (etcd_named(api, "a"), etcd_named(api, "b"));
+    for i in 0..3 {
+        b.put("/who", &format!("b{i}"));
+    }
+    let discovered = Arc::new(Mutex::new(vec![a.url()]));
+    let client = Client::connect(api.library(), false, || {
+        let discovered = Arc::clone(&discovered);
+        ClientOptions {
+            endpoints: Vec::new(),
+            discover: Some(Box::new(move || {
+                Ok(discovered.lock().map_err(|e| e.to_string())?.clone())
+            })),
+            // Every request looks again.
+            rediscover_every: Some(Duration::ZERO),
+            ..ClientOptions::default()
+        }
+    })
+    .expect("client");
+
+    let read = client.snapshot("/who", false).expect("read on a");
+    assert_eq!(
+        read.data.and_then(|d| d.get("/who").cloned()).as_deref(),
+        Some("a")
+    );
+    let mut changes = client.subscribe("/who", false, read.index);
+    *discovered.lock().expect("list") = vec![b.url()];
+    client
+        .snapshot("/elsewhere", false)
+        .expect("a read that rediscovers b");
+    match changes.recv_timeout(SECS) {
+        Received::ReadAgain => {}
+        other => panic!("expected \"read again\" after the rediscovery, got {other:?}"),
+    }
+    drop(changes);
+
+    // Reading again follows b from b's own index.
+    let read = client.snapshot("/who", false).expect("read on b");
+    assert_eq!(
+        read.data.and_then(|d| d.get("/who").cloned()).as_deref(),
+        Some("b2")
+    );
+    let mut changes = client.subscribe("/who", false, read.index);
+    b.put("/who", "b3");
+    match changes.recv_timeout(SECS) {
+        Received::Change(change) => assert_eq!(change.op, Op::Put("b3".to_string())),
+        other => panic!("expected b's put of b3, got {other:?}"),
+    }
 }

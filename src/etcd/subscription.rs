@@ -24,7 +24,12 @@ pub struct Subscription {
     recursive: bool,
     /// The index of the last change received (or the one subscribed after).
     after: u64,
-    /// On v3: its watch on the client's shared stream, joined on the first receive.
+    /// The generation of the client's endpoint list when it was made, just after the read
+    /// of `after` (`None` until the first receive when no API was chosen yet): an index
+    /// is only worth something on the cluster it was read from, so after a rediscovery
+    /// the subscription says "read again" instead of watching other endpoints.
+    read_at: Option<u64>,
+    /// On v3: its watch on the client's shared stream (joined on the first receive).
     stream: Option<v3::Follow>,
 }
 
@@ -48,11 +53,16 @@ pub enum Received {
 
 impl Subscription {
     pub(super) fn new(client: Client, key: &str, recursive: bool, after: u64) -> Subscription {
+        let read_at = client.speaking().ok().map(|speaking| match speaking {
+            Speaking::V2(v2) => v2.endpoints_generation(),
+            Speaking::V3(v3) => v3.endpoints_generation(),
+        });
         Subscription {
             client,
             key: key.to_string(),
             recursive,
             after,
+            read_at,
             stream: None,
         }
     }
@@ -100,15 +110,21 @@ impl Subscription {
 
     fn wait(&mut self, within: Option<Duration>) -> Received {
         let outcome = match self.client.speaking() {
-            Ok(Speaking::V3(client)) => self
-                .stream
-                .get_or_insert_with(|| {
-                    v3::Follow::new(client, &self.key, self.recursive, self.after)
-                })
-                .next(within),
-            Ok(Speaking::V2(_)) => {
-                self.client
-                    .wait_within(&self.key, self.recursive, self.after, within)
+            Ok(Speaking::V3(client)) => {
+                let read_at = *self
+                    .read_at
+                    .get_or_insert_with(|| client.endpoints_generation());
+                self.stream
+                    .get_or_insert_with(|| {
+                        v3::Follow::new(client, &self.key, self.recursive, self.after, read_at)
+                    })
+                    .next(within)
+            }
+            Ok(Speaking::V2(client)) => {
+                let read_at = *self
+                    .read_at
+                    .get_or_insert_with(|| client.endpoints_generation());
+                client.wait_after_read(&self.key, self.recursive, self.after, read_at, within)
             }
             Err(e) => Err(e),
         };

@@ -68,7 +68,8 @@ impl Api {
         }
     }
 
-    fn library(self) -> reconfig::etcd::Api {
+    /// The library's name for it.
+    pub fn library(self) -> reconfig::etcd::Api {
         match self {
             Api::V2 => reconfig::etcd::Api::V2,
             Api::V3 => reconfig::etcd::Api::V3,

@@ -72,10 +72,11 @@ pub struct Request<'a> {
     pub body: Body<'a>,
     pub idempotent: Idempotent,
     pub bound: Bound,
-    /// The request continues from an index read earlier (a watch): it is not sent once the
-    /// endpoint list was rediscovered during the call, as that index may be another
-    /// cluster's; the caller gets [`TransportKind::WatchExpired`] and reads again.
-    pub tied_to_index: bool,
+    /// The request continues from an index read earlier (a watch) while the endpoint list
+    /// had this generation ([`Http::endpoints_generation`]): it is not sent once the list
+    /// was rediscovered since, as that index may be another cluster's; the caller gets
+    /// [`TransportKind::WatchExpired`] and reads again.
+    pub tied_to_generation: Option<u64>,
 }
 
 impl Request<'_> {
@@ -88,7 +89,7 @@ impl Request<'_> {
             body: Body::Empty,
             idempotent: Idempotent::Yes,
             bound: Bound::Request,
-            tied_to_index: false,
+            tied_to_generation: None,
         }
     }
 }
@@ -256,12 +257,14 @@ impl Http {
         mut read: impl FnMut(Response<'_>) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let agent = agent.unwrap_or(&self.agent);
-        let generation = self.endpoints.generation();
         let mut failures = Vec::new();
         let mut rediscovered = false;
         loop {
             for endpoint in self.endpoints.in_order() {
-                if request.tied_to_index && self.endpoints.generation() != generation {
+                let moved = request
+                    .tied_to_generation
+                    .is_some_and(|read_at| self.endpoints.generation() != read_at);
+                if moved {
                     return Err(Error::Transport(TransportError::new(
                         TransportKind::WatchExpired,
                         &endpoint,
@@ -468,5 +471,35 @@ mod tests {
         assert!(!may_try_next(Idempotent::No, TransportKind::Timeout));
         assert!(may_try_next(Idempotent::Yes, TransportKind::Timeout));
         assert!(!may_try_next(Idempotent::Yes, TransportKind::Unauthorized));
+    }
+
+    #[test]
+    fn a_watch_is_not_sent_once_the_endpoints_were_rediscovered_after_its_read() {
+        // Nothing listens on either endpoint: a watch that was sent fails to connect.
+        let discovered = Arc::new(std::sync::Mutex::new(vec!["http://127.0.0.1:1"]));
+        let source = Arc::clone(&discovered);
+        let options = ClientOptions {
+            endpoints: Vec::new(),
+            discover: Some(Box::new(move || {
+                let list = source.lock().map_err(|e| e.to_string())?;
+                Ok(list.iter().map(|e| e.to_string()).collect())
+            })),
+            rediscover_every: Some(Duration::ZERO),
+            ..ClientOptions::default()
+        };
+        let http = Http::new(options, None).expect("an Http");
+        let read_at = http.endpoints_generation();
+        *discovered.lock().expect("the list") = vec!["http://127.0.0.2:1"];
+        // Another request rediscovers, between the read and the watch.
+        assert_eq!(http.endpoints(), ["http://127.0.0.2:1"]);
+        let watch = Request {
+            bound: Bound::Watch(None),
+            tied_to_generation: Some(read_at),
+            ..Request::get("/v2/keys/k")
+        };
+        match http.send(&watch, |_| Ok(())) {
+            Err(Error::Transport(e)) if e.kind == TransportKind::WatchExpired => {}
+            other => panic!("expected the watch to expire unsent, got {other:?}"),
+        }
     }
 }

@@ -55,11 +55,19 @@ struct KeysRequest<'a> {
     key: &'a str,
     query: Vec<(&'static str, String)>,
     form: Vec<(&'static str, String)>,
-    /// A watch, and its bound (`None`: the client's watch timeout).
-    watch: Option<Option<Duration>>,
+    /// A watch (a long-poll).
+    watch: Option<LongPoll>,
     /// A write that may be sent again, to the next endpoint, after the first one
     /// timed out: it changes nothing when applied twice (a TTL refresh).
     repeatable: bool,
+}
+
+/// A long-poll's bound (`None`: the client's watch timeout), and the endpoint list's
+/// generation when its index was read: it is not sent to endpoints rediscovered since.
+#[derive(Clone, Copy)]
+struct LongPoll {
+    within: Option<Duration>,
+    read_at: u64,
 }
 
 impl Client {
@@ -81,6 +89,11 @@ impl Client {
     /// The endpoints in the order the next request tries them.
     pub fn endpoints(&self) -> Vec<String> {
         self.http.endpoints()
+    }
+
+    /// See [`Http::endpoints_generation`].
+    pub fn endpoints_generation(&self) -> u64 {
+        self.http.endpoints_generation()
     }
 
     /// GET a key; `recursive` includes every level below a directory.
@@ -178,6 +191,20 @@ impl Client {
         wait_index: Option<u64>,
         within: Option<Duration>,
     ) -> Result<Option<Response>, Error> {
+        let poll = LongPoll {
+            within,
+            read_at: self.endpoints_generation(),
+        };
+        self.long_poll(key, recursive, wait_index, poll)
+    }
+
+    fn long_poll(
+        &self,
+        key: &str,
+        recursive: bool,
+        wait_index: Option<u64>,
+        poll: LongPoll,
+    ) -> Result<Option<Response>, Error> {
         let mut query = vec![("wait", "true".to_string())];
         if recursive {
             query.push(("recursive", "true".to_string()));
@@ -186,7 +213,7 @@ impl Client {
             query.push(("waitIndex", index.to_string()));
         }
         let request = KeysRequest {
-            watch: Some(within),
+            watch: Some(poll),
             ..KeysRequest::new(Method::Get, key, query)
         };
         match self.keys_exchange::<Response>(request, wait_index) {
@@ -233,7 +260,23 @@ impl Client {
         after_index: u64,
         within: Option<Duration>,
     ) -> Result<WaitOutcome, Error> {
-        match self.watch_within(key, recursive, Some(after_index + 1), within) {
+        let read_at = self.endpoints_generation();
+        self.wait_after_read(key, recursive, after_index, read_at, within)
+    }
+
+    /// [`Client::wait_within`] after an index read while the endpoint list had generation
+    /// `read_at` ([`Client::endpoints_generation`]): once rediscovered since (maybe
+    /// another cluster), [`WaitOutcome::Expired`] at once, to read again.
+    pub fn wait_after_read(
+        &self,
+        key: &str,
+        recursive: bool,
+        after_index: u64,
+        read_at: u64,
+        within: Option<Duration>,
+    ) -> Result<WaitOutcome, Error> {
+        let poll = LongPoll { within, read_at };
+        match self.long_poll(key, recursive, Some(after_index + 1), poll) {
             Ok(Some(event)) => Ok(WaitOutcome::Changed(event::change(&event))),
             Ok(None) => Ok(WaitOutcome::Expired),
             Err(Error::Etcd(e)) if e.kind == ErrorKind::HistoryGone => {
@@ -373,8 +416,10 @@ impl Client {
             } else {
                 Idempotent::Yes
             },
-            bound: request.watch.map_or(Bound::Request, Bound::Watch),
-            tied_to_index: request.watch.is_some(),
+            bound: request
+                .watch
+                .map_or(Bound::Request, |poll| Bound::Watch(poll.within)),
+            tied_to_generation: request.watch.map(|poll| poll.read_at),
         };
         self.http.send(&http_request, |response| {
             let etcd_index = response

@@ -444,9 +444,16 @@ impl Client {
         self.hub.shut_down();
     }
 
-    /// Joins the shared watch stream with a watch of `scope` (named `key`) after `after`.
-    pub(super) fn join_watch(&self, scope: &Scope, key: &str, after: u64) -> Membership {
-        self.hub.join(self, scope, key, after)
+    /// Joins the shared watch stream with a watch of `scope` (named `key`) after `after`,
+    /// read while the endpoint list had `generation`.
+    pub(super) fn join_watch(
+        &self,
+        scope: &Scope,
+        key: &str,
+        after: u64,
+        generation: u64,
+    ) -> Membership {
+        self.hub.join(self, scope, key, after, generation)
     }
 
     /// See [`Http::own_agent`].
@@ -475,6 +482,7 @@ impl Client {
             None,
             &open_body(&[watch]),
             key,
+            self.endpoints_generation(),
             within,
             |notice| match notice {
                 Notice::Created { revision, .. } if revision < after_index => {
@@ -516,17 +524,19 @@ impl Client {
 
     /// Reads one stream opening `watches` (numbered 0, 1, ... by etcd, see [`super::hub`])
     /// over `agent` for as long as `take` accepts its messages; what ended it. `keys` names
-    /// the watched keys in errors. The stream's bound is the client's watch timeout, which
-    /// ends a half-open connection.
+    /// the watched keys in errors; their revisions were read while the endpoint list had
+    /// `generation` (not sent after a rediscovery since). The stream's bound is the
+    /// client's watch timeout, which ends a half-open connection.
     pub(super) fn stream_watches(
         &self,
         agent: &ureq::Agent,
         watches: &[WatchCreateRequest],
         keys: &str,
+        generation: u64,
         take: &dyn Fn(Notice) -> bool,
     ) -> Error {
         let body = open_body(watches);
-        let ended = self.read_stream(Some(agent), &body, keys, None, |notice| {
+        let ended = self.read_stream(Some(agent), &body, keys, generation, None, |notice| {
             (!take(notice)).then_some(())
         });
         match ended {
@@ -540,7 +550,7 @@ impl Client {
     }
 
     /// See [`Http::endpoints_generation`].
-    pub(super) fn endpoints_generation(&self) -> u64 {
+    pub fn endpoints_generation(&self) -> u64 {
         self.http.endpoints_generation()
     }
 
@@ -550,8 +560,8 @@ impl Client {
         self.http.watch_timeout() + self.http.request_timeout()
     }
 
-    /// Sends `body` to `/v3/watch` and hands each message of the stream to `on` until it
-    /// returns `Some`. A watch etcd canceled without compaction is its refusal (an invalid
+    /// Sends `body` to `/v3/watch` (watches of `key` read at endpoint list `generation`)
+    /// and hands each message of the stream to `on` until it returns `Some`. A watch etcd canceled without compaction is its refusal (an invalid
     /// token is fetched again and the watch sent once more); a stream that ends or breaks
     /// is an error, its bound passing [`TransportKind::WatchExpired`].
     fn read_stream<T>(
@@ -559,6 +569,7 @@ impl Client {
         agent: Option<&ureq::Agent>,
         body: &[u8],
         key: &str,
+        generation: u64,
         within: Option<Duration>,
         mut on: impl FnMut(Notice) -> Option<T>,
     ) -> Result<T, Error> {
@@ -569,7 +580,7 @@ impl Client {
             body: Body::Json(body),
             idempotent: Idempotent::Yes,
             bound: Bound::Watch(within),
-            tied_to_index: true,
+            tied_to_generation: Some(generation),
         };
         let on = std::cell::RefCell::new(&mut on);
         let read = |rejected: &Cell<bool>| {
@@ -643,7 +654,7 @@ impl Client {
             body: Body::Json(&body),
             idempotent,
             bound: Bound::Request,
-            tied_to_index: false,
+            tied_to_generation: None,
         };
         self.with_token(|rejected| {
             self.http.send(&request, |response| {
@@ -696,7 +707,7 @@ impl Client {
             body: Body::Json(&body),
             idempotent: Idempotent::Yes,
             bound: Bound::Request,
-            tied_to_index: false,
+            tied_to_generation: None,
         };
         let token = self.http.send(&http_request, |response| {
             let endpoint = response.endpoint().to_string();

@@ -31,6 +31,9 @@ pub struct Follow {
     scope: Scope,
     /// The revision of the last change handed out (or the one followed after).
     after: u64,
+    /// The client's endpoint list generation at the read of `after`: rediscovered
+    /// endpoints since may be another cluster's (see [`super::hub`]).
+    generation: u64,
     /// Changes read from the stream, not handed out yet.
     queued: VecDeque<Change>,
     /// Its watch on the shared stream, joined on the first receive; dropped (left) when
@@ -39,12 +42,15 @@ pub struct Follow {
 }
 
 impl Follow {
-    pub fn new(client: &Client, key: &str, recursive: bool, after: u64) -> Follow {
+    /// Follows `key` after revision `after`, read while the client's endpoint list had
+    /// generation `read_at`.
+    pub fn new(client: &Client, key: &str, recursive: bool, after: u64, read_at: u64) -> Follow {
         Follow {
             client: client.clone(),
             key: key.to_string(),
             scope: Scope::new(key, recursive),
             after,
+            generation: read_at,
             queued: VecDeque::new(),
             watch: None,
         }
@@ -59,9 +65,10 @@ impl Follow {
                 self.after = change.index;
                 return Ok(WaitOutcome::Changed(change));
             }
-            let watch = self
-                .watch
-                .get_or_insert_with(|| self.client.join_watch(&self.scope, &self.key, self.after));
+            let watch = self.watch.get_or_insert_with(|| {
+                self.client
+                    .join_watch(&self.scope, &self.key, self.after, self.generation)
+            });
             let received = match deadline {
                 Some(deadline) => watch
                     .items

@@ -25,6 +25,13 @@
 //! cluster, maybe: read again), the client shut down. A watch etcd cancels (its history
 //! compacted away) is its member's alone.
 //!
+//! A revision is only worth something on the cluster it was read from: each member joins
+//! with the generation of the client's endpoint list ([`Client::endpoints_generation`]) at
+//! its read, and a stream holds the watches of one generation. A member whose list was
+//! rediscovered since its read is told to read again instead of being watched; a stream
+//! is not sent once the list changes (its own request may be the one that rediscovers),
+//! and one that ends after a rediscovery tells every member to read again.
+//!
 //! The hub's thread runs while the hub has members; the last one leaving closes the
 //! stream and ends it.
 
@@ -93,6 +100,8 @@ struct Member {
     key: String,
     /// The revision of the last change routed to it (or the one it joined after).
     after: u64,
+    /// The endpoint list's generation when it read `after`.
+    generation: u64,
     items: Sender<Item>,
     /// Whether its watch is over (told so, or canceled by etcd): not opened again.
     over: bool,
@@ -122,18 +131,20 @@ struct Open {
     resumed: bool,
     /// Its last message (or its opening).
     heard: Instant,
-    /// The client's endpoint list when it was opened.
+    /// The endpoint list's generation its watches were read at.
     endpoints: u64,
 }
 
 impl Hub {
-    /// Joins with a watch of `scope` (named `key` in logs) after revision `after`.
+    /// Joins with a watch of `scope` (named `key` in logs) after revision `after`, read
+    /// while the client's endpoint list had `generation`.
     pub fn join(
         self: &Arc<Hub>,
         client: &Client,
         scope: &Scope,
         key: &str,
         after: u64,
+        generation: u64,
     ) -> Membership {
         let (sender, items) = mpsc::channel();
         let mut state = self.lock();
@@ -154,6 +165,7 @@ impl Hub {
                 scope: scope.clone(),
                 key: key.to_string(),
                 after,
+                generation,
                 items: sender,
                 over: false,
             },
@@ -286,6 +298,13 @@ impl Hub {
             state.input = None;
             return Opened::Stopped;
         }
+        // Read on endpoints since replaced: maybe another cluster's revisions.
+        let generation = client.endpoints_generation();
+        let moved = |member: &Member| member.generation != generation;
+        for member in state.members.values_mut().filter(|m| !m.over && moved(m)) {
+            member.over = true;
+            let _ = member.items.send(Item::Rediscovered);
+        }
         let live: Vec<(u64, &Member)> = state
             .members
             .iter()
@@ -317,7 +336,7 @@ impl Hub {
         let spawned = thread::Builder::new().name("v3-watch".to_string()).spawn({
             let input = input.clone();
             move || {
-                let ended = reader.stream_watches(&agent, &watches, &keys, &|notice| {
+                let ended = reader.stream_watches(&agent, &watches, &keys, generation, &|notice| {
                     input.send(Input::Notice(number, notice)).is_ok()
                 });
                 let _ = input.send(Input::Ended(number, ended));
@@ -340,7 +359,7 @@ impl Hub {
             delivered: false,
             resumed,
             heard: Instant::now(),
-            endpoints: client.endpoints_generation(),
+            endpoints: generation,
         })
     }
 
