@@ -66,6 +66,8 @@ pub enum TransportKind {
     WatchExpired,
     /// The connection closed before the answer was complete.
     Disconnected,
+    /// The member answered that the cluster has no leader at the moment (an election).
+    NoLeader,
     /// TLS failed: certificate, name, or client certificate.
     Tls,
     /// The answer was not what etcd sends: not JSON, truncated JSON, an HTML error page.
@@ -117,6 +119,7 @@ impl TransportError {
             TransportKind::Connect
             | TransportKind::Timeout
             | TransportKind::Disconnected
+            | TransportKind::NoLeader
             | TransportKind::Tls
             | TransportKind::Other => ErrorKind::Unreachable,
         }
@@ -198,6 +201,7 @@ impl fmt::Display for TransportKind {
             TransportKind::Timeout => "timed out",
             TransportKind::WatchExpired => "watch ended with no event",
             TransportKind::Disconnected => "connection closed",
+            TransportKind::NoLeader => "no leader",
             TransportKind::Tls => "TLS failed",
             TransportKind::BadResponse => "bad response",
             TransportKind::Unauthorized => "unauthorized",

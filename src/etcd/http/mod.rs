@@ -27,6 +27,13 @@ const MAX_ANSWER_BYTES: u64 = 1 << 30;
 const INPUT_BUFFER_BYTES: usize = 8 * 1024;
 /// Per-connection write buffer: request head and form body (larger bodies go in pieces).
 const OUTPUT_BUFFER_BYTES: usize = 8 * 1024;
+/// How long a read keeps asking while every member it asked says the cluster has no leader:
+/// an election takes about two election timeouts (1 s each by default) once the members
+/// notice the leader is gone. A longer wait is an unavailable cluster, for the caller.
+const ELECTION_WAIT: Duration = Duration::from_secs(5);
+/// The pauses between rounds while electing: the first, then doubling up to the most.
+const ELECTION_PAUSE_FIRST: Duration = Duration::from_millis(100);
+const ELECTION_PAUSE_MOST: Duration = Duration::from_millis(800);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -250,6 +257,8 @@ impl Http {
     }
 
     /// [`Http::send`] over `agent` (see [`Http::own_agent`]); `None`: the shared one.
+    /// While every member asked says the cluster has no leader, an [`Idempotent::Yes`]
+    /// request is sent again after a pause, for [`ELECTION_WAIT`] at most.
     pub fn send_on<T>(
         &self,
         agent: Option<&ureq::Agent>,
@@ -257,8 +266,10 @@ impl Http {
         mut read: impl FnMut(Response<'_>) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let agent = agent.unwrap_or(&self.agent);
+        let started = Instant::now();
         let mut failures = Vec::new();
         let mut rediscovered = false;
+        let mut pause = ELECTION_PAUSE_FIRST;
         loop {
             for endpoint in self.endpoints.in_order() {
                 let moved = request
@@ -288,18 +299,46 @@ impl Http {
                     Err(other) => return Err(other),
                 }
             }
-            if rediscovered || !self.endpoints.can_rediscover() {
+            if !rediscovered && self.endpoints.can_rediscover() {
+                rediscovered = self.endpoints.rediscover();
+                if rediscovered {
+                    continue;
+                }
+            }
+            // An election: a read asked again a moment later is answered (etcdctl's client
+            // retries it too). A write is not sent again: it may have been applied.
+            let electing = request.idempotent == Idempotent::Yes
+                && failures.iter().any(|e| e.kind == TransportKind::NoLeader);
+            if !electing || started.elapsed() + pause > ELECTION_WAIT {
                 break;
             }
-            rediscovered = self.endpoints.rediscover();
-            if !rediscovered {
-                break;
+            log::debug!("the cluster has no leader; asking again in {pause:?}");
+            if !self.sleep_unless_shut_down(pause) {
+                return Err(Error::Shutdown);
             }
+            pause = (pause * 2).min(ELECTION_PAUSE_MOST);
+            failures.clear();
         }
         if failures.len() == 1 {
             return Err(Error::Transport(failures.remove(0)));
         }
         Err(Error::Unavailable(failures))
+    }
+
+    /// Sleeps `pause`, or less when the client is shut down meanwhile: false then.
+    fn sleep_unless_shut_down(&self, pause: Duration) -> bool {
+        const STEP: Duration = Duration::from_millis(50);
+        let until = Instant::now() + pause;
+        loop {
+            if self.shut_down.load(Ordering::SeqCst) {
+                return false;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(STEP));
+        }
     }
 
     /// Sends one request to one endpoint and waits for the answer's head.

@@ -46,6 +46,9 @@ pub enum Refusal {
     HistoryGone,
     /// The lease asked for does not exist (it expired).
     LeaseNotFound,
+    /// The cluster has no leader at the moment (`leader changed`, `no leader`: an
+    /// election); a read asked again a moment later is answered.
+    NoLeader,
     /// The member cannot serve now (its gateway lost its own gRPC connection, it is
     /// shutting down): try another endpoint.
     Unavailable,
@@ -115,6 +118,7 @@ impl GatewayError {
             PERMISSION_DENIED => Refusal::PermissionDenied,
             OUT_OF_RANGE if says("compacted") || says("future revision") => Refusal::HistoryGone,
             NOT_FOUND if says("lease not found") => Refusal::LeaseNotFound,
+            UNAVAILABLE if says("leader") => Refusal::NoLeader,
             UNAVAILABLE => Refusal::Unavailable,
             FAILED_PRECONDITION if says("authentication is not enabled") => Refusal::AuthNotEnabled,
             INVALID_ARGUMENT if says("user name is empty") || says("authentication failed") => {
@@ -174,6 +178,7 @@ mod tests {
             refusal(r#"{"error":"connection closed","message":"connection closed","code":14}"#),
             Refusal::Unavailable
         );
+        assert_eq!(refusal(fixtures::ERROR_LEADER_CHANGED), Refusal::NoLeader);
     }
 
     #[test]

@@ -159,5 +159,10 @@ pub const MEMBER_LIST: &str = r#"{"header":{"cluster_id":"14610327080262993120",
 /// maintenance/status `{}`.
 pub const STATUS: &str = r#"{"header":{"cluster_id":"14610327080262993120","member_id":"15548778401593894105","revision":"1","raft_term":"2"},"version":"3.4.23","dbSize":"20480","leader":"15548778401593894105","raftIndex":"4","raftTerm":"2","raftAppliedIndex":"4","dbSizeInUse":"16384"}"#;
 
+/// HTTP 503: kv/range on a member of a 3-member cluster whose leader was just killed (the
+/// read waited for the election, about 2.5 s, then was refused; asked again, answered).
+pub const ERROR_LEADER_CHANGED: &str =
+    r#"{"error":"etcdserver: leader changed","message":"etcdserver: leader changed","code":14}"#;
+
 /// HTTP 400: auth/authenticate while auth is off.
 pub const ERROR_AUTH_NOT_ENABLED: &str = r#"{"error":"etcdserver: authentication is not enabled","message":"etcdserver: authentication is not enabled","code":9}"#;

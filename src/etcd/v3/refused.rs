@@ -64,6 +64,11 @@ pub fn from_gateway(asked: &Asked, status: u16, error: &GatewayError) -> (Error,
         Refusal::PermissionDenied => Error::Transport(auth_refusal(asked, status, error)),
         Refusal::HistoryGone => etcd(ErrorKind::HistoryGone),
         Refusal::LeaseNotFound => etcd(ErrorKind::NotFound),
+        Refusal::NoLeader => transport(
+            TransportKind::NoLeader,
+            asked.endpoint,
+            format!("HTTP {status}: {error}"),
+        ),
         Refusal::Unavailable => transport(
             TransportKind::Disconnected,
             asked.endpoint,
