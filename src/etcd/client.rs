@@ -110,6 +110,20 @@ impl Client {
         })
     }
 
+    /// The generation of the endpoint list of the API spoken (see
+    /// [`super::http::Http::endpoints_generation`]); `None` while `auto` has not chosen one
+    /// (this does not ask etcd).
+    pub(super) fn endpoints_generation(&self) -> Option<u64> {
+        match &self.backend {
+            Backend::V2(c) => Some(c.endpoints_generation()),
+            Backend::V3(c) => Some(c.endpoints_generation()),
+            Backend::Auto(auto) => auto.chosen.get().map(|api| match api {
+                Api::V2 => auto.v2.endpoints_generation(),
+                _ => auto.v3.endpoints_generation(),
+            }),
+        }
+    }
+
     /// One consistent read of everything at or under `key` (`recursive`), with the index
     /// to watch from.
     pub fn snapshot(&self, key: &str, recursive: bool) -> Result<Snapshot, Error> {

@@ -53,10 +53,7 @@ pub enum Received {
 
 impl Subscription {
     pub(super) fn new(client: Client, key: &str, recursive: bool, after: u64) -> Subscription {
-        let read_at = client.speaking().ok().map(|speaking| match speaking {
-            Speaking::V2(v2) => v2.endpoints_generation(),
-            Speaking::V3(v3) => v3.endpoints_generation(),
-        });
+        let read_at = client.endpoints_generation();
         Subscription {
             client,
             key: key.to_string(),
