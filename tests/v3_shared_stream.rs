@@ -150,25 +150,21 @@ fn a_daemon_with_ten_distinct_keys_holds_one_watch_stream() {
         setup.resource(&name, setup.list_resource(&name, &format!("/k{n}")));
     }
     let daemon = setup.daemon(&etcd, &[]);
-    for n in 0..10 {
-        let target = setup.out(&format!("r{n}.conf"));
-        assert!(
-            wait_content(&target, &format!("/k{n}/v=1\n"), SECS),
-            "r{n}: {}",
-            daemon.log_text()
-        );
-    }
+    let every_file_holds = |value: &str| {
+        for n in 0..10 {
+            let target = setup.out(&format!("r{n}.conf"));
+            assert!(
+                wait_content(&target, &format!("/k{n}/v={value}\n"), SECS),
+                "r{n}: {}",
+                daemon.log_text()
+            );
+        }
+    };
+    every_file_holds("1");
     for n in 0..10 {
         put(&writer, &format!("/k{n}/v"), "2");
     }
-    for n in 0..10 {
-        let target = setup.out(&format!("r{n}.conf"));
-        assert!(
-            wait_content(&target, &format!("/k{n}/v=2\n"), SECS),
-            "r{n}: {}",
-            daemon.log_text()
-        );
-    }
+    every_file_holds("2");
     let (settled, streams, connections) = one_stream_and_few_connections(&etcd, daemon.pid(), SECS);
     assert!(
         settled,

@@ -177,43 +177,6 @@ impl ProcSample {
     }
 }
 
-/// Established TCP connections of process `pid` to `port` on loopback: the socket inodes
-/// among its open fds, looked up in the kernel's TCP tables of its network namespace.
-pub fn sockets_to(pid: i32, port: u16) -> u64 {
-    let inodes: HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .into_iter()
-        .flatten()
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter_map(|link| {
-            let link = link.to_string_lossy().into_owned();
-            Some(
-                link.strip_prefix("socket:[")?
-                    .strip_suffix(']')?
-                    .to_string(),
-            )
-        })
-        .collect();
-    let port_hex = format!(":{port:04X}");
-    const ESTABLISHED: &str = "01";
-    ["tcp", "tcp6"]
-        .iter()
-        .filter_map(|table| std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).ok())
-        .map(|text| {
-            text.lines()
-                .skip(1)
-                .filter(|line| {
-                    // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-                    let f: Vec<&str> = line.split_whitespace().collect();
-                    f.len() > 9
-                        && f[2].ends_with(&port_hex)
-                        && f[3] == ESTABLISHED
-                        && inodes.contains(f[9])
-                })
-                .count()
-        })
-        .sum::<usize>() as u64
-}
-
 /// inotify on one directory: reports names renamed into it or closed after writing.
 pub struct DirWatch {
     fd: i32,

@@ -1,9 +1,9 @@
 //! The six scenarios of issue 6. Each returns its figures; `main` turns them into the table.
 
-use crate::measure::{median, ms, run_measured, sockets_to, DirWatch, ProcSample, Stats, Usage};
+use crate::measure::{median, ms, run_measured, DirWatch, ProcSample, Stats, Usage};
 use crate::setup::{self, Spec, BIG, BIG_KEYS, MANY, TREE_LEAVES};
 use crate::support::daemon::{count_lines, Daemon, Setup, RECONFIG};
-use crate::support::observe::watch_streams;
+use crate::support::observe::{established_to, watch_streams};
 use crate::support::{Api, Etcd};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -217,7 +217,7 @@ impl Footprint {
         Footprint {
             rss_kb: sample.rss_kb,
             threads: sample.threads,
-            sockets: sockets_to(pid, etcd.client_port),
+            sockets: established_to(pid, etcd.client_port) as u64,
         }
     }
 

@@ -9,8 +9,21 @@ pub fn threads(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |tasks| tasks.count())
 }
 
-/// TCP connections of process `pid` to `port` on the loopback (established or not).
+/// TCP connections of process `pid` to `port` on the loopback, in any state (one etcd has
+/// closed still counts while the process holds it).
 pub fn connections_to(pid: i32, port: u16) -> usize {
+    tcp_to(pid, port, |_| true)
+}
+
+/// Established TCP connections of process `pid` to `port` on the loopback.
+pub fn established_to(pid: i32, port: u16) -> usize {
+    const ESTABLISHED: &str = "01";
+    tcp_to(pid, port, |state| state == ESTABLISHED)
+}
+
+/// The socket inodes among `pid`'s open fds, looked up in the kernel's TCP tables of its
+/// network namespace: those to `port` whose state (hex, as the tables give it) `counts`.
+fn tcp_to(pid: i32, port: u16, counts: impl Fn(&str) -> bool) -> usize {
     let sockets: BTreeSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|fds| {
             fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
@@ -26,20 +39,18 @@ pub fn connections_to(pid: i32, port: u16) -> usize {
     ["tcp", "tcp6"]
         .iter()
         .filter_map(|table| std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).ok())
-        .flat_map(|table| {
+        .map(|table| {
             table
                 .lines()
                 .skip(1)
-                .map(|line| {
-                    line.split_whitespace()
-                        .map(str::to_string)
-                        .collect::<Vec<_>>()
+                .filter(|line| {
+                    // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+                    let f: Vec<&str> = line.split_whitespace().collect();
+                    f.len() > 9 && f[2].ends_with(&remote) && counts(f[3]) && sockets.contains(f[9])
                 })
-                .collect::<Vec<_>>()
+                .count()
         })
-        .filter(|fields| fields.len() > 9)
-        .filter(|fields| fields[2].ends_with(&remote) && sockets.contains(&fields[9]))
-        .count()
+        .sum()
 }
 
 /// What etcd's `/metrics` says of its v3 watch streams.
