@@ -38,6 +38,25 @@ pub(super) enum Speaking<'a> {
     V3(&'a v3::Client),
 }
 
+impl Speaking<'_> {
+    /// See [`super::http::Http::endpoints_generation`].
+    pub(super) fn endpoints_generation(&self) -> u64 {
+        match self {
+            Speaking::V2(c) => c.endpoints_generation(),
+            Speaking::V3(c) => c.endpoints_generation(),
+        }
+    }
+}
+
+impl Auto {
+    fn speaking(&self, api: Api) -> Speaking<'_> {
+        match api {
+            Api::V2 => Speaking::V2(&self.v2),
+            _ => Speaking::V3(&self.v3),
+        }
+    }
+}
+
 /// Which API to speak, as `--api` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
@@ -102,26 +121,26 @@ impl Client {
                         *auto.chosen.get_or_init(|| api)
                     }
                 };
-                match api {
-                    Api::V2 => Speaking::V2(&auto.v2),
-                    _ => Speaking::V3(&auto.v3),
-                }
+                auto.speaking(api)
             }
         })
+    }
+
+    /// The backend, when known without asking etcd (`auto` before its choice: `None`).
+    fn spoken(&self) -> Option<Speaking<'_>> {
+        match &self.backend {
+            Backend::V2(c) => Some(Speaking::V2(c)),
+            Backend::V3(c) => Some(Speaking::V3(c)),
+            Backend::Auto(auto) => auto.chosen.get().map(|api| auto.speaking(*api)),
+        }
     }
 
     /// The generation of the endpoint list of the API spoken (see
     /// [`super::http::Http::endpoints_generation`]); `None` while `auto` has not chosen one
     /// (this does not ask etcd).
     pub(super) fn endpoints_generation(&self) -> Option<u64> {
-        match &self.backend {
-            Backend::V2(c) => Some(c.endpoints_generation()),
-            Backend::V3(c) => Some(c.endpoints_generation()),
-            Backend::Auto(auto) => auto.chosen.get().map(|api| match api {
-                Api::V2 => auto.v2.endpoints_generation(),
-                _ => auto.v3.endpoints_generation(),
-            }),
-        }
+        self.spoken()
+            .map(|speaking| speaking.endpoints_generation())
     }
 
     /// One consistent read of everything at or under `key` (`recursive`), with the index

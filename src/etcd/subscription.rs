@@ -106,25 +106,22 @@ impl Subscription {
     }
 
     fn wait(&mut self, within: Option<Duration>) -> Received {
-        let outcome = match self.client.speaking() {
-            Ok(Speaking::V3(client)) => {
-                let read_at = *self
-                    .read_at
-                    .get_or_insert_with(|| client.endpoints_generation());
-                self.stream
+        let outcome = self.client.speaking().and_then(|speaking| {
+            let read_at = *self
+                .read_at
+                .get_or_insert_with(|| speaking.endpoints_generation());
+            match speaking {
+                Speaking::V3(client) => self
+                    .stream
                     .get_or_insert_with(|| {
                         v3::Follow::new(client, &self.key, self.recursive, self.after, read_at)
                     })
-                    .next(within)
+                    .next(within),
+                Speaking::V2(client) => {
+                    client.wait_after_read(&self.key, self.recursive, self.after, read_at, within)
+                }
             }
-            Ok(Speaking::V2(client)) => {
-                let read_at = *self
-                    .read_at
-                    .get_or_insert_with(|| client.endpoints_generation());
-                client.wait_after_read(&self.key, self.recursive, self.after, read_at, within)
-            }
-            Err(e) => Err(e),
-        };
+        });
         match outcome {
             Ok(WaitOutcome::Changed(change)) => {
                 self.after = self.after.max(change.index);

@@ -561,9 +561,10 @@ impl Client {
     }
 
     /// Sends `body` to `/v3/watch` (watches of `key` read at endpoint list `generation`)
-    /// and hands each message of the stream to `on` until it returns `Some`. A watch etcd canceled without compaction is its refusal (an invalid
-    /// token is fetched again and the watch sent once more); a stream that ends or breaks
-    /// is an error, its bound passing [`TransportKind::WatchExpired`].
+    /// and hands each message of the stream to `on` until it returns `Some`. A watch etcd
+    /// canceled without compaction is its refusal (an invalid token is fetched again and
+    /// the watch sent once more); a stream that ends or breaks is an error, its bound
+    /// passing [`TransportKind::WatchExpired`].
     fn read_stream<T>(
         &self,
         agent: Option<&ureq::Agent>,

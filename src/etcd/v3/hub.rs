@@ -132,7 +132,7 @@ struct Open {
     /// Its last message (or its opening).
     heard: Instant,
     /// The endpoint list's generation its watches were read at.
-    endpoints: u64,
+    generation: u64,
 }
 
 impl Hub {
@@ -359,7 +359,7 @@ impl Hub {
             delivered: false,
             resumed,
             heard: Instant::now(),
-            endpoints: generation,
+            generation,
         })
     }
 
@@ -406,7 +406,7 @@ impl Hub {
         if matches!(error, Error::Shutdown) {
             return false;
         }
-        if client.endpoints_generation() != ended.endpoints {
+        if client.endpoints_generation() != ended.generation {
             log::debug!("endpoints rediscovered; every watched key is read again");
             self.tell_all(|| Item::Rediscovered);
             return false;
