@@ -15,7 +15,7 @@ use reconfig::etcd::{Client, Received, Subscription};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use support::daemon::{wait_content, Setup};
+use support::daemon::{wait_content, Daemon, Setup};
 use support::observe::{connections_to, watch_streams, Streams};
 use support::v3::{assert_quiet, b64, gateway, puts, receive};
 use support::{eventually, Api, Etcd};
@@ -136,40 +136,98 @@ fn three_subscriptions_on_different_keys_share_one_open_watch_stream() {
     assert!(one, "three subscriptions of one client: {seen}");
 }
 
+/// A daemon with `keys` resources, `r<n>` on key `<prefix><n>`, each key holding
+/// `<prefix><n>/v` = 1 when it starts; returns once every file holds its key's value, then
+/// puts 2 to every key and waits for every file to follow.
+fn daemon_following_distinct_keys(etcd: &Etcd, prefix: &str, keys: usize) -> (Setup, Daemon) {
+    let setup = Setup::new();
+    for n in 0..keys {
+        put(&etcd.v3_client(), &format!("{prefix}{n}/v"), "1");
+        let name = format!("r{n}");
+        setup.resource(&name, setup.list_resource(&name, &format!("{prefix}{n}")));
+    }
+    let daemon = setup.daemon(etcd, &[]);
+    every_file_holds(&setup, &daemon, prefix, keys, "1");
+    every_file_follows(etcd, &setup, &daemon, prefix, keys, "2");
+    (setup, daemon)
+}
+
+/// Puts `value` to every key of [`daemon_following_distinct_keys`] and waits until every
+/// file holds it.
+fn every_file_follows(
+    etcd: &Etcd,
+    setup: &Setup,
+    daemon: &Daemon,
+    prefix: &str,
+    keys: usize,
+    value: &str,
+) {
+    let writer = etcd.v3_client();
+    for n in 0..keys {
+        put(&writer, &format!("{prefix}{n}/v"), value);
+    }
+    every_file_holds(setup, daemon, prefix, keys, value);
+}
+
+fn every_file_holds(setup: &Setup, daemon: &Daemon, prefix: &str, keys: usize, value: &str) {
+    for n in 0..keys {
+        let target = setup.out(&format!("r{n}.conf"));
+        assert!(
+            wait_content(&target, &format!("{prefix}{n}/v={value}\n"), SECS),
+            "r{n}: {}",
+            daemon.log_text()
+        );
+    }
+}
+
 /// Ten resources on ten different keys: every file is written and follows a put on its
 /// key, and the daemon then holds one watch stream and a few connections to etcd (the
 /// stream and the pooled ones of its reads; one per key before).
 #[test]
 fn a_daemon_with_ten_distinct_keys_holds_one_watch_stream() {
     let etcd = Etcd::start_on(Api::V3);
-    let writer = etcd.v3_client();
-    let setup = Setup::new();
-    for n in 0..10 {
-        put(&writer, &format!("/k{n}/v"), "1");
-        let name = format!("r{n}");
-        setup.resource(&name, setup.list_resource(&name, &format!("/k{n}")));
-    }
-    let daemon = setup.daemon(&etcd, &[]);
-    let every_file_holds = |value: &str| {
-        for n in 0..10 {
-            let target = setup.out(&format!("r{n}.conf"));
-            assert!(
-                wait_content(&target, &format!("/k{n}/v={value}\n"), SECS),
-                "r{n}: {}",
-                daemon.log_text()
-            );
-        }
-    };
-    every_file_holds("1");
-    for n in 0..10 {
-        put(&writer, &format!("/k{n}/v"), "2");
-    }
-    every_file_holds("2");
+    let (_setup, daemon) = daemon_following_distinct_keys(&etcd, "/k", 10);
     let (settled, streams, connections) = one_stream_and_few_connections(&etcd, daemon.pid(), SECS);
     assert!(
         settled,
         "ten watched keys: {streams}; {connections} connection(s) from the daemon to etcd"
     );
+}
+
+/// A key as long as a fleet's, say
+/// `/services/<service>/<environment>/<region>/<group>/backends/<n>`.
+const KEY_OF_A_FLEET: &str =
+    "/services/checkout-frontend/production/eu-west-1/autoscaled-web/backends/";
+
+/// etcd's HTTP server drops what its handler has not read of a request body once the
+/// handler starts answering, unless the connection is to close after the answer; its
+/// gateway reads a watch request's messages after the first one while the first one's
+/// answer is on its way. With 8 Go processors (etcd's default on an 8-core host) it lost
+/// the end of many a many-watch request here, and the keys whose watches were lost were
+/// never followed. A daemon following 100 keys there, started and then sent SIGHUP twice,
+/// gets every watch to etcd: every file follows its key.
+#[test]
+fn every_watch_of_a_daemon_with_many_keys_reaches_etcd_the_first_time() {
+    let etcd = Etcd::start_v3_with_env(&[("GOMAXPROCS", "8")]);
+    let keys = 100;
+    let (setup, daemon) = daemon_following_distinct_keys(&etcd, KEY_OF_A_FLEET, keys);
+    // Each SIGHUP reads every key again and sends every watch anew.
+    for round in 1..=2 {
+        daemon.signal(libc::SIGHUP);
+        let generations = || {
+            daemon
+                .log_text()
+                .matches("now watching 100 resource(s)")
+                .count()
+        };
+        assert!(
+            eventually(SECS, || generations() == round),
+            "{}",
+            daemon.log_text()
+        );
+        let value = (round + 2).to_string();
+        every_file_follows(&etcd, &setup, &daemon, KEY_OF_A_FLEET, keys, &value);
+    }
 }
 
 /// A subscription joining after an index that etcd then compacted away reads again

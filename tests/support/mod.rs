@@ -135,6 +135,8 @@ pub struct Etcd {
     /// Set by the `*_on` constructors: the API the binaries are told to speak (`--api`).
     /// Unset, they choose (`--api auto`).
     pub api: Option<Api>,
+    /// Environment variables etcd runs with, besides the test's own.
+    env: Vec<(String, String)>,
 }
 
 impl Etcd {
@@ -146,6 +148,16 @@ impl Etcd {
     /// Starts a single-member etcd serving only the v3 API (`--enable-v2=false`).
     pub fn start_v3() -> Etcd {
         Etcd::start_with(None, vec!["--enable-v2=false".to_string()])
+    }
+
+    /// Starts a single-member etcd serving only the v3 API, with these environment
+    /// variables (`GOMAXPROCS`, say).
+    pub fn start_v3_with_env(env: &[(&str, &str)]) -> Etcd {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        Etcd::start_full(None, vec!["--enable-v2=false".to_string()], &env)
     }
 
     /// Starts a single-member etcd for a test on `api`.
@@ -162,6 +174,10 @@ impl Etcd {
     }
 
     pub fn start_with(tls: Option<&ServerTls>, extra: Vec<String>) -> Etcd {
+        Etcd::start_full(tls, extra, &[])
+    }
+
+    fn start_full(tls: Option<&ServerTls>, extra: Vec<String>, env: &[(String, String)]) -> Etcd {
         for _attempt in 0..5 {
             let dir = tempfile::tempdir().expect("temp dir");
             let client_port = free_port();
@@ -190,6 +206,7 @@ impl Etcd {
                 v3_only: extra_args.iter().any(|a| a == "--enable-v2=false"),
                 extra_args,
                 api: None,
+                env: env.to_vec(),
             };
             if etcd.launch(true) {
                 return etcd;
@@ -243,6 +260,7 @@ impl Etcd {
                 initial_cluster: initial_cluster.clone(),
                 v3_only: api == Some(Api::V3),
                 api,
+                env: Vec::new(),
             })
             .collect();
         for member in &mut members {
@@ -295,6 +313,7 @@ impl Etcd {
             ])
             .args(["--log-level", "warn"])
             .args(&self.extra_args)
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)

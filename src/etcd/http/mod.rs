@@ -69,6 +69,13 @@ pub enum Body<'a> {
     Form(&'a [(&'a str, String)]),
     /// `application/json`.
     Json(&'a [u8]),
+    /// `application/json` that the server reads while it answers (several messages of a
+    /// stream, such as etcd's watch requests), sent with `Connection: close`. Go's HTTP/1
+    /// server, etcd's, discards whatever of a request body its handler has not read yet
+    /// when the handler first flushes its answer, unless the connection is to close after
+    /// the answer; etcd's gateway reads the messages after the first one while the first
+    /// one's answer is on its way, so without it the rest may never reach etcd.
+    JsonStream(&'a [u8]),
 }
 
 pub struct Request<'a> {
@@ -383,6 +390,10 @@ impl Http {
                         builder.send_form(form.iter().map(|(k, v)| (*k, v.as_str())))
                     }
                     Body::Json(json) => builder.content_type("application/json").send(*json),
+                    Body::JsonStream(json) => builder
+                        .content_type("application/json")
+                        .header("Connection", "close")
+                        .send(*json),
                 }
             }
         };

@@ -578,7 +578,7 @@ impl Client {
             method: Method::Post,
             path: "/v3/watch",
             query: &[],
-            body: Body::Json(body),
+            body: Body::JsonStream(body),
             idempotent: Idempotent::Yes,
             bound: Bound::Watch(within),
             tied_to_generation: Some(generation),
