@@ -11,10 +11,11 @@
 
 mod support;
 
-use reconfig::etcd::{Client, Received, Subscription};
+use reconfig::etcd::{Client, ClientOptions, Received, Subscription};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+use support::cutting_proxy::CuttingProxy;
 use support::daemon::{wait_content, Daemon, Setup};
 use support::observe::{connections_to, watch_streams, Streams};
 use support::v3::{assert_quiet, b64, gateway, puts, receive};
@@ -205,7 +206,8 @@ const KEY_OF_A_FLEET: &str =
 /// answer is on its way. With 8 Go processors (etcd's default on an 8-core host) it lost
 /// the end of many a many-watch request here, and the keys whose watches were lost were
 /// never followed. A daemon following 100 keys there, started and then sent SIGHUP twice,
-/// gets every watch to etcd: every file follows its key.
+/// gets every watch to etcd the first time: every file follows its key, and no watch had to
+/// be sent again.
 #[test]
 fn every_watch_of_a_daemon_with_many_keys_reaches_etcd_the_first_time() {
     let etcd = Etcd::start_v3_with_env(&[("GOMAXPROCS", "8")]);
@@ -228,6 +230,36 @@ fn every_watch_of_a_daemon_with_many_keys_reaches_etcd_the_first_time() {
         let value = (round + 2).to_string();
         every_file_follows(&etcd, &setup, &daemon, KEY_OF_A_FLEET, keys, &value);
     }
+    let log = daemon.log_text();
+    assert!(!log.contains("watches sent for"), "{log}");
+}
+
+/// A stream that loses the end of its request on the way to etcd (here a proxy drops it)
+/// is sent again a moment after etcd confirmed the watches it got: the key whose watch
+/// was lost receives its change within seconds, not after the watch timeout (5 min).
+#[test]
+fn a_watch_lost_on_the_way_to_etcd_is_sent_again() {
+    let etcd = Etcd::start_v3();
+    let proxy = CuttingProxy::start(etcd.client_port);
+    let writer = etcd.v3_client();
+    put(&writer, "/a/n", "start");
+    put(&writer, "/b/n", "start");
+    let client = Client::connect(reconfig::etcd::Api::V3, false, || ClientOptions {
+        endpoints: vec![proxy.url()],
+        ..ClientOptions::default()
+    })
+    .expect("v3 client through the proxy");
+    let after = revision(&client);
+    let mut a = client.subscribe("/a", true, after);
+    let mut b = client.clone().subscribe("/b", true, after);
+    // /a watches alone, then /a and /b on one stream, which the proxy cuts to /a.
+    assert_quiet(&mut a);
+    assert_quiet(&mut b);
+    put(&writer, "/b/n", "0");
+    put(&writer, "/a/n", "0");
+    assert_eq!(receive(&mut b, 1), puts("/b/n", 0..1));
+    assert_eq!(receive(&mut a, 1), puts("/a/n", 0..1));
+    assert_eq!(proxy.cuts(), 1, "the proxy cut one watch request");
 }
 
 /// A subscription joining after an index that etcd then compacted away reads again

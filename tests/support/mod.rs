@@ -7,6 +7,7 @@
 #![allow(dead_code)] // each test crate uses a different part of the fixtures
 
 pub mod certs;
+pub mod cutting_proxy;
 pub mod daemon;
 pub mod dns;
 pub mod fake_http;

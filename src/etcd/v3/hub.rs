@@ -32,6 +32,13 @@
 //! is not sent once the list changes (its own request may be the one that rediscovers),
 //! and one that ends after a rediscovery tells every member to read again.
 //!
+//! etcd confirms each watch of a stream (`created`), in the order of the request. A stream
+//! with fewer confirmations than watches, a moment after the last one came, lost the rest
+//! of its request on the way (etcd's HTTP server drops what it has not read of a request
+//! body once it starts answering, unless the connection is to close after the answer, see
+//! [`crate::etcd::http::Body::JsonStream`]; a proxy could do the same): it is logged and
+//! opened again rather than leave keys unwatched without a word.
+//!
 //! The hub's thread runs while the hub has members; the last one leaving closes the
 //! stream and ends it.
 
@@ -53,6 +60,10 @@ const GATHER: Duration = Duration::from_millis(5);
 const GATHER_AT_MOST: Duration = Duration::from_millis(50);
 /// How long the hub's thread waits with nothing to do before looking again.
 const IDLE: Duration = Duration::from_secs(3600);
+/// How long after a stream's last confirmed watch the others may still come (they follow
+/// within milliseconds) before the stream is taken to have lost them; doubled after each
+/// such stream, so that a slow etcd is not asked again and again.
+const CONFIRMED_WITHIN: Duration = Duration::from_secs(1);
 
 /// What a member receives.
 #[derive(Debug)]
@@ -122,8 +133,11 @@ struct Open {
     number: u64,
     /// Member ids by `watch_id`.
     watches: Vec<u64>,
-    /// Whether etcd created a watch on it.
-    created: bool,
+    /// The keys of its watches, for logs.
+    keys: String,
+    /// How many of its watches etcd confirmed, and when the last one.
+    confirmed: usize,
+    last_confirmed: Instant,
     /// Whether it brought anything after that (a change or a progress notification).
     delivered: bool,
     /// Whether it replaces a stream that ended: one that ends too before delivering
@@ -230,10 +244,17 @@ impl Hub {
         // When the members changed: (first change, last change) not yet in a stream.
         let mut gathering: Option<(Instant, Instant)> = None;
         let silence = client.silence_bound();
+        let mut confirmed_within = CONFIRMED_WITHIN;
         loop {
             let now = Instant::now();
             let silent = open.as_ref().map(|o| o.heard + silence);
-            let wake = [gathered_at(gathering), silent].into_iter().flatten().min();
+            let unconfirmed = open
+                .as_ref()
+                .and_then(|o| o.unconfirmed_at(confirmed_within));
+            let wake = [gathered_at(gathering), silent, unconfirmed]
+                .into_iter()
+                .flatten()
+                .min();
             let wait = wake.map_or(IDLE, |at| at.saturating_duration_since(now));
             let mut reopen_as_resumed = match inputs.recv_timeout(wait) {
                 Ok(Input::Members) => {
@@ -267,10 +288,28 @@ impl Hub {
                 Err(RecvTimeoutError::Disconnected) => return,
             };
             // Checked after every input, so that a busy stream does not hold joins back.
-            if reopen_as_resumed.is_none()
-                && gathered_at(gathering).is_some_and(|due| Instant::now() >= due)
-            {
+            let now = Instant::now();
+            if reopen_as_resumed.is_none() && gathered_at(gathering).is_some_and(|due| now >= due) {
                 reopen_as_resumed = Some(false);
+            }
+            match open.as_ref() {
+                Some(o) if o.confirmed == o.watches.len() => confirmed_within = CONFIRMED_WITHIN,
+                Some(o)
+                    if reopen_as_resumed.is_none()
+                        && o.unconfirmed_at(confirmed_within)
+                            .is_some_and(|due| now >= due) =>
+                {
+                    log::warn!(
+                        "etcd confirmed {} of the {} watches sent for {} (the rest of the \
+                         request was lost on the way); opening the stream again",
+                        o.confirmed,
+                        o.watches.len(),
+                        o.keys
+                    );
+                    confirmed_within = (confirmed_within * 2).min(silence);
+                    reopen_as_resumed = Some(false);
+                }
+                _ => {}
             }
             // A shutdown comes as a change of members: the next `open` ends the thread.
             let Some(resumed) = reopen_as_resumed else {
@@ -333,6 +372,7 @@ impl Hub {
         drop(state);
         log::debug!("watching {keys} on one stream");
         let reader = client.clone();
+        let logged_keys = keys.clone();
         let spawned = thread::Builder::new().name("v3-watch".to_string()).spawn({
             let input = input.clone();
             move || {
@@ -355,7 +395,9 @@ impl Hub {
         Opened::Stream(Open {
             number,
             watches: ids,
-            created: false,
+            keys: logged_keys,
+            confirmed: 0,
+            last_confirmed: Instant::now(),
             delivered: false,
             resumed,
             heard: Instant::now(),
@@ -368,7 +410,8 @@ impl Hub {
         open.heard = Instant::now();
         let watch_id = match &notice {
             Notice::Created { watch_id, .. } => {
-                open.created = true;
+                open.confirmed += 1;
+                open.last_confirmed = open.heard;
                 *watch_id
             }
             Notice::Changes { watch_id, .. } | Notice::Progress { watch_id, .. } => {
@@ -411,7 +454,7 @@ impl Hub {
             self.tell_all(|| Item::Rediscovered);
             return false;
         }
-        let worked = ended.created && (ended.delivered || !ended.resumed);
+        let worked = ended.confirmed > 0 && (ended.delivered || !ended.resumed);
         if is_bound(&error) || (worked && is_cut(&error)) {
             log::debug!("the watch stream ended ({error}); watching again");
             return true;
@@ -422,6 +465,15 @@ impl Hub {
 
     fn tell_all(&self, item: impl Fn() -> Item) {
         self.lock().tell_all(item);
+    }
+}
+
+impl Open {
+    /// When, etcd having confirmed some of its watches but not all, the rest count as
+    /// lost.
+    fn unconfirmed_at(&self, within: Duration) -> Option<Instant> {
+        (self.confirmed > 0 && self.confirmed < self.watches.len())
+            .then(|| self.last_confirmed + within)
     }
 }
 
