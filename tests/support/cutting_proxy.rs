@@ -4,65 +4,41 @@
 //! (etcd's own HTTP server did exactly that at random before the client asked it to close
 //! such connections; a proxy could). Everything else passes through untouched.
 //!
-//! It listens on a free 127.0.0.1 port, serves each connection on a thread of its own,
-//! and closes every connection it holds when dropped.
+//! It is a [`Loopback`] that relays each connection on a thread of its own, and closes
+//! every connection it holds when dropped.
 
+use super::loopback::Loopback;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 pub struct CuttingProxy {
-    pub port: u16,
-    stop: Arc<AtomicBool>,
-    /// Both ends of every connection, for the drop to close.
-    held: Arc<Mutex<Vec<TcpStream>>>,
+    server: Loopback,
     cuts: Arc<AtomicUsize>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl CuttingProxy {
     /// A proxy to the etcd listening on `etcd_port`.
     pub fn start(etcd_port: u16) -> CuttingProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
-        let port = listener.local_addr().expect("addr").port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let held = Arc::new(Mutex::new(Vec::new()));
         let cuts = Arc::new(AtomicUsize::new(0));
-        let thread = {
-            let (stop, held, cuts) = (stop.clone(), held.clone(), cuts.clone());
-            std::thread::spawn(move || {
-                for client in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let (Ok(client), Ok(etcd)) =
-                        (client, TcpStream::connect(("127.0.0.1", etcd_port)))
-                    else {
-                        continue;
-                    };
-                    if let (Ok(mut held), Ok(c), Ok(e)) =
-                        (held.lock(), client.try_clone(), etcd.try_clone())
-                    {
-                        held.extend([c, e]);
-                    }
-                    let cuts = cuts.clone();
-                    std::thread::spawn(move || relay(client, etcd, &cuts));
-                }
-            })
-        };
-        CuttingProxy {
-            port,
-            stop,
-            held,
-            cuts,
-            thread: Some(thread),
-        }
+        let server = Loopback::start({
+            let cuts = cuts.clone();
+            move |client, held| {
+                let Ok(etcd) = TcpStream::connect(("127.0.0.1", etcd_port)) else {
+                    return;
+                };
+                held.hold(&client);
+                held.hold(&etcd);
+                let cuts = cuts.clone();
+                std::thread::spawn(move || relay(client, etcd, &cuts));
+            }
+        });
+        CuttingProxy { server, cuts }
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.server.url()
     }
 
     /// How many watch requests lost their end here (at most one).
@@ -153,20 +129,4 @@ fn with_content_length(head: &str, length: usize) -> String {
             _ => format!("{line}\r\n"),
         })
         .collect()
-}
-
-impl Drop for CuttingProxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees the flag.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        if let Ok(mut held) = self.held.lock() {
-            for stream in held.drain(..) {
-                let _ = stream.shutdown(Shutdown::Both);
-            }
-        }
-    }
 }

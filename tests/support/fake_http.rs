@@ -3,14 +3,14 @@
 //! proxy's HTML error page. They are not etcd and make no attempt to behave like it beyond
 //! the one broken answer they give to every request.
 //!
-//! Each server listens on a free 127.0.0.1 port on a background thread and stops (closing
-//! every connection it holds) when dropped.
+//! Each server is a [`Loopback`]: it stops, closing every connection it holds, when
+//! dropped.
 
+use super::loopback::{Held, Loopback};
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What the fake does with every connection.
@@ -70,44 +70,25 @@ impl Behaviour {
 }
 
 pub struct FakeServer {
-    pub port: u16,
-    stop: Arc<AtomicBool>,
-    held: Arc<Mutex<Vec<TcpStream>>>,
+    server: Loopback,
     requests: Arc<AtomicUsize>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl FakeServer {
     pub fn start(behaviour: Behaviour) -> FakeServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake server");
-        let port = listener.local_addr().expect("addr").port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let held = Arc::new(Mutex::new(Vec::new()));
         let requests = Arc::new(AtomicUsize::new(0));
-        let thread = {
-            let (stop, held, requests) = (stop.clone(), held.clone(), requests.clone());
-            std::thread::spawn(move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    requests.fetch_add(1, Ordering::SeqCst);
-                    serve(stream, &behaviour, &held);
-                }
-            })
-        };
-        FakeServer {
-            port,
-            stop,
-            held,
-            requests,
-            thread: Some(thread),
-        }
+        let server = Loopback::start({
+            let requests = requests.clone();
+            move |stream, held| {
+                requests.fetch_add(1, Ordering::SeqCst);
+                serve(stream, &behaviour, held);
+            }
+        });
+        FakeServer { server, requests }
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.server.url()
     }
 
     /// Connections accepted so far.
@@ -116,15 +97,11 @@ impl FakeServer {
     }
 }
 
-fn serve(mut stream: TcpStream, behaviour: &Behaviour, held: &Mutex<Vec<TcpStream>>) {
+fn serve(mut stream: TcpStream, behaviour: &Behaviour, held: &Held) {
     let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
     read_request_head(&mut stream);
     match behaviour {
-        Behaviour::Hang => {
-            if let Ok(mut held) = held.lock() {
-                held.push(stream);
-            }
-        }
+        Behaviour::Hang => held.hold(&stream),
         Behaviour::Raw(bytes) => {
             let _ = stream.write_all(bytes);
             let _ = stream.flush();
@@ -141,22 +118,6 @@ fn read_request_head(stream: &mut TcpStream) {
         match stream.read(&mut buf) {
             Ok(0) | Err(_) => return,
             Ok(n) => seen.extend_from_slice(&buf[..n]),
-        }
-    }
-}
-
-impl Drop for FakeServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees the flag.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        if let Ok(mut held) = self.held.lock() {
-            for stream in held.drain(..) {
-                let _ = stream.shutdown(Shutdown::Both);
-            }
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod cutting_proxy;
 pub mod daemon;
 pub mod dns;
 pub mod fake_http;
+pub mod loopback;
 pub mod observe;
 pub mod procs;
 pub mod v3;
