@@ -137,47 +137,54 @@ fn three_subscriptions_on_different_keys_share_one_open_watch_stream() {
     assert!(one, "three subscriptions of one client: {seen}");
 }
 
-/// A daemon with `keys` resources, `r<n>` on key `<prefix><n>`, each key holding
-/// `<prefix><n>/v` = 1 when it starts; returns once every file holds its key's value, then
-/// puts 2 to every key and waits for every file to follow.
-fn daemon_following_distinct_keys(etcd: &Etcd, prefix: &str, keys: usize) -> (Setup, Daemon) {
-    let setup = Setup::new();
-    for n in 0..keys {
-        put(&etcd.v3_client(), &format!("{prefix}{n}/v"), "1");
-        let name = format!("r{n}");
-        setup.resource(&name, setup.list_resource(&name, &format!("{prefix}{n}")));
-    }
-    let daemon = setup.daemon(etcd, &[]);
-    every_file_holds(&setup, &daemon, prefix, keys, "1");
-    every_file_follows(etcd, &setup, &daemon, prefix, keys, "2");
-    (setup, daemon)
-}
-
-/// Puts `value` to every key of [`daemon_following_distinct_keys`] and waits until every
-/// file holds it.
-fn every_file_follows(
-    etcd: &Etcd,
-    setup: &Setup,
-    daemon: &Daemon,
-    prefix: &str,
+/// A daemon following `keys` distinct keys: resource `r<n>` on key `<prefix><n>`.
+struct DistinctKeys {
+    setup: Setup,
+    daemon: Daemon,
+    prefix: &'static str,
     keys: usize,
-    value: &str,
-) {
-    let writer = etcd.v3_client();
-    for n in 0..keys {
-        put(&writer, &format!("{prefix}{n}/v"), value);
-    }
-    every_file_holds(setup, daemon, prefix, keys, value);
 }
 
-fn every_file_holds(setup: &Setup, daemon: &Daemon, prefix: &str, keys: usize, value: &str) {
-    for n in 0..keys {
-        let target = setup.out(&format!("r{n}.conf"));
-        assert!(
-            wait_content(&target, &format!("{prefix}{n}/v={value}\n"), SECS),
-            "r{n}: {}",
-            daemon.log_text()
-        );
+impl DistinctKeys {
+    /// Starts the daemon with `<prefix><n>/v` = 1 in etcd; returns once every file holds
+    /// it and has followed a put of 2 to every key.
+    fn start(etcd: &Etcd, prefix: &'static str, keys: usize) -> DistinctKeys {
+        let writer = etcd.v3_client();
+        let setup = Setup::new();
+        for n in 0..keys {
+            put(&writer, &format!("{prefix}{n}/v"), "1");
+            let name = format!("r{n}");
+            setup.resource(&name, setup.list_resource(&name, &format!("{prefix}{n}")));
+        }
+        let daemon = setup.daemon(etcd, &[]);
+        let started = DistinctKeys {
+            setup,
+            daemon,
+            prefix,
+            keys,
+        };
+        started.every_file_holds("1");
+        started.every_file_follows(&writer, "2");
+        started
+    }
+
+    /// Puts `value` to every key and waits until every file holds it.
+    fn every_file_follows(&self, writer: &Client, value: &str) {
+        for n in 0..self.keys {
+            put(writer, &format!("{}{n}/v", self.prefix), value);
+        }
+        self.every_file_holds(value);
+    }
+
+    fn every_file_holds(&self, value: &str) {
+        for n in 0..self.keys {
+            let target = self.setup.out(&format!("r{n}.conf"));
+            assert!(
+                wait_content(&target, &format!("{}{n}/v={value}\n", self.prefix), SECS),
+                "r{n}: {}",
+                self.daemon.log_text()
+            );
+        }
     }
 }
 
@@ -187,8 +194,9 @@ fn every_file_holds(setup: &Setup, daemon: &Daemon, prefix: &str, keys: usize, v
 #[test]
 fn a_daemon_with_ten_distinct_keys_holds_one_watch_stream() {
     let etcd = Etcd::start_on(Api::V3);
-    let (_setup, daemon) = daemon_following_distinct_keys(&etcd, "/k", 10);
-    let (settled, streams, connections) = one_stream_and_few_connections(&etcd, daemon.pid(), SECS);
+    let ten = DistinctKeys::start(&etcd, "/k", 10);
+    let (settled, streams, connections) =
+        one_stream_and_few_connections(&etcd, ten.daemon.pid(), SECS);
     assert!(
         settled,
         "ten watched keys: {streams}; {connections} connection(s) from the daemon to etcd"
@@ -211,26 +219,21 @@ const KEY_OF_A_FLEET: &str =
 #[test]
 fn every_watch_of_a_daemon_with_many_keys_reaches_etcd_the_first_time() {
     let etcd = Etcd::start_v3_with_env(&[("GOMAXPROCS", "8")]);
-    let keys = 100;
-    let (setup, daemon) = daemon_following_distinct_keys(&etcd, KEY_OF_A_FLEET, keys);
+    let fleet = DistinctKeys::start(&etcd, KEY_OF_A_FLEET, 100);
+    let writer = etcd.v3_client();
+    let generation_started = format!("now watching {} resource(s)", fleet.keys);
     // Each SIGHUP reads every key again and sends every watch anew.
     for round in 1..=2 {
-        daemon.signal(libc::SIGHUP);
-        let generations = || {
-            daemon
-                .log_text()
-                .matches("now watching 100 resource(s)")
-                .count()
-        };
+        fleet.daemon.signal(libc::SIGHUP);
+        let generations = || fleet.daemon.log_text().matches(&generation_started).count();
         assert!(
             eventually(SECS, || generations() == round),
             "{}",
-            daemon.log_text()
+            fleet.daemon.log_text()
         );
-        let value = (round + 2).to_string();
-        every_file_follows(&etcd, &setup, &daemon, KEY_OF_A_FLEET, keys, &value);
+        fleet.every_file_follows(&writer, &(round + 2).to_string());
     }
-    let log = daemon.log_text();
+    let log = fleet.daemon.log_text();
     assert!(!log.contains("watches sent for"), "{log}");
 }
 

@@ -50,14 +50,10 @@ impl CuttingProxy {
 /// Passes the first request of a connection on (cut, when it is the first several-watch
 /// request), then everything both ways.
 fn relay(client: TcpStream, mut etcd: TcpStream, cuts: &AtomicUsize) {
-    let Ok(answers) = etcd.try_clone() else {
-        return;
-    };
-    let Ok(mut to_client) = client.try_clone() else {
+    let (Ok(mut answers), Ok(mut to_client)) = (etcd.try_clone(), client.try_clone()) else {
         return;
     };
     std::thread::spawn(move || {
-        let mut answers = answers;
         let _ = std::io::copy(&mut answers, &mut to_client);
         let _ = to_client.shutdown(Shutdown::Write);
     });

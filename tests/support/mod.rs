@@ -155,11 +155,7 @@ impl Etcd {
     /// Starts a single-member etcd serving only the v3 API, with these environment
     /// variables (`GOMAXPROCS`, say).
     pub fn start_v3_with_env(env: &[(&str, &str)]) -> Etcd {
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect();
-        Etcd::start_full(None, vec!["--enable-v2=false".to_string()], &env)
+        Etcd::start_full(None, vec!["--enable-v2=false".to_string()], env)
     }
 
     /// Starts a single-member etcd for a test on `api`.
@@ -179,7 +175,7 @@ impl Etcd {
         Etcd::start_full(tls, extra, &[])
     }
 
-    fn start_full(tls: Option<&ServerTls>, extra: Vec<String>, env: &[(String, String)]) -> Etcd {
+    fn start_full(tls: Option<&ServerTls>, extra: Vec<String>, env: &[(&str, &str)]) -> Etcd {
         for _attempt in 0..5 {
             let dir = tempfile::tempdir().expect("temp dir");
             let client_port = free_port();
@@ -208,7 +204,10 @@ impl Etcd {
                 v3_only: extra_args.iter().any(|a| a == "--enable-v2=false"),
                 extra_args,
                 api: None,
-                env: env.to_vec(),
+                env: env
+                    .iter()
+                    .map(|(name, value)| (name.to_string(), value.to_string()))
+                    .collect(),
             };
             if etcd.launch(true) {
                 return etcd;

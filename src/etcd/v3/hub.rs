@@ -392,15 +392,16 @@ impl Hub {
                 ),
             ));
         }
+        let opened = Instant::now();
         Opened::Stream(Open {
             number,
             watches: ids,
             keys: logged_keys,
             confirmed: 0,
-            last_confirmed: Instant::now(),
+            last_confirmed: opened,
             delivered: false,
             resumed,
-            heard: Instant::now(),
+            heard: opened,
             generation,
         })
     }
